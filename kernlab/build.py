@@ -1,0 +1,189 @@
+"""Kernel build: configure out of tree, run make, keep each finished build keyed by source + config + compiler."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kernlab import kconfig, proc
+from kernlab.cache import Cache, read_json, sha256_file, stable_key, write_json_atomic
+from kernlab.errors import KernlabError
+from kernlab.lab import KernelSpec
+from kernlab.source import KernelSource
+
+log = logging.getLogger("kernlab")
+
+ARCH = "x86_64"
+ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "vmlinux": "vmlinux", "System.map": "System.map", ".config": ".config"}
+# gcc's "file:line:col: error: ..." and make's own fatal lines
+COMPILER_ERROR = re.compile(r"(: error: |: fatal error: |^make(\[\d+\])?: \*\*\* |undefined reference to)")
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    dir: Path
+    info: dict
+    cached: bool
+
+    @property
+    def bzimage(self) -> Path:
+        return self.dir / "bzImage"
+
+    @property
+    def vmlinux(self) -> Path:
+        return self.dir / "vmlinux"
+
+    @property
+    def system_map(self) -> Path:
+        return self.dir / "System.map"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / ".config"
+
+    def describe(self) -> str:
+        return f"linux {self.info['kernel_version']} ({self.info['source']['ref']}), build {self.dir.name}"
+
+
+def compiler_version(cc: str = "gcc") -> str:
+    return proc.output([proc.require_tool(cc, "build-essential"), "--version"]).splitlines()[0]
+
+
+def config_inputs(spec: KernelSpec, kconfig_dir: Path) -> list[tuple[str, str]]:
+    """(fragment name, sha256 of its text) in order; missing fragments fail here, before any make."""
+    kconfig.load_fragments(spec.fragments, kconfig_dir)
+    return [(name, sha256_file(kconfig_dir / f"{name}.config")) for name in spec.fragments]
+
+
+def build_key(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, compiler: str) -> str:
+    return stable_key(source.key, ARCH, spec.base, config_inputs(spec, kconfig_dir), compiler)
+
+
+def _make_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Fixed build identity so the same inputs give the same banner (and ccache hits).
+    env.update(KBUILD_BUILD_USER="kernlab", KBUILD_BUILD_HOST="kernlab", KBUILD_BUILD_TIMESTAMP="1970-01-01",
+               LC_ALL="C")  # plain ASCII compiler messages in logs
+    return env
+
+
+def make(source: KernelSource, obj: Path, targets: list[str], log_file: Path, *, jobs: int = 1,
+         cc: str | None = None, on_line: Callable[[str], None] | None = None) -> None:
+    """The one place kernlab runs the kernel's make (out of tree, ARCH=x86_64)."""
+    cmd = [proc.require_tool("make", "make"), "-C", source.tree, f"O={obj}", f"ARCH={ARCH}", f"-j{jobs}"]
+    if cc:
+        cmd.append(f"CC={cc}")
+    cmd += targets
+    proc.stream(cmd, log_file=log_file, on_line=on_line, env=_make_env(), what=f"make {' '.join(targets)}")
+
+
+def configure(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, obj: Path, log_file: Path) -> dict:
+    """Write obj/.config from the base plus the lab's fragments and verify every requested symbol landed."""
+    requests = kconfig.applicable(kconfig.load_fragments(spec.fragments, kconfig_dir), source.version)
+    obj.mkdir(parents=True, exist_ok=True)
+    make(source, obj, [spec.base], log_file)
+    dotconfig = obj / ".config"
+    dotconfig.write_text(kconfig.apply_requests(dotconfig.read_text(), requests))
+    make(source, obj, ["olddefconfig"], log_file)
+    mismatches = kconfig.verify(requests, kconfig.parse_dotconfig(dotconfig.read_text()))
+    if mismatches:
+        lines = kconfig.explain(mismatches, kconfig.kconfig_depends(source.tree), source.version)
+        dotconfig.rename(obj / ".config.rejected")
+        raise KernlabError(
+            f"linux {source.version}: {len(mismatches)} requested kconfig symbol(s) did not land "
+            f"(rejected config kept as {obj / '.config.rejected'}):\n  " + "\n  ".join(lines))
+    return {"base": spec.base, "arch": ARCH, "fragments": spec.fragments, "requested": len(requests),
+            "config_sha256": sha256_file(dotconfig)}
+
+
+def first_error(log_file: Path, context: int = 3) -> str | None:
+    lines = log_file.read_text(errors="replace").splitlines()
+    for index, line in enumerate(lines):
+        if COMPILER_ERROR.search(line):
+            return "\n".join(lines[index:index + context])
+    return None
+
+
+def build_dir(cache: Cache, key: str) -> Path:
+    return cache.root / "builds" / key
+
+
+def find_finished(cache: Cache, key: str) -> KernelBuild | None:
+    out = build_dir(cache, key)
+    info = read_json(out / "build.json")
+    if info and info.get("status") == "complete" and all((out / name).exists() for name in ARTIFACTS):
+        return KernelBuild(out, info, cached=True)
+    return None
+
+
+def _source_info(source: KernelSource) -> dict:
+    return {"ref": source.ref, "version": source.version, "origin": source.origin, "sha256": source.sha256,
+            "fallback_from": source.fallback_from, "fallback_reason": source.fallback_reason}
+
+
+def prepare_config(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path) -> tuple[Path, dict]:
+    """Configure the build directory for this key unless it already is; returns (build dir, config info)."""
+    key = build_key(source, spec, kconfig_dir, compiler_version())
+    out = build_dir(cache, key)
+    obj = out / "obj"
+    stamp = read_json(out / "config.json")
+    if stamp and stamp.get("key") == key and (obj / ".config").exists():
+        return out, stamp
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").unlink(missing_ok=True)
+    info = configure(source, spec, kconfig_dir, obj, out / "config.log")
+    info["key"] = key
+    write_json_atomic(out / "config.json", info)
+    return out, info
+
+
+def build_kernel(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path, *,
+                 jobs: int | None = None, on_line: Callable[[str], None] | None = None,
+                 on_start: Callable[[Path], None] | None = None) -> KernelBuild:
+    """Build (or find) the kernel for this source and config. A finished key returns at once without make."""
+    compiler = compiler_version()
+    key = build_key(source, spec, kconfig_dir, compiler)
+    if source.sha256 is not None and (done := find_finished(cache, key)):
+        return done
+    out, config_info = prepare_config(source, spec, cache, kconfig_dir)
+    jobs = jobs or os.cpu_count() or 1
+    ccache = shutil.which("ccache")
+    cc = "ccache gcc" if ccache else None
+    log_file = out / "build.log"
+    log_file.unlink(missing_ok=True)
+    started = time.monotonic()
+    info = {
+        "status": "building", "key": key, "kernel_version": source.version, "source": _source_info(source),
+        "config": config_info, "compiler": compiler, "ccache": bool(ccache), "jobs": jobs, "arch": ARCH,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"), "log": str(log_file),
+    }
+    # Written before make starts, so a killed build still explains itself.
+    write_json_atomic(out / "build.json", info)
+    if on_start:
+        on_start(log_file)
+    try:
+        make(source, out / "obj", ["bzImage"], log_file, jobs=jobs, cc=cc, on_line=on_line)
+    except KernlabError:
+        info.update(status="failed", duration_s=round(time.monotonic() - started, 1))
+        write_json_atomic(out / "build.json", info)
+        error = first_error(log_file)
+        raise KernlabError(f"kernel build failed; log: {log_file}" + (f"\n{error}" if error else "")) from None
+    except BaseException:
+        info.update(status="interrupted", duration_s=round(time.monotonic() - started, 1))
+        write_json_atomic(out / "build.json", info)
+        raise
+    for name, relative in ARTIFACTS.items():
+        shutil.copy2(out / "obj" / relative, out / f".{name}.tmp")
+        os.replace(out / f".{name}.tmp", out / name)
+    info.update(status="complete", duration_s=round(time.monotonic() - started, 1),
+                finished=datetime.now(UTC).isoformat(timespec="seconds"),
+                bzimage_sha256=sha256_file(out / "bzImage"))
+    write_json_atomic(out / "build.json", info)
+    return KernelBuild(out, info, cached=False)

@@ -1,0 +1,124 @@
+"""What each `inv` task does, with its terminal output; tasks.py only parses arguments and calls these."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from kernlab import build, source
+from kernlab.cache import Cache
+from kernlab.lab import Lab, load_lab
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_LAB = REPO / "labs" / "zram-swap.yaml"
+KCONFIG_DIR = REPO / "kconfigs"
+OBJECT_LINE = re.compile(r"^\s+(CC|AS|LD|AR)\s")
+
+
+@dataclass
+class Context:
+    """What every task needs: the lab, the cache, and where to print."""
+
+    lab: Lab
+    lab_path: Path
+    cache: Cache
+    console: Console
+
+    @classmethod
+    def create(cls, lab: str | None = None, cache: str | None = None, verbose: bool = False) -> Context:
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s")
+        lab_path = Path(lab) if lab else DEFAULT_LAB
+        return cls(load_lab(lab_path), lab_path, Cache.at(cache), Console(highlight=False, soft_wrap=True))
+
+
+def fetch(ctx: Context, kernel: str | None = None, install: bool = False, mirror: str | None = None,
+          strict: bool | None = None) -> source.KernelSource:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f} B"),
+                  console=ctx.console, transient=True) as progress:
+        task = progress.add_task("download", total=None)
+
+        def on_progress(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        used = source.fetch_source(ctx.lab.kernel, ctx.cache, kernel=kernel, install=install, mirror=mirror,
+                                   strict=strict, on_progress=on_progress,
+                                   notify=lambda line: ctx.console.print(f"[yellow]note:[/] {line}"))
+    ctx.console.print(f"source: {used.describe()} at {used.tree}")
+    return used
+
+
+def configure(ctx: Context, kernel: str | None = None, install: bool = False, strict: bool | None = None) -> Path:
+    used = fetch(ctx, kernel=kernel, install=install, strict=strict)
+    out, info = build.prepare_config(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR)
+    ctx.console.print(f"config: {out / 'obj' / '.config'} ({info['requested']} symbols requested and verified, "
+                      f"sha256 {info['config_sha256'][:12]})")
+    return out / "obj" / ".config"
+
+
+def build_kernel(ctx: Context, kernel: str | None = None, install: bool = False, strict: bool | None = None,
+                 jobs: int | None = None) -> build.KernelBuild:
+    used = fetch(ctx, kernel=kernel, install=install, strict=strict)
+    started = time.monotonic()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[objects]} objects"),
+                  TimeElapsedColumn(), TextColumn("[dim]{task.fields[log]}"),
+                  console=ctx.console, transient=True) as progress:
+        task = progress.add_task(f"building linux {used.version}", total=None, objects=0, log="")
+
+        def on_start(log_file: Path) -> None:
+            progress.update(task, log=f"log: {log_file}")
+
+        def on_line(line: str) -> None:
+            if OBJECT_LINE.match(line):
+                progress.update(task, objects=progress.tasks[0].fields["objects"] + 1)
+
+        result = build.build_kernel(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR, jobs=jobs,
+                                    on_line=on_line, on_start=on_start)
+    seconds = time.monotonic() - started
+    if result.cached:
+        ctx.console.print(f"kernel: cached, nothing to do ({seconds:.2f} s): {result.describe()}")
+    else:
+        ctx.console.print(f"kernel: built in {result.info['duration_s']:.0f} s: {result.describe()}")
+    ctx.console.print(f"  {result.bzimage}\n  {result.vmlinux}\n  {result.dir / 'build.json'}")
+    return result
+
+
+def bench(ctx: Context, output: Path, kernel: str | None = None, cold: bool = True) -> dict:
+    """Benchmark figures as JSON: cold kernel build (empty cache, no ccache) and no-op rebuild seconds."""
+    figures: dict = {"machine": {"cpus": os.cpu_count()}, "lab": str(ctx.lab_path)}
+    with tempfile.TemporaryDirectory(prefix="kernlab-bench-") as scratch:
+        cache_root = Path(scratch) if cold else ctx.cache.root
+        base = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "kernel.build", "--lab", str(ctx.lab_path),
+                "--cache", str(cache_root)] + (["--kernel", kernel] if kernel else [])
+        env = dict(os.environ, CCACHE_DISABLE="1") if cold else dict(os.environ)
+        started = time.monotonic()
+        subprocess.run(base, check=True, env=env)
+        figures["kernel_build_s" if cold else "kernel_build_warm_s"] = round(time.monotonic() - started, 1)
+        # A separate process, so the figure includes start-up as a user sees it.
+        started = time.monotonic()
+        subprocess.run(base, check=True, env=env, stdout=subprocess.DEVNULL)
+        figures["kernel_noop_rebuild_s"] = round(time.monotonic() - started, 2)
+    output.write_text(json.dumps(figures, indent=2) + "\n")
+    ctx.console.print_json(json.dumps(figures))
+    return figures
+
+
+def run_tests(fast: bool = False, expression: str | None = None) -> int:
+    """pytest over tests/; real kernels come from the normal cache, and nothing reaches kernel.org."""
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests")]
+    if fast:
+        cmd += ["-m", "not slow and not vm"]
+    if expression:
+        cmd += ["-k", expression]
+    env = dict(os.environ, KERNLAB_OFFLINE="1")
+    return subprocess.run(cmd, cwd=REPO, env=env).returncode

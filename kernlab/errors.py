@@ -1,0 +1,5 @@
+"""The one error type kernlab raises for bad input or a failed step."""
+
+
+class KernlabError(Exception):
+    """A failure a user can act on; its message is one line naming what is wrong."""

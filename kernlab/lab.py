@@ -1,0 +1,167 @@
+"""The lab file model: load a YAML lab, validate it, and name the file and key on error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kernlab.errors import KernlabError
+
+# debian:6.1, 5.15.135 (a kernel.org release), path:/some/tree
+KERNEL_REF = re.compile(r"^(debian:\d+\.\d+|\d+\.\d+(\.\d+)?|path:.+)$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KernelSpec(Strict):
+    """Which kernel to build and how to configure it."""
+
+    version: str = "debian:6.1"
+    # Used when `version` is a kernel.org release that is neither cached nor reachable.
+    fallback: str | None = "debian:6.1"
+    strict: bool = False
+    sha256: str | None = None
+    mirror: str | None = None
+    base: Literal["tinyconfig"] = "tinyconfig"
+    fragments: list[str] = Field(default_factory=lambda: ["guest-base", "zram", "tracing", "debug-info"])
+
+    @field_validator("version", "fallback")
+    @classmethod
+    def _kernel_ref(cls, value: str | None) -> str | None:
+        if value is not None and not KERNEL_REF.match(value):
+            raise ValueError(f"{value!r} is not debian:X.Y, a kernel.org version like 5.15.135, or path:/tree")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is not None and not SHA256.match(value):
+            raise ValueError(f"{value!r} is not 64 lowercase hex digits")
+        return value
+
+    @field_validator("fragments")
+    @classmethod
+    def _fragment_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.match(r"^[A-Za-z0-9_.-]+$", name):
+                raise ValueError(f"{name!r} is not a fragment name (a file in kconfigs/ without .config)")
+        return value
+
+
+class VmSpec(Strict):
+    cpus: Annotated[int, Field(ge=1, le=64)] = 2
+    memory_mib: Annotated[int, Field(ge=64, le=65536)] = 256
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    boot_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    append: str = ""
+
+
+class ZramSpec(Strict):
+    comp_algorithm: str = "lz4"
+    disksize_mib: Annotated[int, Field(ge=1)] = 512
+    mem_limit_mib: Annotated[int, Field(ge=0)] = 0
+    max_comp_streams: Annotated[int, Field(ge=1)] | None = None
+
+
+class SwapSpec(Strict):
+    swappiness: Annotated[int, Field(ge=0, le=200)] | None = None
+    page_cluster: Annotated[int, Field(ge=0, le=10)] | None = None
+    vma_ra_enabled: bool | None = None
+
+
+DataKind = Literal["zeros", "pattern", "text", "random"]
+
+
+class MemhogSpec(Strict):
+    """Parameters of guest/memhog.c: map anonymous memory, fill it, touch it."""
+
+    size_mib: Annotated[int, Field(ge=1)]
+    data: DataKind = "text"
+    # Target compression ratio (orig/compressed); overrides `data` when given.
+    ratio: Annotated[float, Field(ge=1.0)] | None = None
+    passes: Annotated[int, Field(ge=0)] = 2
+    # Children forked after the fill share the pages (swap cache / readahead pagein path).
+    forks: Annotated[int, Field(ge=0)] = 0
+    seed: int = 1
+
+
+class WorkloadSpec(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    memhog: MemhogSpec | None = None
+    # Any other command line, run by the guest's shell (e.g. stress-ng ...).
+    command: str | None = None
+    timeout_s: Annotated[float, Field(gt=0)] = 600.0
+
+    @model_validator(mode="after")
+    def _one_program(self) -> WorkloadSpec:
+        if (self.memhog is None) == (self.command is None):
+            raise ValueError("give exactly one of memhog or command")
+        return self
+
+
+class SamplingSpec(Strict):
+    interval_s: Annotated[float, Field(gt=0)] = 1.0
+
+
+class Lab(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    kernel: KernelSpec = Field(default_factory=KernelSpec)
+    vm: VmSpec = Field(default_factory=VmSpec)
+    zram: ZramSpec = Field(default_factory=ZramSpec)
+    swap: SwapSpec = Field(default_factory=SwapSpec)
+    workloads: list[WorkloadSpec] = Field(default_factory=list)
+    run_workloads: Literal["sequential", "parallel"] = "sequential"
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+
+
+def _format_error(source: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif "input" in first and first["type"] not in ("value_error",):
+        message = f"{message} (got {first['input']!r})"
+    message = message.removeprefix("Value error, ")
+    more = len(error.errors()) - 1
+    return f"{source}: {key}: {message}" + (f" (and {more} more)" if more else "")
+
+
+def parse_lab(data: object, source: str) -> Lab:
+    """Validate an already-loaded YAML document; errors read `source: key.path: problem`."""
+    if not isinstance(data, dict):
+        raise KernlabError(f"{source}: (top level): expected a mapping of keys, got {type(data).__name__}")
+    try:
+        return Lab.model_validate(data)
+    except ValidationError as error:
+        raise KernlabError(_format_error(source, error)) from None
+
+
+def load_lab(path: Path) -> Lab:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise KernlabError(f"{path}: cannot read lab file: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise KernlabError(f"{path}: {where}not valid YAML: {problem}") from None
+    return parse_lab(data, str(path))
+
+
+def lab_as_dict(lab: Lab) -> dict:
+    """The lab as run, every default filled in, for manifests."""
+    return lab.model_dump(mode="json")

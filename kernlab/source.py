@@ -1,0 +1,237 @@
+"""Kernel sources: Debian's linux-source package, a kernel.org tarball checked by sha256, or a local tree."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kernlab import proc
+from kernlab.cache import Cache, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
+from kernlab.errors import KernlabError
+from kernlab.lab import KernelSpec
+
+log = logging.getLogger("kernlab")
+
+DEFAULT_MIRROR = "https://cdn.kernel.org/pub/linux/kernel"
+DEBIAN_SOURCE_DIR = Path("/usr/src")
+
+# sha256 of kernel.org release tarballs, copied from kernel.org's signed
+# v5.x/ and v6.x/ sha256sums.asc. A version not listed needs kernel.sha256 in the lab file.
+PINNED_SHA256 = {
+    "5.15.177": "ea9eb8088d4231f8a01b191ceef5f4d92238f6c7519f6fbcb57e448ee9e0a6e0",
+    "6.1.127": "18b0d41d1a7fbad56045cde0d7fc176bfb18361d29c9f07e57109bbf21bf7876",
+}
+
+META = "kernlab-source.json"
+
+
+@dataclass(frozen=True)
+class KernelRef:
+    kind: str  # "debian" | "kernel.org" | "path"
+    value: str  # "6.1" | "5.15.177" | "/abs/tree"
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}" if self.kind != "kernel.org" else self.value
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    ref: str  # what was used, e.g. "debian:6.1"
+    tree: Path
+    version: str  # from the tree's Makefile, e.g. "6.1.192"
+    origin: str  # where it came from: a tarball path and package version, a URL, a directory
+    sha256: str | None  # of the tarball; None for a local tree
+    key: str  # identity for cache keys
+    fallback_from: str | None = None  # the kernel asked for, when this one replaced it
+    fallback_reason: str | None = None
+
+    def describe(self) -> str:
+        text = f"linux {self.version} ({self.ref})"
+        if self.fallback_from:
+            text += f", instead of {self.fallback_from}"
+        return text
+
+
+def parse_ref(text: str) -> KernelRef:
+    if text.startswith("debian:"):
+        return KernelRef("debian", text.removeprefix("debian:"))
+    if text.startswith("path:"):
+        return KernelRef("path", str(Path(text.removeprefix("path:")).expanduser().resolve()))
+    if re.fullmatch(r"\d+\.\d+(\.\d+)?", text):
+        return KernelRef("kernel.org", text)
+    raise KernlabError(f"kernel {text!r}: expected debian:X.Y, a kernel.org version like 5.15.177, or path:/tree")
+
+
+def makefile_version(makefile_text: str) -> str:
+    """Kernel version from the top Makefile's VERSION/PATCHLEVEL/SUBLEVEL/EXTRAVERSION."""
+    fields = {}
+    for name in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
+        match = re.search(rf"^{name}[ \t]*=[ \t]*(\S*)[ \t]*$", makefile_text, re.MULTILINE)
+        fields[name] = match.group(1) if match else ""
+    if not fields["VERSION"] or not fields["PATCHLEVEL"]:
+        raise KernlabError("not a kernel Makefile: no VERSION/PATCHLEVEL")
+    version = f"{fields['VERSION']}.{fields['PATCHLEVEL']}"
+    if fields["SUBLEVEL"]:
+        version += f".{fields['SUBLEVEL']}"
+    return version + fields["EXTRAVERSION"]
+
+
+def tree_version(tree: Path) -> str:
+    try:
+        return makefile_version((tree / "Makefile").read_text())
+    except OSError:
+        raise KernlabError(f"{tree}: not a kernel tree (no Makefile)") from None
+
+
+def tarball_url(mirror: str, version: str) -> str:
+    major = version.split(".")[0]
+    return f"{mirror.rstrip('/')}/v{major}.x/linux-{version}.tar.xz"
+
+
+def download(url: str, dest: Path, expected_sha256: str, *, timeout_s: float = 30.0,
+             on_progress: Callable[[int, int | None], None] | None = None) -> None:
+    """Download url to dest, checking sha256 while writing; on any failure nothing is left at dest.
+
+    Raises ConnectionError when the server cannot be reached (the caller may fall
+    back) and KernlabError on a checksum mismatch.
+    """
+    partial = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    log.info("download %s -> %s", url, dest)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            while block := response.read(1 << 20):
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                if on_progress:
+                    on_progress(done, total)
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, "reason", None) or error
+        raise ConnectionError(f"{url}: {reason}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    actual = digest.hexdigest()
+    if actual != expected_sha256:
+        partial.unlink(missing_ok=True)
+        raise KernlabError(f"{url}: sha256 mismatch: expected {expected_sha256}, got {actual}; file deleted")
+    os.replace(partial, dest)
+
+
+def extract(tarball: Path, final: Path, meta: dict) -> None:
+    """Extract tarball's single top directory to `final` atomically, with kernlab's meta file inside."""
+    tar = proc.require_tool("tar", "tar")
+    with staging_dir(final) as tmp:
+        log.info("extract %s -> %s", tarball, final)
+        proc.run([tar, "-xf", tarball, "--strip-components=1", "-C", tmp], what=f"extracting {tarball.name}")
+        if not (tmp / "Makefile").exists():
+            raise KernlabError(f"{tarball}: not a kernel source tarball (no top-level Makefile)")
+        meta = {**meta, "version": tree_version(tmp)}
+        write_json_atomic(tmp / META, meta)
+
+
+def _debian_source(ref: KernelRef, cache: Cache, install: bool) -> KernelSource:
+    package = f"linux-source-{ref.value}"
+    tarball = DEBIAN_SOURCE_DIR / f"{package}.tar.xz"
+    if not tarball.exists():
+        if not install:
+            raise KernlabError(f"{package} is not installed: run `apt-get install -y {package}` (or pass --install)")
+        proc.run(["apt-get", "install", "-y", package], what=f"apt-get install {package}")
+    package_version = proc.output(["dpkg-query", "-W", "-f=${Version}", package], what=f"dpkg-query {package}")
+    stat = tarball.stat()
+    final = cache.root / "sources" / f"debian-{ref.value}-{package_version}"
+    meta = read_json(final / META)
+    # The tarball is hashed once, at extraction; size+mtime tell if it changed since.
+    if meta is None or meta.get("size") != stat.st_size or meta.get("mtime") != int(stat.st_mtime):
+        extract(tarball, final, {
+            "origin": f"{tarball} ({package} {package_version})",
+            "sha256": sha256_file(tarball),
+            "size": stat.st_size,
+            "mtime": int(stat.st_mtime),
+        })
+        meta = read_json(final / META)
+        assert meta is not None
+    return KernelSource(
+        ref=str(ref), tree=final, version=meta["version"], origin=meta["origin"],
+        sha256=meta["sha256"], key=stable_key("debian", package_version, meta["sha256"]),
+    )
+
+
+def _kernelorg_source(ref: KernelRef, spec: KernelSpec, cache: Cache, mirror: str | None, offline: bool,
+                      on_progress: Callable[[int, int | None], None] | None) -> KernelSource:
+    version = ref.value
+    expected = spec.sha256 or PINNED_SHA256.get(version)
+    if expected is None:
+        raise KernlabError(
+            f"no sha256 known for linux-{version}.tar.xz: give kernel.sha256 in the lab file "
+            f"(from kernel.org's sha256sums.asc); pinned: {', '.join(sorted(PINNED_SHA256))}")
+    final = cache.root / "sources" / f"linux-{version}-{expected[:12]}"
+    meta = read_json(final / META)
+    if meta is None:
+        tarballs = cache.dir("tarballs")
+        tarball = tarballs / f"linux-{version}.tar.xz"
+        url = tarball_url(mirror or spec.mirror or os.environ.get("KERNLAB_KERNEL_MIRROR") or DEFAULT_MIRROR, version)
+        if tarball.exists() and sha256_file(tarball) != expected:
+            tarball.unlink()
+            log.warning("cached %s did not match its sha256; deleted", tarball)
+        if not tarball.exists():
+            if offline:
+                raise ConnectionError(f"{url}: offline (KERNLAB_OFFLINE is set)")
+            download(url, tarball, expected, on_progress=on_progress)
+        else:
+            url = str(tarball)
+        extract(tarball, final, {"origin": url, "sha256": expected})
+        meta = read_json(final / META)
+        assert meta is not None
+    return KernelSource(
+        ref=str(ref), tree=final, version=meta["version"], origin=meta["origin"],
+        sha256=meta["sha256"], key=stable_key("kernel.org", version, meta["sha256"]),
+    )
+
+
+def _path_source(ref: KernelRef) -> KernelSource:
+    tree = Path(ref.value)
+    if not tree.is_dir():
+        raise KernlabError(f"path:{tree}: no such directory")
+    # A local tree has no checksum: it is keyed by its path, and make's own
+    # dependency tracking decides what to rebuild.
+    return KernelSource(ref=str(ref), tree=tree, version=tree_version(tree), origin=str(tree),
+                        sha256=None, key=stable_key("path", str(tree)))
+
+
+def fetch_source(spec: KernelSpec, cache: Cache, *, kernel: str | None = None, install: bool = False,
+                 mirror: str | None = None, strict: bool | None = None,
+                 on_progress: Callable[[int, int | None], None] | None = None,
+                 notify: Callable[[str], None] = log.warning) -> KernelSource:
+    """Get the source the lab (or `kernel`, overriding it) asks for into the cache.
+
+    A kernel.org release that is neither cached nor reachable falls back to
+    spec.fallback (one line through `notify`) unless strict.
+    """
+    wanted = kernel or spec.version
+    ref = parse_ref(wanted)
+    strict = spec.strict if strict is None else strict
+    if ref.kind == "debian":
+        return _debian_source(ref, cache, install)
+    if ref.kind == "path":
+        return _path_source(ref)
+    offline = os.environ.get("KERNLAB_OFFLINE", "") not in ("", "0")
+    try:
+        return _kernelorg_source(ref, spec, cache, mirror, offline, on_progress)
+    except ConnectionError as error:
+        if strict or not spec.fallback or spec.fallback == wanted:
+            raise KernlabError(f"linux-{ref.value}.tar.xz is neither cached nor reachable: {error}") from None
+        notify(f"linux-{ref.value} is neither cached nor reachable ({error}); using {spec.fallback} instead")
+        used = fetch_source(spec, cache, kernel=spec.fallback, install=install, strict=True)
+        return replace(used, fallback_from=wanted, fallback_reason=str(error))

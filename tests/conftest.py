@@ -1,0 +1,37 @@
+"""Shared fixtures: the real 6.1 kernel the project builds (cached under KERNLAB_CACHE)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernlab import build, source
+from kernlab.cache import Cache
+from kernlab.lab import load_lab
+
+REPO = Path(__file__).resolve().parent.parent
+KCONFIG_DIR = REPO / "kconfigs"
+DEFAULT_LAB = REPO / "labs" / "zram-swap.yaml"
+
+
+@pytest.fixture(scope="session")
+def real_cache() -> Cache:
+    """The user's kernlab cache (KERNLAB_CACHE in CI), so real builds are reused across runs."""
+    return Cache.at()
+
+
+@pytest.fixture(scope="session")
+def debian_source(real_cache: Cache) -> source.KernelSource:
+    lab = load_lab(DEFAULT_LAB)
+    try:
+        return source.fetch_source(lab.kernel, real_cache, kernel="debian:6.1")
+    except Exception as error:  # the real-kernel tests need the package .ci/run installs
+        pytest.skip(f"debian:6.1 source unavailable: {error}")
+
+
+@pytest.fixture(scope="session")
+def kernel_build(debian_source: source.KernelSource, real_cache: Cache) -> build.KernelBuild:
+    """The lab kernel (6.1 with the default lab's fragments): built once, then found in the cache."""
+    lab = load_lab(DEFAULT_LAB)
+    return build.build_kernel(debian_source, lab.kernel, real_cache, KCONFIG_DIR)

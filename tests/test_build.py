@@ -1,0 +1,84 @@
+"""Kernel builds: the failure path on a tiny fake tree (real make and gcc), and the real 6.1 lab kernel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from kernlab import build, kconfig, source
+from kernlab.cache import Cache
+from kernlab.errors import KernlabError
+from kernlab.lab import KernelSpec
+
+REPO = Path(__file__).resolve().parent.parent
+
+FAKE_MAKEFILE = """VERSION = 5
+PATCHLEVEL = 15
+SUBLEVEL = 999
+EXTRAVERSION =
+tinyconfig:
+\tprintf '# CONFIG_SWAP is not set\\n' > $(O)/.config
+olddefconfig:
+\t@true
+bzImage:
+\tprintf 'int main(void) { return nope; }\\n' > $(O)/broken.c
+\tgcc -c $(O)/broken.c -o $(O)/broken.o
+"""
+
+
+def test_failed_build_names_log_and_first_error(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "Makefile").write_text(FAKE_MAKEFILE)
+    kconfigs = tmp_path / "kconfigs"
+    kconfigs.mkdir()
+    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
+    cache = Cache(tmp_path / "cache")
+    used = source.fetch_source(KernelSpec(version=f"path:{tree}"), cache)
+    spec = KernelSpec(version=f"path:{tree}", fragments=["one"])
+    with pytest.raises(KernlabError) as error:
+        build.build_kernel(used, spec, cache, kconfigs, jobs=1)
+    message = str(error.value)
+    first, *rest = message.splitlines()
+    assert first.startswith("kernel build failed; log: ") and first.endswith("build.log")
+    assert "error: 'nope' undeclared" in rest[0]
+    info = json.loads((Path(first.split("log: ")[1]).parent / "build.json").read_text())
+    assert info["status"] == "failed"
+    assert info["kernel_version"] == "5.15.999"
+
+
+@pytest.mark.slow
+def test_real_61_kernel_has_lab_config_and_dwarf(kernel_build: build.KernelBuild) -> None:
+    config = kconfig.parse_dotconfig(kernel_build.config.read_text())
+    for symbol in ("ZRAM", "ZSMALLOC", "SWAP", "FUNCTION_GRAPH_TRACER", "UNWINDER_ORC", "VM_EVENT_COUNTERS",
+                   "DEBUG_INFO", "DEBUG_INFO_DWARF5", "KPROBE_EVENTS", "CRYPTO_LZ4"):
+        assert config.get(f"CONFIG_{symbol}") == "y", symbol
+    assert config.get("CONFIG_UNWINDER_GUESS", "n") == "n"
+    with open(kernel_build.vmlinux, "rb") as handle:
+        elf = ELFFile(handle)
+        assert elf.has_dwarf_info()
+        assert elf.get_section_by_name(".debug_info").data_size > 1_000_000
+        units = elf.get_dwarf_info().iter_CUs()
+        assert next(units).header["version"] == 5
+    info = json.loads((kernel_build.dir / "build.json").read_text())
+    assert info["status"] == "complete"
+    assert info["kernel_version"].startswith("6.1.")
+    assert info["source"]["ref"] == "debian:6.1" and len(info["source"]["sha256"]) == 64
+    assert info["compiler"].startswith("gcc")
+    assert kernel_build.bzimage.stat().st_size > 1_000_000
+
+
+@pytest.mark.slow
+def test_finished_build_is_reused_without_make(kernel_build: build.KernelBuild, real_cache: Cache) -> None:
+    log_before = (kernel_build.dir / "build.log").stat().st_mtime_ns
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "kernel.build", "--kernel", "debian:6.1",
+         "--cache", str(real_cache.root)], capture_output=True, text=True, check=True)
+    assert "cached, nothing to do" in result.stdout
+    assert kernel_build.dir.name in result.stdout
+    assert (kernel_build.dir / "build.log").stat().st_mtime_ns == log_before

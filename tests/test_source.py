@@ -1,0 +1,158 @@
+"""Kernel sources: tarball download from a 127.0.0.1 server, sha256 refusal, fallback, atomic extraction, keys."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import socket
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kernlab import build, source
+from kernlab.cache import Cache, stable_key
+from kernlab.errors import KernlabError
+from kernlab.lab import KernelSpec
+
+REPO = Path(__file__).resolve().parent.parent
+MAKEFILE = "VERSION = 5\nPATCHLEVEL = 15\nSUBLEVEL = 999\nEXTRAVERSION =\nNAME = Test\n"
+
+
+def make_tarball(version: str = "5.15.999") -> bytes:
+    """A tiny stand-in for linux-X.tar.xz: one top directory with a kernel Makefile."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        for name, text in ((f"linux-{version}/Makefile", MAKEFILE), (f"linux-{version}/README", "hi\n")):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    """An HTTP server on 127.0.0.1 laid out like kernel.org (v5.x/linux-5.15.999.tar.xz)."""
+    root = tmp_path / "mirror"
+    (root / "v5.x").mkdir(parents=True)
+    blob = make_tarball()
+    (root / "v5.x" / "linux-5.15.999.tar.xz").write_bytes(blob)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", blob
+    server.shutdown()
+    server.server_close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_makefile_version() -> None:
+    assert source.makefile_version(MAKEFILE) == "5.15.999"
+    assert source.makefile_version("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\nEXTRAVERSION = -rc1\n") == "6.1.0-rc1"
+    with pytest.raises(KernlabError):
+        source.makefile_version("all:\n")
+
+
+def test_parse_ref() -> None:
+    assert source.parse_ref("debian:6.1") == source.KernelRef("debian", "6.1")
+    assert source.parse_ref("5.15.177") == source.KernelRef("kernel.org", "5.15.177")
+    assert source.parse_ref("path:/tmp").kind == "path"
+    assert source.tarball_url("https://m/pub/linux/kernel/", "5.15.177") == \
+        "https://m/pub/linux/kernel/v5.x/linux-5.15.177.tar.xz"
+
+
+def test_download_verifies_and_extracts(tmp_path: Path, mirror: tuple[str, bytes]) -> None:
+    url, blob = mirror
+    spec = KernelSpec(version="5.15.999", sha256=hashlib.sha256(blob).hexdigest(), mirror=url)
+    cache = Cache(tmp_path / "cache")
+    used = source.fetch_source(spec, cache)
+    assert used.version == "5.15.999"
+    assert used.sha256 == hashlib.sha256(blob).hexdigest()
+    assert used.origin == f"{url}/v5.x/linux-5.15.999.tar.xz"
+    assert (used.tree / "README").read_text() == "hi\n"
+    assert (cache.root / "tarballs" / "linux-5.15.999.tar.xz").read_bytes() == blob
+    # Second fetch: from the cache, even with the server gone.
+    again = source.fetch_source(spec.model_copy(update={"mirror": closed_port_url()}), cache)
+    assert again == used
+
+
+def test_sha256_mismatch_refuses_and_leaves_nothing(tmp_path: Path, mirror: tuple[str, bytes]) -> None:
+    url, _ = mirror
+    spec = KernelSpec(version="5.15.999", sha256="0" * 64, mirror=url)
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(KernlabError, match=r"sha256 mismatch: expected 0{64}, got [0-9a-f]{64}; file deleted"):
+        source.fetch_source(spec, cache)
+    assert list((cache.root / "tarballs").iterdir()) == []
+    assert not (cache.root / "sources").exists() or list((cache.root / "sources").iterdir()) == []
+
+
+def test_unknown_version_needs_a_sha256(tmp_path: Path) -> None:
+    with pytest.raises(KernlabError, match=r"no sha256 known for linux-5.15.1.tar.xz: give kernel.sha256"):
+        source.fetch_source(KernelSpec(version="5.15.1"), Cache(tmp_path))
+
+
+def test_unreachable_falls_back_unless_strict(tmp_path: Path) -> None:
+    fallback_tree = tmp_path / "tree"
+    fallback_tree.mkdir()
+    (fallback_tree / "Makefile").write_text(MAKEFILE.replace("SUBLEVEL = 999", "SUBLEVEL = 1"))
+    spec = KernelSpec(version="5.15.999", sha256="1" * 64, mirror=closed_port_url(), fallback=f"path:{fallback_tree}")
+    notes: list[str] = []
+    used = source.fetch_source(spec, Cache(tmp_path / "cache"), notify=notes.append)
+    assert used.version == "5.15.1"
+    assert used.fallback_from == "5.15.999"
+    assert len(notes) == 1 and "neither cached nor reachable" in notes[0] and f"path:{fallback_tree}" in notes[0]
+    assert "5.15.999" in used.describe() and "instead of" in used.describe()
+    with pytest.raises(KernlabError, match=r"linux-5.15.999.tar.xz is neither cached nor reachable"):
+        source.fetch_source(spec, Cache(tmp_path / "cache"), strict=True)
+    assert list((tmp_path / "cache" / "tarballs").iterdir()) == []
+
+
+def test_interrupted_extraction_leaves_no_tree(tmp_path: Path) -> None:
+    broken = tmp_path / "linux-5.15.999.tar.xz"
+    broken.write_bytes(make_tarball()[:200])  # truncated: tar fails part way
+    final = tmp_path / "sources" / "linux"
+    with pytest.raises(KernlabError, match="extracting linux-5.15.999.tar.xz failed"):
+        source.extract(broken, final, {"origin": "test", "sha256": "x"})
+    assert not final.exists()
+    assert list((tmp_path / "sources").iterdir()) == []
+
+
+def test_path_source(tmp_path: Path) -> None:
+    (tmp_path / "Makefile").write_text(MAKEFILE)
+    used = source.fetch_source(KernelSpec(version=f"path:{tmp_path}"), Cache(tmp_path / "c"))
+    assert (used.version, used.sha256, used.tree) == ("5.15.999", None, tmp_path)
+    with pytest.raises(KernlabError, match="no such directory"):
+        source.fetch_source(KernelSpec(version=f"path:{tmp_path}/nope"), Cache(tmp_path / "c"))
+
+
+def test_cache_keys_are_stable_and_sensitive(tmp_path: Path) -> None:
+    # Keys name cache directories that outlive a process: the same parts give this exact key in any run.
+    assert stable_key("a", 1, ["b"]) == "d595d2f2e969d326"
+    kconfigs = tmp_path / "kconfigs"
+    kconfigs.mkdir()
+    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
+    src = source.KernelSource(ref="debian:6.1", tree=tmp_path, version="6.1.192", origin="x", sha256="ab" * 32,
+                              key=stable_key("debian", "6.1.192-2", "ab" * 32))
+    spec = KernelSpec(fragments=["one"])
+    key = build.build_key(src, spec, kconfigs, "gcc 12.2.0")
+    assert key == build.build_key(src, spec, kconfigs, "gcc 12.2.0")
+    assert key != build.build_key(src, spec, kconfigs, "gcc 13.1.0")
+    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\nCONFIG_ZRAM=y\n")
+    assert key != build.build_key(src, spec, kconfigs, "gcc 12.2.0")
+    # The key must not depend on where the cache or the repo lives.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "one.config").write_text("CONFIG_SWAP=y\n")
+    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
+    assert key == build.build_key(src, spec, tmp_path / "other", "gcc 12.2.0")
