@@ -44,16 +44,23 @@ class Context:
 
 def fetch(ctx: Context, kernel: str | None = None, install: bool = False, mirror: str | None = None,
           strict: bool | None = None) -> source.KernelSource:
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f} B"),
-                  console=ctx.console, transient=True) as progress:
-        task = progress.add_task("download", total=None)
+    progress = Progress(TextColumn("download"), BarColumn(), TextColumn("{task.completed:,.0f} B"),
+                        console=ctx.console, transient=True)
+    task = None
 
-        def on_progress(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
+    def on_progress(done: int, total: int | None) -> None:
+        nonlocal task
+        if task is None:  # a bar only when something is downloaded
+            progress.start()
+            task = progress.add_task("download", total=total)
+        progress.update(task, completed=done, total=total)
 
+    try:
         used = source.fetch_source(ctx.lab.kernel, ctx.cache, kernel=kernel, install=install, mirror=mirror,
                                    strict=strict, on_progress=on_progress,
                                    notify=lambda line: ctx.console.print(f"[yellow]note:[/] {line}"))
+    finally:
+        progress.stop()
     ctx.console.print(f"source: {used.describe()} at {used.tree}")
     return used
 

@@ -127,13 +127,19 @@ def verify(requests: Iterable[Request], final: dict[str, str]) -> list[Mismatch]
 
 KCONFIG_ENTRY = re.compile(r"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
 DEPENDS = re.compile(r"^\s*depends\s+on\s+(.+?)\s*$")
+# Blocks start at column 0; help text is indented, so an "if ..." sentence there is not a block.
+BLOCK_OPEN = re.compile(r"^(if\s+(?P<cond>.+?)|menu\s+.*|choice\b.*)\s*$")
+BLOCK_CLOSE = re.compile(r"^(endif|endmenu|endchoice)\b")
+HELP = re.compile(r"^\s+(help|---help---)\s*$")
 
 
 def kconfig_depends(tree: Path, arch: str = "x86") -> dict[str, list[str]]:
-    """Symbol -> its `depends on` lines, read from every Kconfig file of the tree.
+    """Symbol -> the conditions it depends on: its own `depends on` lines and those of the
+    enclosing `if`, `menu` and `choice` blocks of its file (a DWARF5 choice member inherits the
+    choice's `depends on DEBUG_KERNEL`).
 
-    Only read when a request failed, to explain why; enclosing `if`/`menu`
-    conditions are not followed.
+    Read only when a request failed, to explain why; conditions of the file that
+    `source`s another are not followed.
     """
     depends: dict[str, list[str]] = {}
     for path in tree.rglob("Kconfig*"):
@@ -142,15 +148,30 @@ def kconfig_depends(tree: Path, arch: str = "x86") -> dict[str, list[str]]:
             continue
         if not path.is_file():
             continue
-        current: str | None = None
+        blocks: list[list[str]] = []  # conditions of each open if/menu/choice block
+        target: list[str] | None = None  # where a `depends on` line goes
+        in_help = False
         for line in path.read_text(errors="replace").splitlines():
-            if match := KCONFIG_ENTRY.match(line):
-                current = match.group(1)
-                depends.setdefault(current, [])
-            elif current and (match := DEPENDS.match(line)):
-                depends[current].append(match.group(1))
+            if in_help and (not line.strip() or line[0].isspace()):
+                continue
+            in_help = False
+            if HELP.match(line):
+                in_help = True
+            elif match := KCONFIG_ENTRY.match(line):
+                target = depends.setdefault(match.group(1), [])
+                target.extend(cond for block in blocks for cond in block)
+            elif match := DEPENDS.match(line):
+                if target is not None:
+                    target.append(match.group(1))
+            elif match := BLOCK_OPEN.match(line):
+                blocks.append([match.group("cond")] if match.group("cond") else [])
+                target = None if match.group("cond") else blocks[-1]
+            elif BLOCK_CLOSE.match(line):
+                if blocks:
+                    blocks.pop()
+                target = None
             elif line and not line[0].isspace() and not line.startswith("#"):
-                current = None
+                target = None
     return depends
 
 

@@ -72,17 +72,19 @@ def test_shipped_fragments_parse() -> None:
 
 @pytest.mark.slow
 def test_real_olddefconfig_drop_fails_with_reason(debian_source, tmp_path: Path) -> None:
-    """DWARF5 asked for while DEBUG_KERNEL is off: olddefconfig drops it, kernlab must refuse."""
+    """ZRAM without CRYPTO silently disappears in olddefconfig (and EXPERT selects DEBUG_KERNEL back on):
+    kernlab must refuse and say why, for each symbol, on the real 6.1 Kconfig."""
     fragments = tmp_path / "kconfigs"
     fragments.mkdir()
     (fragments / "broken.config").write_text(
-        "CONFIG_DEBUG_INFO_DWARF5=y\n# CONFIG_DEBUG_KERNEL is not set\nCONFIG_NOT_A_REAL_SYMBOL=y\nCONFIG_SWAP=y\n")
+        "CONFIG_ZRAM=y\n# CONFIG_DEBUG_KERNEL is not set\nCONFIG_NOT_A_REAL_SYMBOL=y\nCONFIG_MULTIUSER=y\n")
     spec = KernelSpec(version="debian:6.1", fragments=["broken"])
     with pytest.raises(KernlabError) as error:
         build.configure(debian_source, spec, fragments, tmp_path / "obj", tmp_path / "config.log")
     message = str(error.value)
-    assert "2 requested kconfig symbol(s) did not land" in message
-    assert "CONFIG_DEBUG_INFO_DWARF5: asked y, got n (depends on:" in message
+    assert "3 requested kconfig symbol(s) did not land" in message
+    assert "CONFIG_ZRAM: asked y, got n (depends on: BLOCK && SYSFS && MMU && (CRYPTO_LZO ||" in message
+    assert "CONFIG_DEBUG_KERNEL: asked n, got y" in message
     assert "CONFIG_NOT_A_REAL_SYMBOL: asked y, got n (no such symbol in linux 6.1" in message
-    assert "CONFIG_SWAP" not in message
+    assert "CONFIG_MULTIUSER" not in message
     assert not (tmp_path / "obj" / ".config").exists()

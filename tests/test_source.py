@@ -36,8 +36,9 @@ def make_tarball(version: str = "5.15.999") -> bytes:
 
 
 @pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, bytes]]:
     """An HTTP server on 127.0.0.1 laid out like kernel.org (v5.x/linux-5.15.999.tar.xz)."""
+    monkeypatch.delenv("KERNLAB_OFFLINE", raising=False)  # CI sets it; this server is local
     root = tmp_path / "mirror"
     (root / "v5.x").mkdir(parents=True)
     blob = make_tarball()
@@ -103,7 +104,8 @@ def test_unknown_version_needs_a_sha256(tmp_path: Path) -> None:
         source.fetch_source(KernelSpec(version="5.15.1"), Cache(tmp_path))
 
 
-def test_unreachable_falls_back_unless_strict(tmp_path: Path) -> None:
+def test_unreachable_falls_back_unless_strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KERNLAB_OFFLINE", raising=False)
     fallback_tree = tmp_path / "tree"
     fallback_tree.mkdir()
     (fallback_tree / "Makefile").write_text(MAKEFILE.replace("SUBLEVEL = 999", "SUBLEVEL = 1"))
@@ -156,3 +158,12 @@ def test_cache_keys_are_stable_and_sensitive(tmp_path: Path) -> None:
     (tmp_path / "other" / "one.config").write_text("CONFIG_SWAP=y\n")
     (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
     assert key == build.build_key(src, spec, tmp_path / "other", "gcc 12.2.0")
+
+
+def test_offline_falls_back_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "Makefile").write_text(MAKEFILE)
+    monkeypatch.setenv("KERNLAB_OFFLINE", "1")
+    spec = KernelSpec(version="5.15.177", mirror="http://192.0.2.1", fallback=f"path:{tmp_path}")
+    notes: list[str] = []
+    used = source.fetch_source(spec, Cache(tmp_path / "cache"), notify=notes.append)
+    assert used.tree == tmp_path and "offline (KERNLAB_OFFLINE is set)" in notes[0]
