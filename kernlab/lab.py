@@ -110,6 +110,21 @@ class SamplingSpec(Strict):
     interval_s: Annotated[float, Field(gt=0)] = 1.0
 
 
+class ChainUse(Strict):
+    """A chain spec (labs/chains/<spec>.yaml) and what the lab expects of it."""
+
+    spec: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    expect: Literal["hold", "not-hold", "report"] = "report"
+
+
+class TracingSpec(Strict):
+    enabled: bool = True
+    # Distinct stacks each probe's histogram can hold; more are counted as dropped.
+    table_size: Annotated[int, Field(ge=128, le=65536)] = 8192
+    # Extra functions to probe besides the chains' own (e.g. anchors of interest).
+    extra_functions: list[str] = Field(default_factory=list)
+
+
 class Lab(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
@@ -120,6 +135,8 @@ class Lab(Strict):
     workloads: list[WorkloadSpec] = Field(default_factory=list)
     run_workloads: Literal["sequential", "parallel"] = "sequential"
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    tracing: TracingSpec = Field(default_factory=TracingSpec)
+    chains: list[ChainUse] = Field(default_factory=list)
 
 
 def _format_error(source: str, error: ValidationError) -> str:

@@ -1,0 +1,100 @@
+"""A booted lab guest as one context manager: VM up, console watched, SSH answering; always torn down."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernlab.errors import KernlabError
+from kernlab.guest import GuestImage
+from kernlab.lab import VmSpec
+from kernlab.ssh import GuestSSH
+from kernlab.vm import READY, AccelChoice, GuestFailed, RunningVM, choose_accel, free_port, qemu_command
+
+log = logging.getLogger("kernlab")
+
+
+@dataclass
+class GuestSession:
+    vm: RunningVM
+    ssh: GuestSSH
+    accel: AccelChoice
+    console_ready_s: float
+    ssh_ready_s: float
+    stopped_by: str = ""
+
+    def run(self, command: str, **kwargs):
+        """A guest command, failing with the console excerpt if the guest died meanwhile."""
+        try:
+            return self.ssh.run(command, **kwargs)
+        except KernlabError:
+            self.vm.check()
+            raise
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM to kernlab unwinds like Ctrl-C, so the VM below is still reaped."""
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def guest_session(spec: VmSpec, kernel: Path, image: GuestImage, console_log: Path, *,
+                  watch: tuple[str, ...] = ("panic", "oops", "bug"), append_extra: str = "",
+                  accel: AccelChoice | None = None) -> Iterator[GuestSession]:
+    """Boot, wait until the init said KERNLAB-READY and SSH answers, yield; QEMU is reaped on every exit path."""
+    with _sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="kernlab-vm-") as scratch:
+        workdir = Path(scratch)
+        accel = accel or choose_accel(spec, kernel, workdir)
+        vm: RunningVM | None = None
+        ssh: GuestSSH | None = None
+        try:
+            for attempt in range(3):  # the forwarded port may be taken between free_port() and QEMU's bind
+                port = free_port()
+                command = qemu_command(spec, kernel=kernel, initrd=image.path, ssh_port=port, accel=accel.accel,
+                                       qmp_socket=workdir / "qmp.sock", append_extra=append_extra)
+                vm = RunningVM(command, console_log, workdir / "qmp.sock", port, accel, watch)
+                vm.start()
+                time.sleep(0.3)
+                if vm.alive() or "Could not set up host forwarding" not in vm.text or attempt == 2:
+                    break
+                vm.stop()
+            assert vm is not None
+            console_ready = vm.wait_for_console(READY, spec.boot_timeout_s)
+            ssh = GuestSSH(vm.ssh_port, image.keys.client_private, image.keys.host_public)
+            ssh.connect(deadline_s=max(10.0, spec.boot_timeout_s - console_ready))
+            session = GuestSession(vm, ssh, accel, console_ready, time.monotonic() - vm.started_at)
+            yield session
+            vm.check()
+        finally:
+            stopped_by = ""
+            if vm is not None:
+                reboot = None
+                if ssh is not None and ssh.client is not None and vm.alive():
+                    def reboot() -> None:
+                        # -no-reboot: the guest's reboot makes QEMU exit by itself.
+                        ssh.run("sync; (sleep 0.2; reboot -f) >/dev/null 2>&1 &", timeout=5, check=False)
+                stopped_by = vm.stop(reboot)
+                log.debug("vm stopped by %s", stopped_by)
+            if ssh is not None:
+                ssh.close()
+
+
+__all__ = ["GuestFailed", "GuestSession", "guest_session"]

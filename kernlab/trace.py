@@ -1,0 +1,169 @@
+"""ftrace evidence: the guest commands that set up kprobe stack histograms, and parsers for what they print.
+
+Parsers take the text of tracefs files (`events/kernlab/*/hist`,
+`per_cpu/cpu*/stats`, `available_filter_functions`); they do no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# gcc clones and split-off parts: zram_bvec_rw.isra.0, foo.constprop.3, bar.part.0, baz.cold
+CLONE_SUFFIX = re.compile(r"(\.(isra|constprop|part|cold|lto_priv|localalias)(\.\d+)?)+$")
+SYMBOL = re.compile(r"^(?P<name>[^\s+]+)(?:\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+))?(?:\s+\[(?P<mod>[^\]]+)\])?$")
+
+
+def base_name(symbol: str) -> str:
+    """Function name without gcc's clone suffixes."""
+    return CLONE_SUFFIX.sub("", symbol)
+
+
+@dataclass(frozen=True)
+class Frame:
+    symbol: str  # as printed, e.g. zram_bvec_rw.isra.0
+    offset: int | None = None
+    size: int | None = None
+
+    @property
+    def name(self) -> str:
+        return base_name(self.symbol)
+
+    @classmethod
+    def parse(cls, text: str) -> Frame:
+        match = SYMBOL.match(text.strip())
+        if not match:
+            return cls(text.strip())
+        off, size = match.group("off"), match.group("size")
+        return cls(match.group("name"), int(off, 16) if off else None, int(size, 16) if size else None)
+
+    def __str__(self) -> str:
+        return self.symbol if self.offset is None else f"{self.symbol}+{self.offset:#x}/{self.size:#x}"
+
+
+@dataclass(frozen=True)
+class CpuStats:
+    cpu: int
+    entries: int
+    overrun: int
+    dropped_events: int
+    commit_overrun: int
+
+
+def parse_cpu_stats(cpu: int, text: str) -> CpuStats:
+    """per_cpu/cpuN/stats: `entries: 12`, `overrun: 0`, `dropped events: 0`, ..."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        value = value.strip().split()[0] if value.strip() else ""
+        if value.isdigit():
+            values[key.strip()] = int(value)
+    return CpuStats(cpu, values.get("entries", 0), values.get("overrun", 0), values.get("dropped events", 0),
+                    values.get("commit overrun", 0))
+
+
+def task_kind(stack: list[Frame]) -> str:
+    """Who took a path: kswapd (background reclaim) or the task itself (direct reclaim, its own fault)."""
+    return "kswapd" if any(frame.name == "kswapd" for frame in stack) else "direct"
+
+
+TRACEFS = "/sys/kernel/tracing"
+PROBE_GROUP = "kernlab"
+HIST_HEADER = re.compile(r"^\{\s*stacktrace:\s*$")
+HIST_END = re.compile(r"^\}\s*hitcount:\s*(\d+)\s*$")
+HIST_TOTAL = re.compile(r"^\s*(Hits|Entries|Dropped):\s*(\d+)\s*$")
+
+
+def probe_event_name(symbol: str) -> str:
+    """A kprobe event name for a function symbol (event names allow no dots)."""
+    return "kl_" + re.sub(r"[^A-Za-z0-9_]", "_", symbol)
+
+
+def traceable_symbols(available_filter_functions: str) -> dict[str, str]:
+    """base name -> symbol as ftrace knows it (`zram_bvec_rw` -> `zram_bvec_rw.isra.0`), first one wins."""
+    symbols: dict[str, str] = {}
+    for line in available_filter_functions.splitlines():
+        symbol = line.split()[0] if line.strip() else ""
+        if symbol:
+            symbols.setdefault(base_name(symbol), symbol)
+    return symbols
+
+
+def hist_setup_commands(symbols: list[str], table_size: int = 8192) -> list[str]:
+    """Guest shell commands: one kprobe per function, each with a histogram keyed by the full stack.
+
+    The kernel counts each distinct stack in place, so nothing streams out during
+    the workload and nothing is lost unless a table fills up (its `Dropped:` total).
+    """
+    commands = [
+        f"echo 0 > {TRACEFS}/tracing_on",
+        f"echo > {TRACEFS}/kprobe_events",
+    ]
+    for symbol in symbols:
+        commands.append(f"echo 'p:{PROBE_GROUP}/{probe_event_name(symbol)} {symbol}' >> {TRACEFS}/kprobe_events")
+    for symbol in symbols:
+        event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
+        commands.append(f"echo 'hist:keys=stacktrace:vals=hitcount:sort=hitcount.descending:size={table_size}'"
+                        f" > {event}/trigger")
+    commands.append(f"echo 1 > {TRACEFS}/tracing_on")
+    return commands
+
+
+def hist_teardown_commands(symbols: list[str]) -> list[str]:
+    commands = [f"echo 0 > {TRACEFS}/tracing_on"]
+    for symbol in symbols:
+        event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
+        commands.append(f"echo '!hist:keys=stacktrace:vals=hitcount:sort=hitcount.descending' > {event}/trigger"
+                        " 2>/dev/null || true")
+    commands.append(f"echo > {TRACEFS}/kprobe_events")
+    return commands
+
+
+@dataclass
+class StackCount:
+    stack: list[Frame]  # innermost first, ftrace/kprobe plumbing removed
+    hits: int
+
+
+@dataclass
+class Histogram:
+    function: str
+    stacks: list[StackCount]
+    hits: int
+    entries: int
+    dropped: int
+
+
+# Frames that belong to the probe machinery, not to the traced kernel path.
+PLUMBING = re.compile(r"^(0x[0-9a-f]+|kprobe_\w+|kprobe_ftrace_handler|arch_ftrace_ops_list_func|ftrace_\w+|"
+                      r"__kprobes_\w+|trace_\w+|event_triggers_call|opt_pre_handler|optimized_callback)$")
+
+
+def strip_plumbing(stack: list[Frame], function: str) -> list[Frame]:
+    """Drop the innermost probe/ftrace frames so the stack starts at the traced function."""
+    names = [frame.name for frame in stack]
+    if function in names:
+        return stack[names.index(function):]
+    index = 0
+    while index < len(stack) and PLUMBING.match(stack[index].symbol):
+        index += 1
+    return [Frame(function)] + stack[index:]
+
+
+def parse_hist(function: str, text: str) -> Histogram:
+    """A `hist` file of a kprobe event keyed by stacktrace."""
+    stacks: list[StackCount] = []
+    totals = {"Hits": 0, "Entries": 0, "Dropped": 0}
+    current: list[Frame] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if HIST_HEADER.match(line):
+            current = []
+        elif current is not None and (end := HIST_END.match(line)):
+            stacks.append(StackCount(strip_plumbing(current, function), int(end.group(1))))
+            current = None
+        elif current is not None and line:
+            current.append(Frame.parse(line))
+        elif match := HIST_TOTAL.match(raw):
+            totals[match.group(1)] = int(match.group(2))
+    return Histogram(function, stacks, totals["Hits"], totals["Entries"], totals["Dropped"])
