@@ -1,0 +1,120 @@
+"""The VM: QEMU's command line, console problem detection on recorded real logs, and real boots that always reap."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from kernlab import vm
+from kernlab.lab import VmSpec
+
+FIXTURES = Path(__file__).parent / "fixtures" / "console"
+
+
+def test_qemu_command_from_spec(tmp_path: Path) -> None:
+    spec = VmSpec(cpus=3, memory_mib=384, append="loglevel=4")
+    command = vm.qemu_command(spec, kernel=Path("/k/bzImage"), initrd=Path("/i.cpio"), ssh_port=40022, accel="tcg",
+                              qmp_socket=tmp_path / "q.sock")
+    joined = " ".join(command)
+    assert command[0] == "qemu-system-x86_64"
+    assert "-machine q35" in joined and "-accel tcg" in joined and "-cpu max" in joined
+    assert "-smp 3" in joined and "-m 384" in joined and "-no-reboot" in joined
+    assert "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22" in joined
+    assert "-device virtio-net-pci,netdev=n0" in joined
+    assert command[command.index("-append") + 1] == "console=ttyS0 panic=-1 oops=panic loglevel=4"
+    assert command[command.index("-initrd") + 1] == "/i.cpio"
+    assert f"unix:{tmp_path / 'q.sock'},server=on,wait=off" in command
+    assert "host" not in command  # never -cpu host under TCG
+
+
+def test_free_ports_differ() -> None:
+    ports = {vm.free_port() for _ in range(5)}
+    assert len(ports) >= 4 and all(1024 < port < 65536 for port in ports)
+
+
+def test_clean_boot_has_no_problem() -> None:
+    text = (FIXTURES / "boot-6.1-ok.log").read_text()
+    assert "KERNLAB-READY" in text
+    assert vm.scan_console(text) is None
+
+
+def test_panic_detected_with_call_trace() -> None:
+    problem = vm.scan_console((FIXTURES / "sysrq-panic-6.1.log").read_text())
+    assert problem is not None and problem.kind == "panic"
+    assert problem.summary() == "guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash"
+    assert "sysrq_handle_crash" in problem.excerpt and "Call Trace" in problem.excerpt
+
+
+def test_oom_kill_detected_only_when_watched() -> None:
+    text = (FIXTURES / "oom-kill-6.1.log").read_text()
+    assert vm.scan_console(text, ("panic", "oops", "bug")) is None
+    problem = vm.scan_console(text)
+    assert problem is not None and problem.kind == "oom"
+    assert "Killed process" in problem.line and "(memhog)" in problem.line
+    assert "oom-kill:constraint" in problem.excerpt
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def image(real_cache):
+    from kernlab.guest import build_guest_image
+    from kernlab.lab import parse_lab
+
+    return build_guest_image(parse_lab({"name": "test-vm"}, "test"), real_cache)
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_boot_ssh_and_reap(kernel_build, image, tmp_path: Path) -> None:
+    from kernlab.session import guest_session
+
+    with guest_session(VmSpec(), kernel_build.bzimage, image, tmp_path / "console.log") as session:
+        pid = session.vm.pid
+        assert pid_alive(pid)
+        assert session.run("uname -r").stdout.strip() == kernel_build.info["kernel_version"]
+        algorithms = session.run("cat /sys/block/zram0/comp_algorithm").stdout
+        assert "lz4" in algorithms and "zstd" in algorithms and "[" in algorithms
+    assert not pid_alive(pid)
+    assert "KERNLAB-READY" in (tmp_path / "console.log").read_text()
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_guest_panic_fails_run_with_excerpt_and_reaps(kernel_build, image, tmp_path: Path) -> None:
+    from kernlab.session import guest_session
+
+    pid = None
+    with pytest.raises(vm.GuestFailed) as failure, \
+            guest_session(VmSpec(accel="tcg"), kernel_build.bzimage, image, tmp_path / "console.log") as session:
+        pid = session.vm.pid
+        session.run("echo c > /proc/sysrq-trigger", check=False, timeout=15)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # check() raises once the panic is on the console
+            session.vm.check()
+            time.sleep(0.1)
+    assert "guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash" in str(failure.value)
+    assert "sysrq_handle_crash" in failure.value.excerpt
+    assert pid is not None and not pid_alive(pid)
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_interrupt_inside_session_reaps_qemu(kernel_build, image, tmp_path: Path) -> None:
+    from kernlab.session import guest_session
+
+    pid = None
+    with pytest.raises(KeyboardInterrupt), \
+            guest_session(VmSpec(accel="tcg"), kernel_build.bzimage, image, tmp_path / "console.log") as session:
+        pid = session.vm.pid
+        raise KeyboardInterrupt
+    assert pid is not None and not pid_alive(pid)
