@@ -63,5 +63,42 @@ def test(c, fast=False, k=None):
         raise Exit(code=code)
 
 
+@task(name="build", help=LAB_HELP)
+def guest_build(c, lab=None, cache=None, verbose=False):
+    """Build the lab's initramfs (cached; byte-identical for the same inputs)."""
+    _call(cli.guest_image, _ctx(lab, cache, verbose))
+
+
+@task(name="boot", help={**LAB_HELP, "kernel": "override the lab's kernel"})
+def vm_boot(c, lab=None, kernel=None, cache=None, verbose=False):
+    """Boot the lab's kernel and image on this terminal (Ctrl-A X leaves)."""
+    raise Exit(code=_call(cli.vm_boot, _ctx(lab, cache, verbose), kernel=kernel))
+
+
+@task(name="ssh", help=LAB_HELP)
+def vm_ssh(c, lab=None, cache=None, verbose=False):
+    """Run one command in the lab VM that `inv vm.boot` started: inv vm.ssh -- uname -a"""
+    command = c.remainder
+    if not command:
+        raise Exit("error: give the command after --, e.g. inv vm.ssh -- cat /proc/swaps", code=2)
+    raise Exit(code=_call(cli.vm_ssh, _ctx(lab, cache, verbose), command))
+
+
+@task(name="run", default=True, help={**LAB_HELP, "kernel": "override the lab's kernel",
+                                      "results": "results root (default results/)"})
+def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=False):
+    """Run a lab end to end: kernel, guest, zram, workloads, samples, chains, results folder."""
+    raise Exit(code=_call(cli.lab, _ctx(lab, cache, verbose), kernel=kernel, results=results))
+
+
+@task(name="verify")
+def lab_verify(c, results_dir):
+    """Verify the lab's call chains again, offline, on a results folder."""
+    raise Exit(code=_call(cli.lab_verify, Path(results_dir)))
+
+
 kernel = Collection("kernel", fetch, config, build)
-namespace = Collection(kernel, bench, test)
+guest = Collection("guest", guest_build)
+vm = Collection("vm", vm_boot, vm_ssh)
+lab = Collection("lab", lab_run, lab_verify)
+namespace = Collection(kernel, guest, vm, lab, bench, test)

@@ -158,17 +158,17 @@ def expand(stack_outermost_first: list[Frame], inlined_at: Callable[[Frame], lis
 
 
 def _callers(histograms: Iterable[Histogram]) -> dict[str, set[str]]:
-    """function -> names of the frames its calls return to (the frame right below it on each stack)."""
+    """function -> the return sites (`caller+0xOFF/0xLEN`) its calls return to, from its caller or stack probe."""
     seen: dict[str, set[str]] = {}
     for histogram in histograms:
-        for count in histogram.stacks:
-            if len(count.stack) > 1:
-                seen.setdefault(histogram.function, set()).add(count.stack[1].name)
+        sites = seen.setdefault(histogram.function, set())
+        sites.update(histogram.callers)
+        sites.update(str(count.stack[1]) for count in histogram.stacks if len(count.stack) > 1)
     return seen
 
 
 def _match(chain: list[str], entries: list[PathEntry], callers: dict[str, set[str]]) -> list[PathEntry | str | None]:
-    """Greedy in-order match of chain functions against the path; tail calls are proved from caller records.
+    """Greedy in-order match of chain functions against the path; tail calls are proved from return sites.
 
     Returns per chain function its PathEntry, the string "tail call", or None.
     """
@@ -184,15 +184,19 @@ def _match(chain: list[str], entries: list[PathEntry], callers: dict[str, set[st
             found.append(entries[at])
             position = at + 1
             continue
-        # A tail call leaves no frame: f's own calls and its callee's calls both
-        # return into f's caller. Proved when both are recorded with that caller.
+        # A tail call leaves no frame: f jumps to g, so g returns where f would have.
+        # Proved when f's own calls return to the exact call instruction that, on this
+        # stack, leads straight into g's frame.
         previous = found[-1] if found else None
         callee = chain[index + 1] if index + 1 < len(chain) else None
-        if isinstance(previous, PathEntry) and callee and previous.inlined_into is None \
-                and previous.name in callers.get(function, set()) and previous.name in callers.get(callee, set()):
-            found.append("tail call")
-        else:
-            found.append(None)
+        if isinstance(previous, PathEntry) and previous.inlined_into is None and callee is not None:
+            here = entries.index(previous)
+            next_frame = next((e for e in entries[here + 1:] if e.inlined_into is None), None)
+            if next_frame is not None and next_frame.name == callee \
+                    and str(previous.frame) in callers.get(function, set()):
+                found.append("tail call")
+                continue
+        found.append(None)
     return found
 
 
@@ -241,9 +245,9 @@ def verify_leaf(chain: ResolvedChain, leaf: str, evidence: Evidence, callers: di
             verdicts.append(FunctionVerdict(function, "inlined", f"DWARF inline record at the return site of "
                                             f"{item.frame}", into=item.inlined_into))
         elif item == "tail call":
-            verdicts.append(FunctionVerdict(function, "tail call", f"traced as called from the same caller as "
-                                            f"its callee ({', '.join(sorted(callers.get(function, [])))}), "
-                                            "never a frame"))
+            verdicts.append(FunctionVerdict(function, "tail call", "its calls return to the call site that leads "
+                                            f"straight into {functions[functions.index(function) + 1]} "
+                                            f"({', '.join(sorted(callers.get(function, [])))}); never a frame"))
         else:
             verdicts.append(_why_not(function, evidence))
     shown = example or (best[2] if best else [])
@@ -261,5 +265,6 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold")
         notes.append(f"the trace lost {evidence.lost_events} events: hit counts are lower bounds, and a "
                      "missing function may have been lost rather than absent")
     return ChainResult(
+        # Every leaf ends its own copy of the path; the chain is taken as often as its least-taken leaf.
         name=chain.name, documented=chain.documented, expect=expect, holds=all(leaf.holds for leaf in leaves),
-        hits=sum(leaf.hits for leaf in leaves), leaves=leaves, notes=notes, lost_events=evidence.lost_events)
+        hits=min(leaf.hits for leaf in leaves), leaves=leaves, notes=notes, lost_events=evidence.lost_events)

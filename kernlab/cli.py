@@ -15,10 +15,14 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from kernlab import build, source
-from kernlab.cache import Cache
+from kernlab import build, chains, run, source, verify, vm
+from kernlab.cache import Cache, read_json, write_json_atomic
+from kernlab.errors import KernlabError
+from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, load_lab
+from kernlab.ssh import GuestSSH
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_LAB = REPO / "labs" / "zram-swap.yaml"
@@ -129,3 +133,104 @@ def run_tests(fast: bool = False, expression: str | None = None) -> int:
         cmd += ["-k", expression]
     env = dict(os.environ, KERNLAB_OFFLINE="1")
     return subprocess.run(cmd, cwd=REPO, env=env).returncode
+
+
+def guest_image(ctx: Context) -> GuestImage:
+    image = build_guest_image(ctx.lab, ctx.cache)
+    state = "cached" if image.cached else f"built in {image.info['build_s']:.1f} s"
+    ctx.console.print(f"guest image: {state}: {image.path} ({image.info['bytes'] / 2**20:.1f} MiB, "
+                      f"sha256 {image.sha256[:12]})")
+    return image
+
+
+def _vm_state_file(ctx: Context) -> Path:
+    return ctx.cache.dir("run") / f"{ctx.lab.name}.json"
+
+
+def vm_boot(ctx: Context, kernel: str | None = None) -> int:
+    """Interactive boot on this terminal; `inv vm.ssh` reaches it while it runs."""
+    kernel_build = build_kernel(ctx, kernel=kernel)
+    image = guest_image(ctx)
+    accel = vm.choose_accel(ctx.lab.vm, kernel_build.bzimage, ctx.cache.dir("run"))
+    port = vm.free_port()
+    command = vm.qemu_command(ctx.lab.vm, kernel=kernel_build.bzimage, initrd=image.path, ssh_port=port,
+                              accel=accel.accel, qmp_socket=ctx.cache.dir("run") / f"{ctx.lab.name}.qmp")
+    state = _vm_state_file(ctx)
+    write_json_atomic(state, {"port": port, "client_key": str(image.keys.client_private),
+                              "host_public": image.keys.host_public})
+    ctx.console.print(f"booting ({accel.accel}: {accel.reason}); Ctrl-A X leaves; "
+                      f"`inv vm.ssh --lab {ctx.lab_path} -- CMD` runs a command in it")
+    try:
+        return vm.boot_interactive(command)
+    finally:
+        state.unlink(missing_ok=True)
+
+
+def vm_ssh(ctx: Context, command: str) -> int:
+    state = read_json(_vm_state_file(ctx))
+    if state is None:
+        raise KernlabError(f"no running VM for lab {ctx.lab.name}: start one with `inv vm.boot --lab {ctx.lab_path}`")
+    session = GuestSSH(state["port"], Path(state["client_key"]), state["host_public"])
+    session.connect(deadline_s=10)
+    try:
+        result = session.run(command, check=False, timeout=3600)
+    finally:
+        session.close()
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.exit_code
+
+
+def print_summary(console: Console, results_dir: Path) -> None:
+    manifest = read_json(results_dir / "manifest.json") or {}
+    summary = read_json(results_dir / "summary.json") or {}
+    kernel = manifest.get("kernel", {})
+    table = Table(title=f"{manifest.get('lab', {}).get('name', '?')}: linux {kernel.get('version', '?')} "
+                        f"({kernel.get('source', '?')}), accel {manifest.get('accel', {}).get('used', '?')}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        table.add_row(key.replace("_", " "), str(value))
+    console.print(table)
+
+
+def print_chains(console: Console, outcome: list[chains.ChainResult]) -> None:
+    for result in outcome:
+        verdict = "[green]holds[/]" if result.holds else "[red]does not hold[/]"
+        expectation = "" if result.expect == "report" else f" (expected {result.expect}: " + (
+            "[green]ok[/])" if result.ok else "[red]FAILED[/])")
+        table = Table(title=f"chain {result.name}: {verdict}, {result.hits} hits{expectation}", title_justify="left")
+        table.add_column("leaf")
+        table.add_column("function")
+        table.add_column("verdict")
+        table.add_column("evidence", overflow="fold")
+        for leaf in result.leaves:
+            for index, function in enumerate(leaf.functions):
+                label = f"{leaf.leaf} ({leaf.hits} hits, {leaf.by_task})" if index == 0 else ""
+                colour = {"observed": "green", "inlined": "cyan", "tail call": "cyan"}.get(function.verdict, "red")
+                table.add_row(label, function.function, f"[{colour}]{function.label()}[/]", function.evidence)
+        console.print(table)
+        for note in result.notes:
+            console.print(f"  note: {note}")
+
+
+def lab(ctx: Context, kernel: str | None = None, results: str = "results") -> int:
+    started = time.monotonic()
+    out = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
+                      notify=lambda line: ctx.console.print(line))
+    print_summary(ctx.console, out)
+    code = 0
+    if (out / "chains.json").exists():
+        outcome = verify.verify_results(out)
+        print_chains(ctx.console, outcome)
+        code = 0 if all(r.ok for r in outcome) else 3
+    ctx.console.print(f"results: {out} ({time.monotonic() - started:.0f} s)")
+    return code
+
+
+def lab_verify(results_dir: Path) -> int:
+    outcome = verify.verify_results(results_dir)
+    print_chains(Console(highlight=False, soft_wrap=True), outcome)
+    return 0 if all(r.ok for r in outcome) else 3

@@ -120,7 +120,8 @@ class ChainUse(Strict):
 class TracingSpec(Strict):
     enabled: bool = True
     # Distinct stacks each probe's histogram can hold; more are counted as dropped.
-    table_size: Annotated[int, Field(ge=128, le=65536)] = 8192
+    # (Bigger tables cost seconds per probe to set up under TCG.)
+    table_size: Annotated[int, Field(ge=128, le=65536)] = 1024
     # Extra functions to probe besides the chains' own (e.g. anchors of interest).
     extra_functions: list[str] = Field(default_factory=list)
 

@@ -72,6 +72,7 @@ PROBE_GROUP = "kernlab"
 HIST_HEADER = re.compile(r"^\{\s*stacktrace:\s*$")
 HIST_END = re.compile(r"^\}\s*hitcount:\s*(\d+)\s*$")
 HIST_TOTAL = re.compile(r"^\s*(Hits|Entries|Dropped):\s*(\d+)\s*$")
+HIST_RET = re.compile(r"^\{\s*ret:\s*\[[0-9a-f]+\]\s*(?P<site>\S+)\s*\}\s*hitcount:\s*(?P<hits>\d+)\s*$")
 
 
 def probe_event_name(symbol: str) -> str:
@@ -89,32 +90,36 @@ def traceable_symbols(available_filter_functions: str) -> dict[str, str]:
     return symbols
 
 
-def hist_setup_commands(symbols: list[str], table_size: int = 8192) -> list[str]:
-    """Guest shell commands: one kprobe per function, each with a histogram keyed by the full stack.
+def _trigger(kind: str, table_size: int) -> str:
+    key = "stacktrace" if kind == "stack" else "ret.sym-offset"
+    return f"hist:keys={key}:vals=hitcount:sort=hitcount.descending:size={table_size}"
 
-    The kernel counts each distinct stack in place, so nothing streams out during
-    the workload and nothing is lost unless a table fills up (its `Dropped:` total).
+
+def hist_setup_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024) -> list[str]:
+    """Guest shell commands: a kprobe per function, each feeding an in-kernel histogram.
+
+    Stack probes count every distinct full stack (the evidence for a chain); caller
+    probes count only the return address at entry (`$stack0`), which is cheap and
+    is what proves a tail call. Nothing streams out while the workload runs, and
+    nothing is lost unless a table fills up (its `Dropped:` total).
     """
-    commands = [
-        f"echo 0 > {TRACEFS}/tracing_on",
-        f"echo > {TRACEFS}/kprobe_events",
-    ]
-    for symbol in symbols:
-        commands.append(f"echo 'p:{PROBE_GROUP}/{probe_event_name(symbol)} {symbol}' >> {TRACEFS}/kprobe_events")
-    for symbol in symbols:
+    commands = [f"echo 0 > {TRACEFS}/tracing_on", f"echo > {TRACEFS}/kprobe_events"]
+    probes = [(symbol, "stack") for symbol in stack_symbols] + [(symbol, "caller") for symbol in caller_symbols]
+    for symbol, kind in probes:
+        fetch = " ret=$stack0:x64" if kind == "caller" else ""
+        commands.append(f"echo 'p:{PROBE_GROUP}/{probe_event_name(symbol)} {symbol}{fetch}' >> {TRACEFS}/kprobe_events")
+    for symbol, kind in probes:
         event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
-        commands.append(f"echo 'hist:keys=stacktrace:vals=hitcount:sort=hitcount.descending:size={table_size}'"
-                        f" > {event}/trigger")
+        commands.append(f"echo '{_trigger(kind, table_size)}' > {event}/trigger")
     commands.append(f"echo 1 > {TRACEFS}/tracing_on")
     return commands
 
 
-def hist_teardown_commands(symbols: list[str]) -> list[str]:
+def hist_teardown_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024) -> list[str]:
     commands = [f"echo 0 > {TRACEFS}/tracing_on"]
-    for symbol in symbols:
+    for symbol, kind in [(s, "stack") for s in stack_symbols] + [(s, "caller") for s in caller_symbols]:
         event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
-        commands.append(f"echo '!hist:keys=stacktrace:vals=hitcount:sort=hitcount.descending' > {event}/trigger"
-                        " 2>/dev/null || true")
+        commands.append(f"echo '!{_trigger(kind, table_size)}' > {event}/trigger 2>/dev/null || true")
     commands.append(f"echo > {TRACEFS}/kprobe_events")
     return commands
 
@@ -128,7 +133,8 @@ class StackCount:
 @dataclass
 class Histogram:
     function: str
-    stacks: list[StackCount]
+    stacks: list[StackCount]  # from a stacktrace-keyed histogram
+    callers: dict[str, int]  # return site (`pageout+0xe3/0x1bb`) -> hits, from a ret-keyed histogram
     hits: int
     entries: int
     dropped: int
@@ -151,8 +157,9 @@ def strip_plumbing(stack: list[Frame], function: str) -> list[Frame]:
 
 
 def parse_hist(function: str, text: str) -> Histogram:
-    """A `hist` file of a kprobe event keyed by stacktrace."""
+    """A `hist` file of a kprobe event keyed by stacktrace or by its return address."""
     stacks: list[StackCount] = []
+    callers: dict[str, int] = {}
     totals = {"Hits": 0, "Entries": 0, "Dropped": 0}
     current: list[Frame] | None = None
     for raw in text.splitlines():
@@ -164,6 +171,8 @@ def parse_hist(function: str, text: str) -> Histogram:
             current = None
         elif current is not None and line:
             current.append(Frame.parse(line))
+        elif ret := HIST_RET.match(line):
+            callers[ret.group("site")] = callers.get(ret.group("site"), 0) + int(ret.group("hits"))
         elif match := HIST_TOTAL.match(raw):
             totals[match.group(1)] = int(match.group(2))
-    return Histogram(function, stacks, totals["Hits"], totals["Entries"], totals["Dropped"])
+    return Histogram(function, stacks, callers, totals["Hits"], totals["Entries"], totals["Dropped"])

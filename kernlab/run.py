@@ -1,0 +1,293 @@
+"""The lab runner: kernel and image, boot, zram setup, probes, workloads with sampling, and the results folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shlex
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from kernlab import build, chains, source, trace, zram
+from kernlab.cache import Cache, write_json_atomic
+from kernlab.errors import KernlabError
+from kernlab.guest import GuestImage, build_guest_image
+from kernlab.lab import Lab, WorkloadSpec, lab_as_dict
+from kernlab.session import GuestSession, guest_session
+from kernlab.verify import verify_results
+from kernlab.vm import qemu_version, scan_console
+
+log = logging.getLogger("kernlab")
+REPO = Path(__file__).resolve().parent.parent
+KCONFIG_DIR = REPO / "kconfigs"
+CHAIN_DIR = REPO / "labs" / "chains"
+
+
+@dataclass
+class Results:
+    """The results folder being written; the manifest is rewritten after every step, so a crash still explains."""
+
+    dir: Path
+    manifest: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def step(self, name: str, seconds: float) -> None:
+        self.manifest.setdefault("steps_s", {})[name] = round(seconds, 2)
+        self.save()
+
+    def save(self) -> None:
+        write_json_atomic(self.dir / "manifest.json", self.manifest)
+
+    def write(self, relative: str, data: str | bytes | dict | list) -> Path:
+        path = self.dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, dict | list):
+            write_json_atomic(path, data)
+        elif isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data)
+        return path
+
+
+def new_results_dir(root: Path, lab: Lab) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = root / lab.name / stamp
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / lab.name / f"{stamp}-{suffix}"
+    path.mkdir(parents=True)
+    return path
+
+
+def memhog_command(workload: WorkloadSpec) -> str:
+    spec = workload.memhog
+    assert spec is not None
+    args = ["/bin/memhog", "--size-mib", str(spec.size_mib), "--passes", str(spec.passes), "--forks",
+            str(spec.forks), "--seed", str(spec.seed)]
+    args += ["--ratio", str(spec.ratio)] if spec.ratio else ["--data", spec.data]
+    return shlex.join(args)
+
+
+def workload_command(workload: WorkloadSpec) -> str:
+    return memhog_command(workload) if workload.memhog else str(workload.command)
+
+
+class Sampler:
+    """Reads zram, vmstat and meminfo every interval over its own SSH channel while the workloads run."""
+
+    def __init__(self, session: GuestSession, kernel_version: str, interval_s: float, out: Path) -> None:
+        self.session, self.kernel_version, self.interval_s, self.out = session, kernel_version, interval_s, out
+        self.samples: list[zram.Sample] = []
+        self.error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def take(self) -> None:
+        text = self.session.ssh.run(zram.SAMPLE_SCRIPT, timeout=30, what="sampling zram and vmstat").stdout
+        sample = zram.parse_sample(text, self.kernel_version)
+        self.samples.append(sample)
+        with open(self.out, "a") as handle:
+            handle.write(json.dumps(sample.as_row()) + "\n")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.take()
+            except Exception as error:  # reported by stop(); the workload's own failure matters more
+                self.error = error
+                return
+
+    def __enter__(self) -> Sampler:
+        self.take()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        if exc_info[0] is None:
+            if self.error:
+                raise KernlabError(f"sampling failed: {self.error}")
+            self.take()
+
+
+def run_workload(session: GuestSession, workload: WorkloadSpec, results: Results) -> dict:
+    command = workload_command(workload)
+    result = session.run(command, timeout=workload.timeout_s, check=False, what=f"workload {workload.name}")
+    record = {"name": workload.name, "command": command, "exit_code": result.exit_code,
+              "seconds": round(result.seconds, 2), "stdout": result.stdout, "stderr": result.stderr}
+    try:
+        record["report"] = json.loads(result.stdout.strip().splitlines()[-1]) if workload.memhog else None
+    except (ValueError, IndexError):
+        record["report"] = None
+    results.write(f"workloads/{workload.name}.json", record)
+    return record
+
+
+def _fail_workload(record: dict, console: str) -> None:
+    if record["exit_code"] == 0:
+        return
+    oom = scan_console(console, ("oom",))
+    if oom and record["exit_code"] in (137, -1, 9):
+        raise KernlabError(f"workload {record['name']} was killed by the OOM killer: {oom.line}")
+    stderr = record["stderr"].strip().splitlines()
+    raise KernlabError(f"workload {record['name']} failed (exit {record['exit_code']}): "
+                       f"{stderr[-1] if stderr else 'no stderr'}")
+
+
+def probe_set(lab: Lab, kernel_version: str, traceable: dict[str, str]) -> tuple[list[str], list[str], dict]:
+    """(stack probes, caller probes, not probed): full stacks at each chain's leaves, and only the return
+    address at the chain's other traceable functions (the cheap evidence that proves a tail call)."""
+    leaves: list[str] = []
+    others: list[str] = []
+    for use in lab.chains:
+        resolved = chains.load_chain(CHAIN_DIR / f"{use.spec}.yaml").resolve(kernel_version)
+        leaves += resolved.leaves
+        others += resolved.path
+    leaves += lab.tracing.extra_functions
+    stack, caller, skipped = [], [], {}
+    for name in dict.fromkeys(leaves + others):
+        if name not in traceable:
+            skipped[name] = "not in available_filter_functions"
+        elif name in leaves:
+            stack.append(traceable[name])
+        else:
+            caller.append(traceable[name])
+    return stack, caller, skipped
+
+
+def setup_zram(session: GuestSession, lab: Lab, results: Results) -> None:
+    zram.check_algorithm(lab.zram.comp_algorithm, session.run(f"cat {zram.ZRAM}/comp_algorithm").stdout)
+    for step in zram.setup_steps(lab.zram, lab.swap):
+        session.run(step.command, what=f"zram setup: {step.description}")
+    results.write("zram-setup.txt", "\n".join(step.command for step in zram.setup_steps(lab.zram, lab.swap)) + "\n")
+
+
+def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str,
+                  results: Results) -> tuple[list[str], list[str]]:
+    available = session.run(f"cat {trace.TRACEFS}/available_filter_functions", timeout=60).stdout
+    results.write("trace/available_filter_functions", available)
+    stack, caller, skipped = probe_set(lab, kernel_version, trace.traceable_symbols(available))
+    results.write("trace/probes.json", {"stack": stack, "caller": caller, "not_probed": skipped,
+                                        "table_size": lab.tracing.table_size})
+    # One exec: each kprobe registration patches kernel text, slow enough under TCG without extra round trips.
+    session.run(" && ".join(trace.hist_setup_commands(stack, caller, lab.tracing.table_size)), timeout=300,
+                what="tracing setup")
+    return stack, caller
+
+
+def collect_tracing(session: GuestSession, probes: tuple[list[str], list[str]], table_size: int,
+                    results: Results) -> None:
+    stack, caller = probes
+    for symbol in stack + caller:
+        event = f"{trace.TRACEFS}/events/{trace.PROBE_GROUP}/{trace.probe_event_name(symbol)}/hist"
+        results.write(f"trace/hist/{trace.base_name(symbol)}.hist", session.run(f"cat {event}", timeout=60).stdout)
+    session.run("; ".join(trace.hist_teardown_commands(stack, caller, table_size)), check=False, timeout=300)
+
+
+def host_facts() -> dict:
+    return {"machine": platform.machine(), "python": platform.python_version(), "kernel": platform.release(),
+            "cpus": os.cpu_count()}
+
+
+def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kernel: str | None = None,
+            notify: Callable[[str], None] = print) -> Path:
+    """Run a lab from source to results folder; returns the folder (its manifest says complete or why not)."""
+    results = Results(new_results_dir(results_root, lab))
+    results.manifest = {"lab": lab_as_dict(lab), "lab_file": str(lab_path), "status": "running",
+                        "started": datetime.now(UTC).isoformat(timespec="seconds"), "host": host_facts(),
+                        "kernlab_command": f"inv lab --lab {lab_path}" + (f" --kernel {kernel}" if kernel else "")}
+    results.write("lab.yaml", yaml.safe_dump(lab_as_dict(lab), sort_keys=False))
+    results.save()
+    try:
+        t = time.monotonic()
+        used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=notify)
+        kernel_build = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR)
+        notify(f"kernel: {'cached' if kernel_build.cached else 'built'}: {kernel_build.describe()}")
+        results.manifest["kernel"] = {
+            "version": used.version, "source": used.ref, "origin": used.origin, "sha256": used.sha256,
+            "fallback_from": used.fallback_from, "fallback_reason": used.fallback_reason,
+            "build_dir": str(kernel_build.dir), "build_key": kernel_build.info["key"],
+            "config_sha256": kernel_build.info["config"]["config_sha256"], "compiler": kernel_build.info["compiler"],
+            "bzimage_sha256": kernel_build.info.get("bzimage_sha256"),
+        }
+        results.write("System.map", kernel_build.system_map.read_bytes())
+        results.step("kernel", time.monotonic() - t)
+
+        t = time.monotonic()
+        image: GuestImage = build_guest_image(lab, cache)
+        notify(f"guest image: {'cached' if image.cached else 'built'}: {image.path} (sha256 {image.sha256[:12]})")
+        results.manifest["guest_image"] = {"sha256": image.sha256, "path": str(image.path), "inputs": image.info}
+        results.manifest["qemu_version"] = qemu_version()
+        results.step("guest_image", time.monotonic() - t)
+
+        t = time.monotonic()
+        with guest_session(lab.vm, kernel_build.bzimage, image, results.dir / "console.log") as session:
+            results.manifest["accel"] = {"used": session.accel.accel, "why": session.accel.reason}
+            results.manifest["boot"] = {"console_ready_s": round(session.console_ready_s, 2),
+                                        "ssh_ready_s": round(session.ssh_ready_s, 2)}
+            results.step("boot", time.monotonic() - t)
+            notify(f"guest up in {session.ssh_ready_s:.1f} s ({session.accel.accel}: {session.accel.reason})")
+
+            t = time.monotonic()
+            setup_zram(session, lab, results)
+            tracing = lab.chains and lab.tracing.enabled
+            probes = setup_tracing(session, lab, used.version, results) if tracing else None
+            results.step("setup", time.monotonic() - t)
+
+            t = time.monotonic()
+            records = []
+            with Sampler(session, used.version, lab.sampling.interval_s, results.dir / "samples.jsonl") as sampler:
+                if lab.run_workloads == "parallel":
+                    threads_out: dict[str, dict] = {}
+                    workers = [threading.Thread(target=lambda w=w: threads_out.__setitem__(
+                        w.name, run_workload(session, w, results))) for w in lab.workloads]
+                    for worker in workers:
+                        worker.start()
+                    for worker in workers:
+                        worker.join()
+                    records = [threads_out[w.name] for w in lab.workloads if w.name in threads_out]
+                else:
+                    for workload in lab.workloads:
+                        notify(f"workload {workload.name}: {workload_command(workload)}")
+                        records.append(run_workload(session, workload, results))
+                        _fail_workload(records[-1], session.vm.text)
+                for record in records:
+                    _fail_workload(record, session.vm.text)
+            results.step("workloads", time.monotonic() - t)
+
+            if probes:
+                t = time.monotonic()
+                collect_tracing(session, probes, lab.tracing.table_size, results)
+                results.step("collect_trace", time.monotonic() - t)
+        summary = zram.summarize(sampler.samples)
+        summary["workload_seconds"] = {record["name"]: record["seconds"] for record in records}
+        results.write("summary.json", summary)
+        if probes:
+            t = time.monotonic()
+            verdicts = verify_results(results.dir)
+            results.manifest["chains"] = {r.name: {"holds": r.holds, "hits": r.hits, "expect": r.expect, "ok": r.ok}
+                                          for r in verdicts}
+            results.step("verify", time.monotonic() - t)
+        results.manifest["status"] = "complete"
+    except KeyboardInterrupt:
+        results.manifest.update(status="incomplete", why="interrupted (Ctrl-C)")
+        raise
+    except Exception as error:
+        results.manifest.update(status="incomplete", why=str(error).splitlines()[0])
+        raise
+    finally:
+        results.manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        results.manifest.setdefault("steps_s", {})["total"] = round(time.monotonic() - results.started, 2)
+        results.save()
+    return results.dir
