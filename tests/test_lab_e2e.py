@@ -1,0 +1,57 @@
+"""The default lab end to end on the real 6.1 kernel: boot, zram swap, workloads, samples, probes, chains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kernlab import run
+from kernlab.lab import load_lab
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_default_lab_swaps_and_proves_the_chains(kernel_build, real_cache, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # No network: the lab's 5.15 is neither cached nor reachable, so it must fall back to debian:6.1 and say so.
+    monkeypatch.setenv("KERNLAB_OFFLINE", "1")
+    lab_path = REPO / "labs" / "zram-swap.yaml"
+    notes: list[str] = []
+    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=notes.append)
+
+    for name in ("manifest.json", "summary.json", "chains.json", "console.log", "samples.jsonl", "lab.yaml",
+                 "System.map", "zram-setup.txt", "workloads/shared-hog.json", "workloads/private-hog.json",
+                 "trace/probes.json", "trace/inline.json", "trace/hist/zcomp_compress.hist"):
+        assert (folder / name).is_file(), name
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["kernel"]["version"] == kernel_build.info["kernel_version"]
+    assert manifest["kernel"]["source"] == "debian:6.1" and manifest["kernel"]["fallback_from"] == "5.15.177"
+    assert any("neither cached nor reachable" in note for note in notes)
+    assert manifest["accel"]["used"] in ("kvm", "tcg") and manifest["accel"]["why"].startswith("auto: ")
+    assert manifest["guest_image"]["sha256"] and manifest["qemu_version"]
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["pswpout_pages"] > 0 and summary["pswpin_pages"] > 0
+    assert summary["peak_orig_data_bytes"] > summary["peak_compr_data_bytes"] > 0
+    assert summary["compression_ratio"] > 1.2  # text-like data
+    samples = (folder / "samples.jsonl").read_text().splitlines()
+    assert len(samples) >= 3 and json.loads(samples[-1])["t"] > json.loads(samples[0])["t"]
+    for name in ("shared-hog", "private-hog"):
+        record = json.loads((folder / "workloads" / f"{name}.json").read_text())
+        assert record["exit_code"] == 0 and record["report"]["intact"] is True
+
+    chains = {chain["name"]: chain for chain in json.loads((folder / "chains.json").read_text())["chains"]}
+    for name in ("pageout", "pagein-swapcache", "pagein-skip-swapcache"):
+        assert chains[name]["holds"] and chains[name]["hits"] > 0, name
+    assert not chains["wrong-read-under-writepage"]["holds"]
+    labels = {f["function"]: (f["verdict"], f["into"]) for f in chains["pageout"]["leaves"][0]["functions"]}
+    assert labels["__zram_bvec_write"] == ("inlined", "zram_bvec_rw")
+    assert labels["swap_writepage"][0] == "tail call"
+    read = {f["function"]: (f["verdict"], f["into"]) for f in chains["pagein-swapcache"]["leaves"][0]["functions"]}
+    assert read["zram_bvec_read"] == ("inlined", "zram_bvec_rw")
+    assert "KERNLAB-READY" in (folder / "console.log").read_text()
