@@ -51,7 +51,7 @@ def build(c, lab=None, kernel=None, install=False, strict=None, jobs=None, cache
 @task(help={**LAB_HELP, "kernel": "override the lab's kernel", "output": "where to write the JSON",
             "warm": "use the normal cache instead of an empty one"})
 def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False):
-    """Print benchmark figures as JSON (cold kernel build, no-op rebuild)."""
+    """Benchmark figures as JSON: cold/warm lab, kernel build, no-op rebuild, boot, image, tracing overhead."""
     _call(cli.bench, _ctx(lab, cache, verbose), Path(output), kernel=kernel, cold=not warm)
 
 
