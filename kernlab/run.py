@@ -232,7 +232,9 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
         results.step("guest_image", time.monotonic() - t)
 
         t = time.monotonic()
-        with guest_session(lab.vm, kernel_build.bzimage, image, results.dir / "console.log") as session:
+        # An OOM kill anywhere in the guest fails the run too (with its console excerpt) once the session ends.
+        with guest_session(lab.vm, kernel_build.bzimage, image, results.dir / "console.log",
+                           watch=("panic", "oops", "bug", "oom")) as session:
             results.manifest["accel"] = {"used": session.accel.accel, "why": session.accel.reason}
             results.manifest["boot"] = {"console_ready_s": round(session.console_ready_s, 2),
                                         "ssh_ready_s": round(session.ssh_ready_s, 2)}

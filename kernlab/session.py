@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,7 +14,16 @@ from kernlab.errors import KernlabError
 from kernlab.guest import GuestImage
 from kernlab.lab import VmSpec
 from kernlab.ssh import GuestSSH
-from kernlab.vm import READY, AccelChoice, GuestFailed, RunningVM, choose_accel, free_port, qemu_command
+from kernlab.vm import (
+    READY,
+    AccelChoice,
+    GuestFailed,
+    RunningVM,
+    choose_accel,
+    free_port,
+    qemu_command,
+    sigterm_as_interrupt,
+)
 
 log = logging.getLogger("kernlab")
 
@@ -39,28 +47,11 @@ class GuestSession:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM to kernlab unwinds like Ctrl-C, so the VM below is still reaped."""
-    def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
 def guest_session(spec: VmSpec, kernel: Path, image: GuestImage, console_log: Path, *,
                   watch: tuple[str, ...] = ("panic", "oops", "bug"), append_extra: str = "",
                   accel: AccelChoice | None = None) -> Iterator[GuestSession]:
     """Boot, wait until the init said KERNLAB-READY and SSH answers, yield; QEMU is reaped on every exit path."""
-    with _sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="kernlab-vm-") as scratch:
+    with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="kernlab-vm-") as scratch:
         workdir = Path(scratch)
         accel = accel or choose_accel(spec, kernel, workdir)
         vm: RunningVM | None = None

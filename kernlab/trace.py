@@ -1,7 +1,7 @@
 """ftrace evidence: the guest commands that set up kprobe stack histograms, and parsers for what they print.
 
 Parsers take the text of tracefs files (`events/kernlab/*/hist`,
-`per_cpu/cpu*/stats`, `available_filter_functions`); they do no I/O.
+`available_filter_functions`); they do no I/O.
 """
 
 from __future__ import annotations
@@ -39,27 +39,6 @@ class Frame:
 
     def __str__(self) -> str:
         return self.symbol if self.offset is None else f"{self.symbol}+{self.offset:#x}/{self.size:#x}"
-
-
-@dataclass(frozen=True)
-class CpuStats:
-    cpu: int
-    entries: int
-    overrun: int
-    dropped_events: int
-    commit_overrun: int
-
-
-def parse_cpu_stats(cpu: int, text: str) -> CpuStats:
-    """per_cpu/cpuN/stats: `entries: 12`, `overrun: 0`, `dropped events: 0`, ..."""
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        value = value.strip().split()[0] if value.strip() else ""
-        if value.isdigit():
-            values[key.strip()] = int(value)
-    return CpuStats(cpu, values.get("entries", 0), values.get("overrun", 0), values.get("dropped events", 0),
-                    values.get("commit overrun", 0))
 
 
 def task_kind(stack: list[Frame]) -> str:

@@ -12,7 +12,8 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -287,11 +288,29 @@ class RunningVM:
         return how
 
 
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM to kernlab unwinds like Ctrl-C, so the VM below is still reaped."""
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def boot_interactive(command: list[str]) -> int:
     """QEMU in the foreground on this terminal (Ctrl-A X leaves); returns its exit code once reaped."""
     process = subprocess.Popen(command)
     try:
-        return process.wait()
+        with sigterm_as_interrupt():
+            return process.wait()
     except KeyboardInterrupt:
         # Ctrl-C belongs to the guest console; it only reaches here if the terminal sent SIGINT to us too.
         process.terminate()

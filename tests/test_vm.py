@@ -118,3 +118,40 @@ def test_interrupt_inside_session_reaps_qemu(kernel_build, image, tmp_path: Path
         pid = session.vm.pid
         raise KeyboardInterrupt
     assert pid is not None and not pid_alive(pid)
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+from pathlib import Path
+from kernlab.cache import Cache
+from kernlab.guest import build_guest_image
+from kernlab.lab import VmSpec, parse_lab
+from kernlab.session import guest_session
+image = build_guest_image(parse_lab({"name": "test-vm"}, "test"), Cache.at(sys.argv[3]))
+with guest_session(VmSpec(accel="tcg"), Path(sys.argv[1]), image, Path(sys.argv[2])) as session:
+    print(session.vm.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_sigterm_to_kernlab_reaps_qemu(kernel_build, image, real_cache, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(kernel_build.bzimage),
+                                str(tmp_path / "console.log"), str(real_cache.root)],
+                               cwd=repo, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        pid = int(process.stdout.readline())
+        assert pid_alive(pid)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not pid_alive(pid)
