@@ -33,7 +33,9 @@ KVM_PROBE_SECONDS = 8.0
 def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: int, accel: str,
                  qmp_socket: Path, append_extra: str = "") -> list[str]:
     """Everything QEMU is told; the guest network is user-mode, restricted, forwarded from 127.0.0.1 only."""
-    append = " ".join(part for part in ("console=ttyS0 panic=-1 oops=panic", spec.append, append_extra) if part)
+    # random.trust_cpu=on: seed the CRNG from RDRAND at boot, or dropbear waits ~1.5 s for entropy under TCG.
+    base = "console=ttyS0 panic=-1 oops=panic random.trust_cpu=on"
+    append = " ".join(part for part in (base, spec.append, append_extra) if part)
     command = [
         QEMU, "-machine", "q35", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
         "-smp", str(spec.cpus), "-m", str(spec.memory_mib),

@@ -24,7 +24,7 @@ def test_qemu_command_from_spec(tmp_path: Path) -> None:
     assert "-smp 3" in joined and "-m 384" in joined and "-no-reboot" in joined
     assert "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22" in joined
     assert "-device virtio-net-pci,netdev=n0" in joined
-    assert command[command.index("-append") + 1] == "console=ttyS0 panic=-1 oops=panic loglevel=4"
+    assert command[command.index("-append") + 1] == "console=ttyS0 panic=-1 oops=panic random.trust_cpu=on loglevel=4"
     assert command[command.index("-initrd") + 1] == "/i.cpio"
     assert f"unix:{tmp_path / 'q.sock'},server=on,wait=off" in command
     assert "host" not in command  # never -cpu host under TCG
