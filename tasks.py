@@ -94,11 +94,39 @@ def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=Fal
 @task(name="verify")
 def lab_verify(c, results_dir):
     """Verify the lab's call chains again, offline, on a results folder."""
-    raise Exit(code=_call(cli.lab_verify, Path(results_dir)))
+    raise Exit(code=_call(cli.lab_verify, Path(results_dir), cli.plain_console()))
+
+
+@task(name="sweep", help={**LAB_HELP, "shard": "run slice I/N of the variants (e.g. 1/2), for split CI runners",
+                           "kernel": "override the lab's kernel", "results": "results root (default results/)"})
+def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=None, verbose=False):
+    """Run every variant of the lab's sweep (one kernel build) and write a comparison report."""
+    raise Exit(code=_call(cli.sweep, _ctx(lab, cache, verbose), shard=shard, kernel=kernel, results=results))
+
+
+@task(name="rerun", help={"manifest": "RESULTS_DIR/manifest.json of a finished run",
+                          "results": "results root (default results/)", "cache": LAB_HELP["cache"],
+                          "verbose": LAB_HELP["verbose"]})
+def lab_rerun(c, manifest, results="results", cache=None, verbose=False):
+    """Repeat a finished run: same kernel source and sha256, config, image inputs and parameters; then compare."""
+    raise Exit(code=_call(cli.rerun, _ctx(None, cache, verbose), Path(manifest), results=results))
+
+
+@task(name="compare", help={"a": "results folder (or its manifest.json)", "b": "results folder to compare with"})
+def lab_compare(c, a, b):
+    """Show which settings and figures differ between two runs."""
+    _call(cli.compare_runs, cli.plain_console(), Path(a), Path(b))
+
+
+@task(name="report", iterable=["more"], help={"results_dir": "a run's results folder, or a sweep folder",
+                                              "more": "more results folders to compare with (repeatable)"})
+def lab_report(c, results_dir, more=None):
+    """Write report.html and report.md for a run; a comparison report for a sweep or several runs."""
+    _call(cli.lab_report, [Path(results_dir), *map(Path, more or [])], cli.plain_console())
 
 
 kernel = Collection("kernel", fetch, config, build)
 guest = Collection("guest", guest_build)
 vm = Collection("vm", vm_boot, vm_ssh)
-lab = Collection("lab", lab_run, lab_verify)
+lab = Collection("lab", lab_run, lab_verify, lab_sweep, lab_rerun, lab_compare, lab_report)
 namespace = Collection(kernel, guest, vm, lab, bench, test)

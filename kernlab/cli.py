@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kernlab import build, chains, run, source, trace, verify, vm
+from kernlab import build, chains, experiment, report, run, source, trace, verify, vm
 from kernlab.cache import Cache, read_json, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.guest import GuestImage, build_guest_image
@@ -43,8 +43,7 @@ class Context:
     def create(cls, lab: str | None = None, cache: str | None = None, verbose: bool = False) -> Context:
         logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s")
         lab_path = Path(lab) if lab else DEFAULT_LAB
-        width = None if sys.stdout.isatty() else 120  # logs and CI get whole tables
-        return cls(load_lab(lab_path), lab_path, Cache.at(cache), Console(highlight=False, soft_wrap=True, width=width))
+        return cls(load_lab(lab_path), lab_path, Cache.at(cache), plain_console())
 
 
 def fetch(ctx: Context, kernel: str | None = None, install: bool = False, mirror: str | None = None,
@@ -258,21 +257,143 @@ def print_chains(console: Console, outcome: list[chains.ChainResult]) -> None:
             console.print(f"  note: {note}")
 
 
-def lab(ctx: Context, kernel: str | None = None, results: str = "results") -> int:
-    started = time.monotonic()
-    out = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
-                      notify=lambda line: ctx.console.print(line))
+def print_branches(console: Console, results_dir: Path) -> bool:
+    """The branch-profile answer, if the lab asked for one; False when the kernel could not count branches."""
+    data = read_json(results_dir / "branches.json")
+    if data is None:
+        return True
+    if not data.get("available"):
+        console.print(f"[red]branch profile unavailable:[/] {data.get('why')}")
+        return False
+    table = Table(title="annotated branches on the swap path (counted during the workloads)", title_justify="left")
+    for column in ("function", "source", "annotation", "correct", "incorrect", "wrong"):
+        table.add_column(column, justify="right" if column in ("correct", "incorrect", "wrong") else "left")
+    for site in data["swap_path"]:
+        total = site["total"]
+        evaluated = total["correct"] + total["incorrect"]
+        wrong = f"{total['incorrect'] / evaluated:.1%}" if evaluated else "-"
+        table.add_row(site["function"], f"{site['file']}:{site['line']}", site.get("annotation") or "?",
+                      f"{total['correct']:,}", f"{total['incorrect']:,}", wrong)
+    console.print(table)
+    console.print(f"[bold]answer:[/] {data['answer']}")
+    return True
+
+
+def _finish_run(ctx: Context, out: Path) -> int:
+    """Summary, chains, branches and the report of one finished run; the exit code for it."""
     print_summary(ctx.console, out)
     code = 0
     if (out / "chains.json").exists():
         outcome = verify.verify_results(out)
         print_chains(ctx.console, outcome)
         code = 0 if all(r.ok for r in outcome) else 3
+    if not print_branches(ctx.console, out):
+        code = code or 3
+    ctx.console.print(f"report: {out / 'report.html'}")
+    return code
+
+
+def lab(ctx: Context, kernel: str | None = None, results: str = "results") -> int:
+    started = time.monotonic()
+    if ctx.lab.sweep:
+        ctx.console.print(f"[yellow]note:[/] {ctx.lab_path} declares a sweep; this runs the lab as written, "
+                          f"`inv lab.sweep --lab {ctx.lab_path}` runs every variant")
+    out = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
+                      notify=lambda line: ctx.console.print(line))
+    code = _finish_run(ctx, out)
     ctx.console.print(f"results: {out} ({time.monotonic() - started:.0f} s)")
     return code
 
 
-def lab_verify(results_dir: Path) -> int:
+def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, results: str = "results") -> int:
+    if not ctx.lab.sweep:
+        raise KernlabError(f"{ctx.lab_path}: sweep: the lab declares no sweep (e.g. sweep: "
+                           "{zram.comp_algorithm: [lz4, zstd]}); run it with `inv lab`")
+    started = time.monotonic()
+    chosen = experiment.parse_shard(shard) if shard else None
+    folder, outcomes = run.run_sweep(ctx.lab, ctx.lab_path, ctx.cache, Path(results), shard=chosen, kernel=kernel,
+                                     notify=lambda line: ctx.console.print(line))
+    table = Table(title=f"sweep {ctx.lab.name}" + (f", shard {chosen}" if chosen else ""), title_justify="left")
+    for column in ("variant", "status", "compression ratio", "swap-out MiB", "workload s"):
+        table.add_column(column)
+    for outcome in outcomes:
+        summary = read_json(folder / outcome["dir"] / "summary.json") or {}
+        table.add_row(outcome["label"], outcome["status"] + (f": {outcome['why']}" if outcome.get("why") else ""),
+                      str(summary.get("compression_ratio", "-")), str(summary.get("pswpout_mib", "-")),
+                      str(round(sum(summary.get("workload_seconds", {}).values()), 1)) if summary else "-")
+    ctx.console.print(table)
+    ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
+    return 0 if all(o["status"] == "complete" for o in outcomes) else 1
+
+
+def rerun(ctx: Context, manifest_path: Path, results: str = "results") -> int:
+    manifest = read_json(manifest_path)
+    if manifest is None:
+        raise KernlabError(f"{manifest_path}: no such manifest")
+    lab_to_run, pins = experiment.rerun_plan(manifest, str(manifest_path))
+    ctx.console.print(f"rerun of {manifest_path.parent}: linux {pins.kernel_version} ({lab_to_run.kernel.version}), "
+                      f"config {str(pins.config_sha256)[:12]}, same image inputs")
+    lab_path = Path(manifest.get("lab_file", ctx.lab_path))
+    out = run.run_lab(lab_to_run, lab_path, ctx.cache, Path(results), pins=pins,
+                      notify=lambda line: ctx.console.print(line), command=f"inv lab.rerun {manifest_path}",
+                      extra={"rerun_of": str(manifest_path.resolve().parent)})
+    code = _finish_run(ctx, out)
+    compare_runs(ctx.console, manifest_path.parent, out)
+    return code
+
+
+def _manifest_dir(path: Path) -> Path:
+    folder = path.parent if path.name == "manifest.json" else path
+    if not (folder / "manifest.json").is_file():
+        raise KernlabError(f"{path}: not a results folder (no manifest.json)")
+    return folder
+
+
+def compare_runs(console: Console, a: Path, b: Path) -> None:
+    """What differs between two runs: settings first, then figures."""
+    a, b = _manifest_dir(a), _manifest_dir(b)
+    manifests = [read_json(folder / "manifest.json") or {} for folder in (a, b)]
+    summaries = [read_json(folder / "summary.json") or {} for folder in (a, b)]
+    settings = experiment.compare(*(experiment.run_settings(m) for m in manifests))
+    figures = experiment.compare(*(experiment.flatten(s) for s in summaries), numbers_only=True)
+    for title, rows in ((f"settings that differ: A={a}  B={b}", settings), ("figures", figures)):
+        table = Table(title=title, title_justify="left")
+        for column in ("key", "A", "B", "change"):
+            table.add_column(column, overflow="fold", justify="right" if column == "change" else "left")
+        for row in rows:
+            table.add_row(row.key, str(row.a), str(row.b), row.change)
+        console.print(table if rows else f"{title}: none")
+
+
+def lab_report(paths: list[Path], console: Console) -> list[Path]:
+    """A report for each run folder; a comparison when given several runs or a folder of runs (a sweep)."""
+    written = []
+    runs: list[Path] = []
+    for path in paths:
+        if (path / "manifest.json").is_file():
+            runs.append(path)
+        else:
+            found = sorted(p.parent for p in path.glob("*/manifest.json")) + sorted(
+                p.parent for p in path.glob("*/*/manifest.json"))
+            if not found:
+                raise KernlabError(f"{path}: no results folder here (no manifest.json in it or below it)")
+            runs += found
+    for folder in runs:
+        written.append(report.write_report(folder))
+        console.print(f"report: {written[-1]}")
+    if len(runs) > 1:
+        out = paths[0] if len(paths) == 1 else runs[0].parent
+        written.append(report.write_comparison(runs, out, f"comparison of {len(runs)} runs"))
+        console.print(f"comparison: {written[-1]}")
+    return written
+
+
+def plain_console() -> Console:
+    """Plain output; logs and CI (not a tty) get whole tables, 120 columns wide."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+
+
+def lab_verify(results_dir: Path, console: Console) -> int:
     outcome = verify.verify_results(results_dir)
-    print_chains(Console(highlight=False, soft_wrap=True), outcome)
+    print_chains(console, outcome)
     return 0 if all(r.ok for r in outcome) else 3

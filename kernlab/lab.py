@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -126,6 +126,38 @@ class TracingSpec(Strict):
     extra_functions: list[str] = Field(default_factory=list)
 
 
+class BranchSite(Strict):
+    """An annotated branch to answer about: a function and a regex its source line must match."""
+
+    functions: list[str] = Field(default_factory=lambda: ["folio_mapping", "page_mapping"])
+    source_matches: str = "(?i)swapcache"
+
+    @field_validator("source_matches")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"{value!r} is not a regular expression: {error}") from None
+        return value
+
+
+class BranchProfileSpec(Strict):
+    """Read trace_stat/branch_annotated around each workload (needs CONFIG_PROFILE_ANNOTATED_BRANCHES)."""
+
+    enabled: bool = False
+    question: BranchSite = Field(default_factory=BranchSite)
+    # Annotated branches in these functions are tabulated as "the swap path".
+    functions: list[str] = Field(default_factory=lambda: [
+        "folio_mapping", "page_mapping", "shrink_folio_list", "shrink_page_list", "pageout", "add_to_swap",
+        "swap_writepage", "__swap_writepage", "bdev_write_page", "bdev_read_page", "do_swap_page",
+        "swapin_readahead", "swap_cluster_readahead", "swap_vma_readahead", "swap_readpage",
+        "lookup_swap_cache", "__read_swap_cache_async", "read_swap_cache_async", "add_to_swap_cache",
+        "delete_from_swap_cache", "folio_free_swap", "try_to_free_swap", "get_swap_pages", "swap_free",
+        "zram_rw_page", "zram_bvec_rw", "zram_bvec_read", "zram_bvec_write", "__zram_bvec_write",
+        "zram_read_page", "zram_write_page", "zs_malloc", "zs_map_object", "zs_free"])
+
+
 class Lab(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
@@ -138,6 +170,24 @@ class Lab(Strict):
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     tracing: TracingSpec = Field(default_factory=TracingSpec)
     chains: list[ChainUse] = Field(default_factory=list)
+    branch_profile: BranchProfileSpec = Field(default_factory=BranchProfileSpec)
+    # Dotted lab keys and the values to try, e.g. {"zram.comp_algorithm": [lz4, zstd],
+    # "workloads.*.memhog.data": [text, random]}; `inv lab.sweep` runs the cross product.
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_*-]+(\.[A-Za-z0-9_*-]+)*", path):
+                raise ValueError(f"{path!r} is not a dotted lab key like zram.comp_algorithm")
+            if path.split(".")[0] in ("name", "sweep"):
+                raise ValueError(f"{path!r} cannot be swept")
+            if not values:
+                raise ValueError(f"{path}: give at least one value")
+            if len({repr(v) for v in values}) != len(values):
+                raise ValueError(f"{path}: a value is listed twice")
+        return value
 
 
 def _format_error(source: str, error: ValidationError) -> str:

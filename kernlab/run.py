@@ -16,9 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from kernlab import build, chains, source, trace, zram
+from kernlab import branches, build, chains, experiment, report, source, trace, zram
 from kernlab.cache import Cache, write_json_atomic
 from kernlab.errors import KernlabError
+from kernlab.experiment import Pins, Shard
 from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, WorkloadSpec, lab_as_dict
 from kernlab.session import GuestSession, guest_session
@@ -195,24 +196,71 @@ def collect_tracing(session: GuestSession, probes: tuple[list[str], list[str]], 
     session.run("; ".join(trace.hist_teardown_commands(stack, caller, table_size)), check=False, timeout=300)
 
 
+class BranchProfiler:
+    """Snapshots of trace_stat/branch_annotated around each workload (the table is never reset, so deltas)."""
+
+    def __init__(self, session: GuestSession, results: Results) -> None:
+        self.session, self.results = session, results
+        self.snapshots: dict[str, tuple[branches.Snapshot, branches.Snapshot]] = {}
+        self.baseline: branches.Snapshot | None = None  # since boot, before the first workload
+        self._before: branches.Snapshot = {}
+
+    def _read(self, name: str) -> branches.Snapshot:
+        text = self.session.run(f"cat {branches.BRANCH_ANNOTATED}", timeout=300, what="reading branch_annotated").stdout
+        path = self.results.write(f"branches/{name}.txt", text)
+        return branches.parse_branch_annotated(text, str(path))
+
+    def before(self, workload: str) -> None:
+        self._before = self._read(f"{workload}.before")
+        if self.baseline is None:
+            self.baseline = self._before
+
+    def after(self, workload: str) -> None:
+        self.snapshots[workload] = (self._before, self._read(f"{workload}.after"))
+
+
+def branch_profile_missing(session: GuestSession, config: Path) -> str | None:
+    """Why this kernel cannot profile branches, or None when it can."""
+    if f"{branches.KCONFIG_SYMBOL}=y" not in config.read_text():
+        return (f"this kernel was built without {branches.KCONFIG_SYMBOL} (add the branch-profile fragment to "
+                "kernel.fragments); no branch counts were taken")
+    if session.run(f"test -r {branches.BRANCH_ANNOTATED}", check=False).exit_code != 0:
+        return f"{branches.BRANCH_ANNOTATED} is missing in the guest; no branch counts were taken"
+    return None
+
+
 def host_facts() -> dict:
     return {"machine": platform.machine(), "python": platform.python_version(), "kernel": platform.release(),
             "cpus": os.cpu_count()}
 
 
 def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kernel: str | None = None,
-            notify: Callable[[str], None] = print) -> Path:
-    """Run a lab from source to results folder; returns the folder (its manifest says complete or why not)."""
-    results = Results(new_results_dir(results_root, lab))
+            notify: Callable[[str], None] = print, results_dir: Path | None = None, pins: Pins | None = None,
+            command: str | None = None, extra: dict | None = None) -> Path:
+    """Run a lab from source to results folder; returns the folder (its manifest says complete or why not).
+
+    results_dir: an exact (new) folder instead of results_root/<lab>/<time>; pins: what a rerun must
+    find identical; extra: more manifest keys (e.g. the sweep point).
+    """
+    if results_dir:
+        results_dir.mkdir(parents=True)
+    results = Results(results_dir or new_results_dir(results_root, lab))
     results.manifest = {"lab": lab_as_dict(lab), "lab_file": str(lab_path), "status": "running",
                         "started": datetime.now(UTC).isoformat(timespec="seconds"), "host": host_facts(),
-                        "kernlab_command": f"inv lab --lab {lab_path}" + (f" --kernel {kernel}" if kernel else "")}
+                        "kernlab_command": command or (f"inv lab --lab {lab_path}"
+                                                       + (f" --kernel {kernel}" if kernel else "")), **(extra or {})}
     results.write("lab.yaml", yaml.safe_dump(lab_as_dict(lab), sort_keys=False))
     results.save()
     try:
         t = time.monotonic()
         used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=notify)
+        if pins:
+            pins.check_source(used.version, used.sha256)
+            compiler = build.compiler_version()
+            pins.check_build_key(build.build_key(used, lab.kernel, KCONFIG_DIR, compiler), compiler)
         kernel_build = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR)
+        if pins:
+            pins.check_config(kernel_build.info["config"]["config_sha256"])
         notify(f"kernel: {'cached' if kernel_build.cached else 'built'}: {kernel_build.describe()}")
         results.manifest["kernel"] = {
             "version": used.version, "source": used.ref, "origin": used.origin, "sha256": used.sha256,
@@ -226,6 +274,8 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
 
         t = time.monotonic()
         image: GuestImage = build_guest_image(lab, cache)
+        if pins:
+            pins.check_image(image.info)
         notify(f"guest image: {'cached' if image.cached else 'built'}: {image.path} (sha256 {image.sha256[:12]})")
         results.manifest["guest_image"] = {"sha256": image.sha256, "path": str(image.path), "inputs": image.info}
         results.manifest["qemu_version"] = qemu_version()
@@ -247,6 +297,16 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
             probes = setup_tracing(session, lab, used.version, results) if tracing else None
             results.step("setup", time.monotonic() - t)
 
+            profiler = None
+            if lab.branch_profile.enabled:
+                missing = branch_profile_missing(session, kernel_build.config)
+                if missing:
+                    notify(f"note: branch profile: {missing}")
+                    results.write("branches.json", branches.unavailable(missing))
+                    results.manifest["branch_profile"] = {"available": False, "why": missing}
+                else:
+                    profiler = BranchProfiler(session, results)
+
             t = time.monotonic()
             records = []
             with Sampler(session, used.version, lab.sampling.interval_s, results.dir / "samples.jsonl") as sampler:
@@ -254,16 +314,24 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                     threads_out: dict[str, dict] = {}
                     workers = [threading.Thread(target=lambda w=w: threads_out.__setitem__(
                         w.name, run_workload(session, w, results))) for w in lab.workloads]
+                    if profiler:
+                        profiler.before("all-workloads")
                     for worker in workers:
                         worker.start()
                     for worker in workers:
                         worker.join()
+                    if profiler:
+                        profiler.after("all-workloads")
                     records = [threads_out[w.name] for w in lab.workloads if w.name in threads_out]
                 else:
                     for workload in lab.workloads:
                         notify(f"workload {workload.name}: {workload_command(workload)}")
+                        if profiler:
+                            profiler.before(workload.name)
                         records.append(run_workload(session, workload, results))
                         _fail_workload(records[-1], session.vm.text)
+                        if profiler:
+                            profiler.after(workload.name)
                 for record in records:
                     _fail_workload(record, session.vm.text)
             results.step("workloads", time.monotonic() - t)
@@ -275,6 +343,14 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
         summary = zram.summarize(sampler.samples)
         summary["workload_seconds"] = {record["name"]: record["seconds"] for record in records}
         results.write("summary.json", summary)
+        if profiler:
+            spec = lab.branch_profile
+            branch_data = branches.branch_report(
+                branches.per_workload(profiler.snapshots), spec.functions, spec.question.functions,
+                spec.question.source_matches, summary, lambda site: branches.find_site_source(used.tree, site),
+                profiler.baseline)
+            results.write("branches.json", branch_data)
+            results.manifest["branch_profile"] = {"available": True, "question": branch_data["question"]}
         if probes:
             t = time.monotonic()
             verdicts = verify_results(results.dir)
@@ -292,4 +368,51 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
         results.manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         results.manifest.setdefault("steps_s", {})["total"] = round(time.monotonic() - results.started, 2)
         results.save()
+        if results.manifest["status"] != "complete":
+            _report_incomplete(results.dir, notify)
+    notify(f"report: {report.write_report(results.dir)}")
     return results.dir
+
+
+def _report_incomplete(folder: Path, notify: Callable[[str], None]) -> None:
+    """A failed run still gets a report that says why; its own failure must not hide the run's."""
+    try:
+        notify(f"report of the incomplete run: {report.write_report(folder)}")
+    except Exception as error:  # noqa: BLE001 - the run's error is the one to raise
+        notify(f"no report for the incomplete run: {error}")
+
+
+def run_sweep(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, shard: Shard | None = None,
+              kernel: str | None = None, notify: Callable[[str], None] = print) -> tuple[Path, list[dict]]:
+    """Run the lab's sweep (or one shard of it) into one folder with a comparison report; one kernel build
+    serves every variant that does not change the kernel section. Returns the folder and each variant's outcome."""
+    variants = experiment.expand_sweep(lab, str(lab_path))
+    selected = experiment.select_shard(variants, shard)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = results_root / lab.name / (f"sweep-{stamp}" + (f"-shard-{shard.number}-of-{shard.count}" if shard else ""))
+    folder.mkdir(parents=True)
+    plan = {"lab_file": str(lab_path), "sweep": lab.sweep, "shard": str(shard) if shard else None,
+            "variants": [{"index": v.index, "label": v.label, "params": v.params, "dir": v.slug,
+                          "in_shard": v in selected, "status": "pending" if v in selected else "other shard"}
+                         for v in variants]}
+    write_json_atomic(folder / "sweep.json", plan)
+    notify(f"sweep: {len(variants)} variants" + (f", shard {shard} runs {len(selected)}" if shard else ""))
+    outcomes = []
+    for variant in selected:
+        notify(f"variant {variant.index + 1}/{len(variants)}: {variant.label}")
+        entry = next(e for e in plan["variants"] if e["index"] == variant.index)
+        command = f"inv lab.sweep --lab {lab_path}" + (f" --shard {shard}" if shard else "")
+        try:
+            run_lab(variant.lab, lab_path, cache, folder, kernel=kernel, notify=notify,
+                    results_dir=folder / variant.slug, command=command,
+                    extra={"sweep": {"index": variant.index, "params": variant.params, "label": variant.label}})
+            entry["status"] = "complete"
+        except KernlabError as error:  # the other variants still say something; the sweep fails at the end
+            entry.update(status="incomplete", why=str(error).splitlines()[0])
+            notify(f"variant {variant.label} failed: {entry['why']}")
+        outcomes.append(entry)
+        write_json_atomic(folder / "sweep.json", plan)
+    runs = [folder / o["dir"] for o in outcomes if (folder / o["dir"]).exists()]
+    title = f"{lab.name}: sweep" + (f" (shard {shard})" if shard else "")
+    notify(f"comparison: {report.write_comparison(runs, folder, title)}")
+    return folder, outcomes

@@ -1,0 +1,348 @@
+"""Reports from the recorded results folders: markdown, self-contained HTML, plots, comparison, failures."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from kernlab import plots, report
+from kernlab.errors import KernlabError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TRACED = FIXTURES / "results-6.1-sizing"
+UNTRACED = FIXTURES / "results-6.1-untraced"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def copy_run(source: Path, dest: Path) -> Path:
+    """A writable copy: reports must never be written into tests/fixtures."""
+    return Path(shutil.copytree(source, dest))
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def traced_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The traced run's report, written once for the tests that only read it."""
+    folder = copy_run(TRACED, tmp_path_factory.mktemp("report") / "run")
+    assert report.write_report(folder) == folder / "report.html"
+    return folder
+
+
+def test_markdown_has_the_run_figures_chains_and_kernel(traced_report: Path) -> None:
+    md = (traced_report / "report.md").read_text()
+    summary = read_json(TRACED / "summary.json")
+    manifest = read_json(TRACED / "manifest.json")
+    assert f"{summary['pswpout_pages']:,}" in md
+    assert f"{summary['pswpin_pages']:,}" in md
+    assert str(summary["compression_ratio"]) in md
+    for name, seconds in summary["workload_seconds"].items():
+        assert re.search(rf"workload seconds \({re.escape(name)}\) \| {re.escape(str(seconds))} \|", md)
+    assert manifest["kernel"]["version"] == "6.1.192"
+    assert "| kernel version | 6.1.192 |" in md
+    assert manifest["kernel"]["config_sha256"][:12] in md
+
+    chains = read_json(TRACED / "chains.json")["chains"]
+    for chain in chains:
+        assert f"`{chain['name']}`" in md
+    pageout = next(c for c in chains if c["name"] == "pageout")
+    verdict = next(f["verdict"] for f in pageout["leaves"][0]["functions"] if f["function"] == "swap_writepage")
+    assert verdict == "tail call"
+    pageout_md = md.split("### `pageout`")[1].split("### `")[0]
+    lines = [line for line in pageout_md.splitlines() if re.match(r"^[ ↓] swap_writepage\b", line)]
+    assert lines and all(re.match(r"^[ ↓] swap_writepage\s+tail call\s", line) for line in lines)
+    assert re.search(r"__zram_bvec_write\s+inlined into zram_bvec_rw", pageout_md)
+
+
+def test_html_is_self_contained_with_real_pngs(traced_report: Path) -> None:
+    page = (traced_report / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page and "<link" not in page and "url(" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == len(report.PLOTS)
+    for source in sources:
+        assert source.startswith("data:image/png;base64,")
+        png = base64.b64decode(source.removeprefix("data:image/png;base64,"), validate=True)
+        assert png.startswith(PNG_SIGNATURE)
+        pixels = matplotlib.image.imread(io.BytesIO(png), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    # Text from the files is escaped: the documented chain's ">" arrives as &gt;.
+    assert "shrink_page_list &gt; pageout" in page
+    assert '<div class="call v-tail"><span class="fn">swap_writepage</span>' in page
+
+
+def test_plot_files_exist_and_markdown_points_at_them(traced_report: Path) -> None:
+    md = (traced_report / "report.md").read_text()
+    for key, _ in report.PLOTS:
+        path = traced_report / "plots" / f"{key}.png"
+        assert path.read_bytes().startswith(PNG_SIGNATURE)
+        assert f"](plots/{key}.png)" in md
+    # Only the report's own files were added: no temp files left behind.
+    assert not [p.name for p in traced_report.rglob(".*.tmp")]
+
+
+def test_plots_are_deterministic() -> None:
+    samples = report.load_results(TRACED).samples
+    assert plots.swap_rates_png(samples) == plots.swap_rates_png(samples)
+
+
+def test_counter_rates_and_ratios_from_samples() -> None:
+    samples = [
+        {"t": 10.0, "vm.pswpout": 0, "mm.orig_data_size": 0, "mm.compr_data_size": 0},
+        {"t": 12.0, "vm.pswpout": 100, "mm.orig_data_size": 8 << 20, "mm.compr_data_size": 2 << 20},
+        {"t": 12.0, "vm.pswpout": 150},  # no time passed: no rate
+        {"t": 13.0, "vm.pswpout": 20},  # counter went backwards: no rate
+        {"t": 14.0, "vm.pswpout": 60, "mm.orig_data_size": 4096, "mm.compr_data_size": 65},
+    ]
+    assert plots.counter_rates(samples, "vm.pswpout") == ([2.0, 4.0], [50.0, 40.0])
+    assert plots.compression_ratios(samples) == ([2.0, 4.0], [4.0, 4096 / 65])
+    assert plots.compression_ratios(samples, plots.RATIO_MIN_ORIG_BYTES) == ([2.0], [4.0])
+
+
+def test_workload_spans_follow_the_recorded_durations(traced_report: Path) -> None:
+    run = report.load_results(TRACED)
+    seconds = run.summary["workload_seconds"]
+    shared, private = seconds["shared-hog"], seconds["private-hog"]
+    assert report.workload_spans(run) == [("shared-hog", 0.0, shared), ("private-hog", shared, shared + private)]
+    md = (traced_report / "report.md").read_text()
+    assert f"shared-hog 0.0-{shared:.1f} s, private-hog {shared:.1f}-{shared + private:.1f} s" in md
+
+
+def test_incomplete_run_without_samples_still_reports_why(tmp_path: Path) -> None:
+    folder = copy_run(TRACED, tmp_path / "run")
+    manifest = read_json(folder / "manifest.json")
+    why = "workload private-hog was killed by the OOM killer: Out of memory: Killed process 93 (memhog)"
+    manifest.update(status="incomplete", why=why)
+    del manifest["kernel"], manifest["boot"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "samples.jsonl").unlink()
+
+    report.write_report(folder)
+    md = (folder / "report.md").read_text()
+    page = (folder / "report.html").read_text()
+    assert f"INCOMPLETE: {why}" in md
+    assert "INCOMPLETE: workload private-hog was killed" in page and 'class="status incomplete"' in page
+    assert "| kernel version | unknown |" in md
+    assert "No samples were recorded" in md
+    assert "data:image/png" not in page and not (folder / "plots").exists()
+
+
+def test_empty_folder_gives_a_report_of_unknowns(tmp_path: Path) -> None:
+    report.write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "status unknown: no reason recorded" in md
+    assert "| QEMU version | unknown |" in md
+
+
+def test_partial_last_sample_line_is_ignored_but_a_bad_middle_line_is_an_error(tmp_path: Path) -> None:
+    folder = copy_run(TRACED, tmp_path / "run")
+    lines = (TRACED / "samples.jsonl").read_text().splitlines()
+    (folder / "samples.jsonl").write_text("\n".join(lines) + '\n{"t": 150.1, "mm.orig')
+    assert len(report.load_results(folder).samples) == len(lines)
+    (folder / "samples.jsonl").write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
+    with pytest.raises(KernlabError, match=r"samples\.jsonl:2: not valid JSON"):
+        report.load_results(folder)
+
+
+def test_malformed_summary_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    folder = copy_run(TRACED, tmp_path / "run")
+    (folder / "summary.json").write_text('{"compression_ratio": 1.95,\n')
+    with pytest.raises(KernlabError) as error:
+        report.write_report(folder)
+    message = str(error.value)
+    assert str(folder / "summary.json") in message and "\n" not in message
+    assert not (folder / "report.html").exists()
+
+
+BRANCHES = {
+    "available": True,
+    "question": {
+        "function": "folio_mapping",
+        "file": "mm/util.c",
+        "line": 775,
+        "source": "if (unlikely(folio_test_swapcache(folio)))",
+        "annotation": "unlikely",
+        "per_workload": {
+            "shared-hog": {"correct": 120345, "incorrect": 40115},
+            "private-hog": {"correct": 7, "incorrect": 0},
+        },
+        "total": {"correct": 120352, "incorrect": 40115},
+    },
+    "swap_path": [
+        {
+            "function": "do_swap_page",
+            "file": "mm/memory.c",
+            "line": 3820,
+            "source": "if (unlikely(!folio_test_uptodate(folio)))",
+            "annotation": "unlikely",
+            "per_workload": {},
+            "total": {"correct": 276385, "incorrect": 0},
+        },
+        {
+            "function": "__swap_writepage",
+            "file": "mm/page_io.c",
+            "line": 340,
+            "source": "if (ret < 0 && likely(ret != -EAGAIN))",
+            "annotation": "likely",
+            "per_workload": {},
+            "total": {"correct": 0, "incorrect": 0},
+        },
+    ],
+    "answer": "The annotation was wrong 25.0 % of the time: with shared anonymous pages a swap-cache page < often "
+    "> than the authors assumed.",
+}
+
+
+def test_branch_profile_is_rendered_with_answer_and_numbers(tmp_path: Path) -> None:
+    folder = copy_run(UNTRACED, tmp_path / "run")
+    (folder / "samples.jsonl").unlink()  # no plots needed here: keeps the test fast
+    (folder / "branches.json").write_text(json.dumps(BRANCHES))
+    report.write_report(folder)
+    md = (folder / "report.md").read_text()
+    page = (folder / "report.html").read_text()
+    question = BRANCHES["question"]
+    assert BRANCHES["answer"] in md
+    assert "a swap-cache page &lt; often &gt; than" in page
+    shared = question["per_workload"]["shared-hog"]
+    wrong = 100 * shared["incorrect"] / (shared["correct"] + shared["incorrect"])
+    assert f"| shared-hog | {shared['correct']:,} | {shared['incorrect']:,} | {wrong:.1f} % |" in md
+    assert "| private-hog | 7 | 0 | 0.0 % |" in md
+    total = question["total"]
+    assert f"| total | {total['correct']:,} | {total['incorrect']:,} |" in md
+    assert "mm/util.c:775" in md and "mm/util.c:775" in page
+    for site in BRANCHES["swap_path"]:
+        assert f"| {site['function']} | {site['file']}:{site['line']} |" in md
+    assert "| 0 | 0 | no hits |" in md  # a site never reached has no percentage
+    assert f"{BRANCHES['swap_path'][0]['total']['correct']:,}" in page
+
+
+def test_unavailable_branch_profile_says_why_instead_of_zeros(tmp_path: Path) -> None:
+    folder = copy_run(UNTRACED, tmp_path / "run")
+    (folder / "samples.jsonl").unlink()
+    why = "kernel built without CONFIG_PROFILE_ANNOTATED_BRANCHES (no /sys/kernel/tracing/trace_stat/branch_annotated)"
+    (folder / "branches.json").write_text(json.dumps({"available": False, "why": why, "question": None}))
+    report.write_report(folder)
+    md = (folder / "report.md").read_text()
+    section = md.split("## Branch profile")[1]
+    assert f"Branch profile not available: {why}" in section
+    assert "% wrong" not in section and "| 0 |" not in section
+    assert f"Branch profile not available: {why}" in (folder / "report.html").read_text()
+
+
+def test_chains_absent_when_tracing_was_disabled() -> None:
+    run = report.load_results(UNTRACED)
+    assert "Tracing was disabled for this run" in report.render_markdown(run, {})
+    assert "Tracing was disabled for this run" in report.render_html(run, {})
+
+
+def test_settings_diff_ignores_the_name_and_sees_lists_and_absent_keys() -> None:
+    a = {"name": "a", "zram": {"comp_algorithm": "lz4"}, "workloads": [{"memhog": {"data": "text"}}], "x": 1}
+    b = {"name": "b", "zram": {"comp_algorithm": "zstd"}, "workloads": [{"memhog": {"data": "random"}}]}
+    assert report.differing_settings([a, b]) == ["zram.comp_algorithm", "workloads.0.memhog.data", "x"]
+    traced = read_json(TRACED / "manifest.json")["lab"]
+    untraced = read_json(UNTRACED / "manifest.json")["lab"]
+    assert traced["name"] != untraced["name"]
+    assert report.differing_settings([traced, untraced]) == ["tracing.enabled"]
+
+
+def test_comparison_labels_runs_by_the_differing_setting(tmp_path: Path) -> None:
+    traced = copy_run(TRACED, tmp_path / "traced")
+    untraced = copy_run(UNTRACED, tmp_path / "untraced")
+    out = tmp_path / "sweep"
+    page_path = report.write_comparison([traced, untraced], out, "tracing on vs off")
+    assert page_path == out / "comparison.html"
+    md = (out / "comparison.md").read_text()
+    page = page_path.read_text()
+    assert "tracing.enabled" in md
+    rows = [line for line in md.splitlines() if line.startswith(("| traced |", "| untraced |"))]
+    assert len(rows) == 2
+    for row, folder, flag in zip(rows, (TRACED, UNTRACED), ("true", "false"), strict=True):
+        summary = read_json(folder / "summary.json")
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[1] == flag and cells[2] == "complete"
+        assert cells[3] == str(summary["compression_ratio"])
+        expected = summary["pswpout_mib"] / sum(summary["workload_seconds"].values())
+        assert float(cells[4]) == pytest.approx(expected, abs=0.01)
+    assert "http://" not in page and "https://" not in page
+    assert all(s.startswith("data:image/png;base64,") for s in re.findall(r'src="([^"]*)"', page))
+    links = re.findall(r'href="([^"]*)"', page)
+    assert links == ["../traced/report.html", "../untraced/report.html"]
+    assert all((out / link).is_file() for link in links)
+    for key, _ in report.COMPARISON_PLOTS:
+        assert (out / "plots" / f"{key}.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_incomplete_runs_are_in_the_table_not_the_plots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    traced = copy_run(TRACED, tmp_path / "traced")
+    untraced = copy_run(UNTRACED, tmp_path / "untraced")
+    broken = copy_run(UNTRACED, tmp_path / "broken")
+    manifest = read_json(broken / "manifest.json")
+    manifest.update(status="incomplete", why="guest did not answer SSH within 120 s")
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    drawn: list[list[str]] = []
+    real_bar_chart = plots.bar_chart_png
+
+    def recording_bar_chart(labels, values, title, xlabel):
+        drawn.append(list(labels))
+        return real_bar_chart(labels, values, title, xlabel)
+
+    monkeypatch.setattr(plots, "bar_chart_png", recording_bar_chart)
+    report.write_comparison([traced, untraced, broken], tmp_path / "sweep", "with a failed run")
+    md = (tmp_path / "sweep" / "comparison.md").read_text()
+    assert "| broken | false | INCOMPLETE: guest did not answer SSH within 120 s |" in md
+    # The two untraced runs share their settings: their labels carry the folder names.
+    assert drawn and all(labels == ["tracing.enabled=true", "tracing.enabled=false\nuntraced"] for labels in drawn)
+
+
+def test_failed_rendering_leaves_no_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = copy_run(UNTRACED, tmp_path / "run")
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(report, "render_html", broken)
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        report.write_report(folder)
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+
+    monkeypatch.undo()
+    report.write_report(folder)
+    written = (folder / "report.html").read_text()
+    monkeypatch.setattr(report, "render_html", broken)
+    with pytest.raises(RuntimeError):
+        report.write_report(folder)
+    assert (folder / "report.html").read_text() == written  # the previous report survives intact
+
+
+def test_kernel_fallback_is_said_at_the_top() -> None:
+    run = report.load_results(TRACED)
+    run.manifest["kernel"].update(fallback_from="5.15.177", fallback_reason="cdn.kernel.org unreachable")
+    md = report.render_markdown(run, {})
+    top = md.split("## Setup")[0]
+    assert "asked for 5.15.177, ran debian:6.1 (cdn.kernel.org unreachable)" in top
+    assert "asked for 5.15.177, ran debian:6.1" in report.render_html(run, {})
+
+
+def test_a_run_without_a_recorded_lab_does_not_widen_the_diff(tmp_path: Path) -> None:
+    traced, untraced = report.load_results(TRACED), report.load_results(UNTRACED)
+    early = report.RunData(folder=tmp_path / "early", manifest={"status": "incomplete", "why": "kernel build failed"})
+    keys, rows = report.comparison_rows([traced, untraced, early, (tmp_path / "bad", "x: not valid JSON")], tmp_path)
+    assert keys == ["tracing.enabled"]
+    assert [row.params for row in rows] == [
+        ["tracing.enabled=true"],
+        ["tracing.enabled=false"],
+        ["tracing.enabled=unset"],
+        ["?"],
+    ]
+    assert [row.complete for row in rows] == [True, True, False, False]
+    assert rows[2].status == "INCOMPLETE: kernel build failed" and rows[3].status == "unreadable: x: not valid JSON"
