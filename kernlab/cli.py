@@ -289,7 +289,6 @@ def _finish_run(ctx: Context, out: Path) -> int:
         code = 0 if all(r.ok for r in outcome) else 3
     if not print_branches(ctx.console, out):
         code = code or 3
-    ctx.console.print(f"report: {out / 'report.html'}")
     return code
 
 
@@ -332,7 +331,7 @@ def rerun(ctx: Context, manifest_path: Path, results: str = "results") -> int:
         raise KernlabError(f"{manifest_path}: no such manifest")
     lab_to_run, pins = experiment.rerun_plan(manifest, str(manifest_path))
     ctx.console.print(f"rerun of {manifest_path.parent}: linux {pins.kernel_version} ({lab_to_run.kernel.version}), "
-                      f"config {str(pins.config_sha256)[:12]}, same image inputs")
+                      f"pinned to config {str(pins.config_sha256)[:12]} and the original image inputs")
     lab_path = Path(manifest.get("lab_file", ctx.lab_path))
     out = run.run_lab(lab_to_run, lab_path, ctx.cache, Path(results), pins=pins,
                       notify=lambda line: ctx.console.print(line), command=f"inv lab.rerun {manifest_path}",
