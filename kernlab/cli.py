@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kernlab import build, chains, experiment, report, run, source, trace, verify, vm
+from kernlab import branches, build, chains, experiment, report, run, source, trace, verify, vm
 from kernlab.cache import Cache, read_json, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.guest import GuestImage, build_guest_image
@@ -270,8 +270,8 @@ def print_branches(console: Console, results_dir: Path) -> bool:
         table.add_column(column, justify="right" if column in ("correct", "incorrect", "wrong") else "left")
     for site in data["swap_path"]:
         total = site["total"]
-        evaluated = total["correct"] + total["incorrect"]
-        wrong = f"{total['incorrect'] / evaluated:.1%}" if evaluated else "-"
+        share = branches.Counts(**total).wrong_share
+        wrong = f"{share:.1%}" if share is not None else "-"
         table.add_row(site["function"], f"{site['file']}:{site['line']}", site.get("annotation") or "?",
                       f"{total['correct']:,}", f"{total['incorrect']:,}", wrong)
     console.print(table)
@@ -319,7 +319,7 @@ def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, res
         summary = read_json(folder / outcome["dir"] / "summary.json") or {}
         table.add_row(outcome["label"], outcome["status"] + (f": {outcome['why']}" if outcome.get("why") else ""),
                       str(summary.get("compression_ratio", "-")), str(summary.get("pswpout_mib", "-")),
-                      str(round(sum(summary.get("workload_seconds", {}).values()), 1)) if summary else "-")
+                      str(report.total_workload_seconds(summary) or "-"))
     ctx.console.print(table)
     ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
     return 0 if all(o["status"] == "complete" for o in outcomes) else 1

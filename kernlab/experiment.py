@@ -191,6 +191,11 @@ def rerun_plan(manifest: Mapping, source: str) -> tuple[Lab, Pins]:
     return lab, pins
 
 
+def is_number(value: Any) -> bool:
+    """A figure to do arithmetic on (bool is an int to Python, not to a reader)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Difference:
     key: str
@@ -200,8 +205,7 @@ class Difference:
     @property
     def change(self) -> str:
         """+12.3% for numbers, blank otherwise."""
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (self.a, self.b))
-        if not numeric or not self.a:
+        if not (is_number(self.a) and is_number(self.b)) or not self.a:
             return ""
         return f"{(self.b - self.a) / abs(self.a):+.1%}"
 
@@ -225,6 +229,5 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any], numbers_only: bool = Fal
     keys = sorted(set(a) | set(b))
     differences = [Difference(key, a.get(key), b.get(key)) for key in keys if a.get(key) != b.get(key)]
     if numbers_only:
-        differences = [d for d in differences
-                       if any(isinstance(v, int | float) and not isinstance(v, bool) for v in (d.a, d.b))]
+        differences = [d for d in differences if is_number(d.a) or is_number(d.b)]
     return differences

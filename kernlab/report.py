@@ -7,15 +7,15 @@ import html
 import json
 import os
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kernlab import plots
+from kernlab.cache import write_bytes_atomic
 from kernlab.errors import KernlabError
-from kernlab.experiment import flatten
+from kernlab.experiment import flatten, is_number
 
 MIB = 1024 * 1024
 PAGE_SIZE = 4096
@@ -995,7 +995,7 @@ def comparison_plots(rows: Sequence[ComparisonRow]) -> dict[str, bytes]:
         ("compare_swapout_throughput", swapout_throughput,
          "swap-out throughput (pswpout / total workload time)", "MiB/s"),
     ):
-        bars = [(r, v) for r in done if isinstance(v := figure(r.summary), int | float) and not isinstance(v, bool)]
+        bars = [(r, v) for r in done if is_number(v := figure(r.summary))]
         if bars:
             out[name] = plots.bar_chart_png(["\n".join(r.params) for r, _ in bars], [v for _, v in bars], title, unit)
     timed = [r for r in done if isinstance(r.summary.get("workload_seconds"), dict)]
@@ -1067,23 +1067,9 @@ def render_comparison_html(
 # ----- writing files -----
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, then rename: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open() rather than mkstemp so the file gets the usual umask permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_all(files: dict[Path, bytes]) -> None:
     for path, data in files.items():
-        _write_atomic(path, data)
+        write_bytes_atomic(path, data)
 
 
 def write_report(folder: Path) -> Path:

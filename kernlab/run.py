@@ -323,6 +323,8 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                     if profiler:
                         profiler.after("all-workloads")
                     records = [threads_out[w.name] for w in lab.workloads if w.name in threads_out]
+                    for record in records:
+                        _fail_workload(record, session.vm.text)
                 else:
                     for workload in lab.workloads:
                         notify(f"workload {workload.name}: {workload_command(workload)}")
@@ -332,8 +334,6 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                         _fail_workload(records[-1], session.vm.text)
                         if profiler:
                             profiler.after(workload.name)
-                for record in records:
-                    _fail_workload(record, session.vm.text)
             results.step("workloads", time.monotonic() - t)
 
             if probes:
@@ -400,7 +400,7 @@ def run_sweep(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, sha
     outcomes = []
     for variant in selected:
         notify(f"variant {variant.index + 1}/{len(variants)}: {variant.label}")
-        entry = next(e for e in plan["variants"] if e["index"] == variant.index)
+        entry = plan["variants"][variant.index]  # the plan lists every variant in index order
         command = f"inv lab.sweep --lab {lab_path}" + (f" --shard {shard}" if shard else "")
         try:
             run_lab(variant.lab, lab_path, cache, folder, kernel=kernel, notify=notify,
