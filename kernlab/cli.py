@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -237,21 +238,31 @@ def print_summary(console: Console, results_dir: Path) -> None:
     console.print(table)
 
 
+VERDICT_COLOUR = {"observed": "green", "inlined": "cyan", "tail call": "cyan", "annotation": "dim",
+                  "gone": "yellow", "not traceable": "yellow"}
+
+
 def print_chains(console: Console, outcome: list[chains.ChainResult]) -> None:
+    """Each chain as its documented tree, indented like the article, every line with its verdict and hits."""
     for result in outcome:
         verdict = "[green]holds[/]" if result.holds else "[red]does not hold[/]"
         expectation = "" if result.expect == "report" else f" (expected {result.expect}: " + (
             "[green]ok[/])" if result.ok else "[red]FAILED[/])")
         table = Table(title=f"chain {result.name}: {verdict}, {result.hits} hits{expectation}", title_justify="left")
-        table.add_column("leaf")
-        table.add_column("function")
+        table.add_column("documented line", no_wrap=True)
         table.add_column("verdict")
+        table.add_column("hits", justify="right")
         table.add_column("evidence", overflow="fold")
-        for leaf in result.leaves:
-            for index, function in enumerate(leaf.functions):
-                label = f"{leaf.leaf} ({leaf.hits} hits, {leaf.by_task})" if index == 0 else ""
-                colour = {"observed": "green", "inlined": "cyan", "tail call": "cyan"}.get(function.verdict, "red")
-                table.add_row(label, function.function, f"[{colour}]{function.label()}[/]", function.evidence)
+        for line in result.lines:
+            colour = VERDICT_COLOUR.get(line.verdict, "red")
+            evidence = line.evidence
+            if line.indirect:
+                status = line.indirect["status"]
+                mark = "green" if status == "resolved" else "yellow" if status == "not checked" else "red"
+                evidence += f"; [{mark}]{line.indirect['claim']}: {status}[/] ({line.indirect['evidence']})"
+            table.add_row("  " * line.depth + escape(chains.shown_text(line.text, line.function)),
+                          f"[{colour}]{line.label}[/]",
+                          f"{line.hits:,}" if line.hits is not None else "-", evidence)
         console.print(table)
         for note in result.notes:
             console.print(f"  note: {note}")

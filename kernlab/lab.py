@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kernlab.errors import KernlabError
 
-# debian:6.1, 5.15.135 (a kernel.org release), path:/some/tree
-KERNEL_REF = re.compile(r"^(debian:\d+\.\d+|\d+\.\d+(\.\d+)?|path:.+)$")
+# debian:6.1, 5.15.135 (a kernel.org release), tarball:/some/linux-X.tar.xz, path:/some/tree
+KERNEL_REF = re.compile(r"^(debian:\d+\.\d+|\d+\.\d+(\.\d+)?|tarball:.+|path:.+)$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -27,6 +27,7 @@ class KernelSpec(Strict):
     # Used when `version` is a kernel.org release that is neither cached nor reachable.
     fallback: str | None = "debian:6.1"
     strict: bool = False
+    # Of the kernel.org release or local tarball that `version` names.
     sha256: str | None = None
     mirror: str | None = None
     base: Literal["tinyconfig"] = "tinyconfig"
@@ -36,7 +37,8 @@ class KernelSpec(Strict):
     @classmethod
     def _kernel_ref(cls, value: str | None) -> str | None:
         if value is not None and not KERNEL_REF.match(value):
-            raise ValueError(f"{value!r} is not debian:X.Y, a kernel.org version like 5.15.135, or path:/tree")
+            raise ValueError(f"{value!r} is not debian:X.Y, a kernel.org version like 5.15.135, "
+                             "tarball:/file.tar.xz or path:/tree")
         return value
 
     @field_validator("sha256")
@@ -227,7 +229,17 @@ def load_lab(path: Path) -> Lab:
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise KernlabError(f"{path}: {where}not valid YAML: {problem}") from None
-    return parse_lab(data, str(path))
+    lab = parse_lab(data, str(path))
+    return lab.model_copy(update={"kernel": lab.kernel.model_copy(update={
+        "version": _anchor(lab.kernel.version, path.parent), "fallback": _anchor(lab.kernel.fallback, path.parent)})})
+
+
+def _anchor(ref: str | None, lab_dir: Path) -> str | None:
+    """A relative tarball:/path: reference in a lab file is relative to that file, wherever inv runs."""
+    for prefix in ("tarball:", "path:"):
+        if ref and ref.startswith(prefix) and not Path(ref.removeprefix(prefix)).expanduser().is_absolute():
+            return prefix + str((lab_dir / ref.removeprefix(prefix)).resolve())
+    return ref
 
 
 def lab_as_dict(lab: Lab) -> dict:

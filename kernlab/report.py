@@ -14,6 +14,7 @@ from typing import Any
 
 from kernlab import plots
 from kernlab.cache import write_bytes_atomic
+from kernlab.chains import shown_text
 from kernlab.errors import KernlabError
 from kernlab.experiment import flatten, is_number
 
@@ -56,6 +57,8 @@ VERDICT_CLASSES = {
     "tail call": "v-tail",
     "not traceable": "v-untraceable",
     "missing": "v-missing",
+    "gone": "v-missing",
+    "annotation": "v-note",
 }
 NUMBER_TEXT = re.compile(r"-?[\d,]+(\.\d+)?( %)?")  # right-aligned in HTML tables
 COMPARISON_PLOTS: tuple[tuple[str, str], ...] = (
@@ -91,6 +94,8 @@ figcaption { color: #555; font-size: .88rem; }
 .v-tail { border-left-color: #6a1b9a; } .v-tail .verdict { color: #6a1b9a; }
 .v-untraceable { border-left-color: #ef6c00; } .v-untraceable .verdict { color: #ef6c00; }
 .v-missing { border-left-color: #c62828; } .v-missing .verdict { color: #c62828; }
+.v-note { border-left-color: #bbb; } .v-note .verdict, .v-note .fn { color: #888; font-weight: 400; }
+.call .hits { display: inline-block; min-width: 6rem; text-align: right; margin-right: .8rem; }
 .note { color: #555; font-size: .9rem; }
 """
 
@@ -464,6 +469,16 @@ class LeafView:
 
 
 @dataclass
+class TreeLineView:
+    depth: int
+    text: str  # the documented line, with the name this kernel uses when it differs
+    verdict: str
+    label: str
+    hits: str
+    evidence: str  # with the indirect-call claim and its check, when the line has one
+
+
+@dataclass
 class ChainView:
     name: str
     holds: bool | None
@@ -472,6 +487,21 @@ class ChainView:
     documented: str
     notes: list[str]
     leaves: list[LeafView]
+    tree: list[TreeLineView] = field(default_factory=list)
+
+
+def tree_line_view(line: dict) -> TreeLineView:
+    """One line of chains.json's `lines` (kernlab.chains.LineResult) as drawn."""
+    function = line.get("function")
+    text = shown_text(str(line.get("text", "?")), function if isinstance(function, str) else None)
+    evidence = str(line.get("evidence") or "")
+    indirect = line.get("indirect")
+    if isinstance(indirect, dict):
+        evidence += f"; {indirect.get('claim')}: {indirect.get('status')} ({indirect.get('evidence')})"
+    hits = line.get("hits")
+    return TreeLineView(depth=int(line.get("depth") or 0), text=text, verdict=str(line.get("verdict", "unknown")),
+                        label=str(line.get("label") or verdict_label(line)),
+                        hits=fmt(hits) if isinstance(hits, int) else "-", evidence=evidence)
 
 
 def _holds_text(holds: Any) -> str:
@@ -560,6 +590,7 @@ def chain_views(run: RunData) -> list[ChainView]:
                 documented=str(chain.get("documented") or ""),
                 notes=notes,
                 leaves=leaves,
+                tree=[tree_line_view(line) for line in chain.get("lines") or [] if isinstance(line, dict)],
             )
         )
     return views
@@ -649,6 +680,16 @@ def _markdown_chains(run: RunData) -> list[str]:
         if view.documented:
             lines += [f"Documented: `{view.documented}`", ""]
         lines += [f"- note: {note}" for note in view.notes] + ([""] if view.notes else [])
+        if view.tree:
+            width = max(2 * t.depth + len(t.text) for t in view.tree)
+            label_width = max(len(t.label) for t in view.tree)
+            hits_width = max(len(t.hits) for t in view.tree)
+            lines += _code_block("\n".join(
+                f"{'  ' * t.depth + t.text:<{width}}  {t.label:<{label_width}}  {t.hits:>{hits_width}}  "
+                f"{t.evidence}".rstrip() for t in view.tree))
+            lines += [f"- leaf `{leaf.leaf}`: {leaf.holds}, {leaf.hits} hits (by task: {leaf.by_task})"
+                      for leaf in view.leaves] + [""]
+            continue
         if not view.leaves:
             lines += ["(no per-function detail: chains.json is missing)", ""]
         for leaf in view.leaves:
@@ -756,6 +797,17 @@ def _html_chains(run: RunData) -> list[str]:
         if view.documented:
             parts.append(f"<p>Documented: <code>{_e(view.documented)}</code></p>")
         parts += [f'<p class="note">note: {_e(note)}</p>' for note in view.notes]
+        if view.tree:
+            for t in view.tree:
+                parts.append(
+                    f'<div class="call {VERDICT_CLASSES.get(t.verdict, "")}" style="margin-left: {1.5 * t.depth}rem">'
+                    f'<span class="fn">{_e(t.text)}</span><span class="verdict">{_e(t.label)}</span>'
+                    f'<span class="hits">{_e(t.hits)}</span> <span class="ev">{_e(t.evidence)}</span></div>'
+                )
+            parts += [f"<p>leaf <code>{_e(leaf.leaf)}</code>: {_e(leaf.holds)}, {_e(leaf.hits)} hits "
+                      f"(by task: {_e(leaf.by_task)})</p>" for leaf in view.leaves]
+            parts.append("</section>")
+            continue
         if not view.leaves:
             parts.append("<p>(no per-function detail: chains.json is missing)</p>")
         for leaf in view.leaves:

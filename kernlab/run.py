@@ -16,20 +16,19 @@ from pathlib import Path
 
 import yaml
 
-from kernlab import branches, build, chains, experiment, report, source, trace, zram
+from kernlab import branches, build, experiment, report, source, trace, zram
 from kernlab.cache import Cache, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.experiment import Pins, Shard
 from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, WorkloadSpec, lab_as_dict
 from kernlab.session import GuestSession, guest_session
-from kernlab.verify import verify_results
+from kernlab.verify import lab_chains, verify_results
 from kernlab.vm import qemu_version, scan_console
 
 log = logging.getLogger("kernlab")
 REPO = Path(__file__).resolve().parent.parent
 KCONFIG_DIR = REPO / "kconfigs"
-CHAIN_DIR = REPO / "labs" / "chains"
 
 
 @dataclass
@@ -151,10 +150,9 @@ def probe_set(lab: Lab, kernel_version: str, traceable: dict[str, str]) -> tuple
     address at the chain's other traceable functions (the cheap evidence that proves a tail call)."""
     leaves: list[str] = []
     others: list[str] = []
-    for use in lab.chains:
-        resolved = chains.load_chain(CHAIN_DIR / f"{use.spec}.yaml").resolve(kernel_version)
+    for resolved, _ in lab_chains(lab, kernel_version):
         leaves += resolved.leaves
-        others += resolved.path
+        others += resolved.functions()
     leaves += lab.tracing.extra_functions
     stack, caller, skipped = [], [], {}
     for name in dict.fromkeys(leaves + others):

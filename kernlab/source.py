@@ -1,4 +1,4 @@
-"""Kernel sources: Debian's linux-source package, a kernel.org tarball checked by sha256, or a local tree."""
+"""Kernel sources: Debian's linux-source package, a kernel.org or local tarball checked by sha256, or a local tree."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ META = "kernlab-source.json"
 
 @dataclass(frozen=True)
 class KernelRef:
-    kind: str  # "debian" | "kernel.org" | "path"
-    value: str  # "6.1" | "5.15.177" | "/abs/tree"
+    kind: str  # "debian" | "kernel.org" | "tarball" | "path"
+    value: str  # "6.1" | "5.15.177" | "/abs/linux-5.15.135.tar.xz" | "/abs/tree"
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}" if self.kind != "kernel.org" else self.value
@@ -62,11 +62,13 @@ class KernelSource:
 def parse_ref(text: str) -> KernelRef:
     if text.startswith("debian:"):
         return KernelRef("debian", text.removeprefix("debian:"))
-    if text.startswith("path:"):
-        return KernelRef("path", str(Path(text.removeprefix("path:")).expanduser().resolve()))
+    for kind in ("path", "tarball"):
+        if text.startswith(f"{kind}:"):
+            return KernelRef(kind, str(Path(text.removeprefix(f"{kind}:")).expanduser().resolve()))
     if re.fullmatch(r"\d+\.\d+(\.\d+)?", text):
         return KernelRef("kernel.org", text)
-    raise KernlabError(f"kernel {text!r}: expected debian:X.Y, a kernel.org version like 5.15.177, or path:/tree")
+    raise KernlabError(f"kernel {text!r}: expected debian:X.Y, a kernel.org version like 5.15.177, "
+                       "tarball:/file.tar.xz or path:/tree")
 
 
 def makefile_version(makefile_text: str) -> str:
@@ -200,6 +202,49 @@ def _kernelorg_source(ref: KernelRef, spec: KernelSpec, cache: Cache, mirror: st
     )
 
 
+def sums_file_sha256(tarball: Path) -> str | None:
+    """The tarball's line in a SHA256SUMS file beside it (`<hex>  <name>`), if there is one."""
+    try:
+        text = (tarball.parent / "SHA256SUMS").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == tarball.name and re.fullmatch(r"[0-9a-f]{64}", parts[0]):
+            return parts[0]
+    return None
+
+
+def _tarball_source(ref: KernelRef, expected: str | None, cache: Cache) -> KernelSource:
+    """A kernel tarball on this machine: checked against its sha256, never modified or deleted."""
+    tarball = Path(ref.value)
+    if not tarball.is_file():
+        raise KernlabError(f"tarball:{tarball}: no such file")
+    expected = expected or sums_file_sha256(tarball)
+    if expected is None:
+        raise KernlabError(f"tarball:{tarball}: no sha256 for it: give kernel.sha256 in the lab file "
+                           f"(or put a SHA256SUMS line for {tarball.name} beside it)")
+    final = cache.root / "sources" / f"tarball-{expected[:16]}"
+    meta = read_json(final / META)
+    stat = tarball.stat()
+    seen = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    # Hashed at extraction; a tarball with the same size and mtime since is the same file.
+    if meta is None or {key: meta.get(key) for key in seen} != seen:
+        actual = sha256_file(tarball)
+        if actual != expected:
+            raise KernlabError(f"tarball:{tarball}: sha256 mismatch: expected {expected}, got {actual}; "
+                               "nothing extracted, the file is left as it is")
+        if meta is None:
+            extract(tarball, final, {"origin": str(tarball), "sha256": expected, **seen})
+        else:  # the same bytes, copied or touched since: remember this file without extracting again
+            write_json_atomic(final / META, {**meta, **seen})
+        meta = read_json(final / META)
+        assert meta is not None
+    # Keyed by the bytes, not the path: the same tarball anywhere reuses the same builds.
+    return KernelSource(ref=str(ref), tree=final, version=meta["version"], origin=str(tarball),
+                        sha256=expected, key=stable_key("tarball", expected))
+
+
 def _path_source(ref: KernelRef) -> KernelSource:
     tree = Path(ref.value)
     if not tree.is_dir():
@@ -226,6 +271,9 @@ def fetch_source(spec: KernelSpec, cache: Cache, *, kernel: str | None = None, i
         return _debian_source(ref, cache, install)
     if ref.kind == "path":
         return _path_source(ref)
+    if ref.kind == "tarball":
+        # kernel.sha256 belongs to the lab's own version, not to a --kernel given instead of it.
+        return _tarball_source(ref, spec.sha256 if ref == parse_ref(spec.version) else None, cache)
     offline = os.environ.get("KERNLAB_OFFLINE", "") not in ("", "0")
     try:
         return _kernelorg_source(ref, spec, cache, mirror, offline, on_progress)

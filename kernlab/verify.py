@@ -1,71 +1,117 @@
-"""Chain verification over a results folder, no VM: load its evidence, verify the lab's chains, write chains.json."""
+"""Chain verification over a results folder, no VM: load its evidence, verify the lab's chains, write chains.json.
+
+What needs vmlinux (inline records at return sites, inline trees, ops structures) is read from it once,
+while it is at hand, and kept in the folder's trace/ so later verifications run offline.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 
-from kernlab import chains, trace
+from kernlab import chains, trace, vmlinux
+from kernlab.cache import write_json_atomic
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
-from kernlab.lab import parse_lab
+from kernlab.lab import Lab, parse_lab
 from kernlab.trace import Frame
 
-REPO = Path(__file__).resolve().parent.parent
-CHAIN_DIR = REPO / "labs" / "chains"
+
+def recorded(path: Path, wanted: Iterable[str], compute: Callable[[list[str]], dict] | None) -> dict:
+    """A JSON table of facts about vmlinux kept in the results folder, topped up from vmlinux when at hand."""
+    table: dict = json.loads(path.read_text()) if path.exists() else {}
+    missing = sorted(set(wanted) - table.keys())
+    if missing and compute is not None:
+        table.update(compute(missing))
+        write_json_atomic(path, table)
+    return table
 
 
-class RecordedInlines:
-    """Inline records resolved at collection time (trace/inline.json), topped up from vmlinux when it is at hand."""
+def _inline_records(symbols: SymbolTable, binary: Path | None) -> Callable[[list[str]], dict] | None:
+    if binary is None:
+        return None
+    resolver = InlineResolver(binary, symbols)
 
-    def __init__(self, path: Path, symbols: SymbolTable, vmlinux: Path | None) -> None:
-        self.path = path
-        self.symbols = symbols
-        self.table: dict[str, list[str]] = json.loads(path.read_text()) if path.exists() else {}
-        self.resolver = InlineResolver(vmlinux, symbols) if vmlinux and vmlinux.exists() else None
-
-    def prime(self, frames: list[Frame]) -> None:
-        missing = [f for f in frames if str(f) not in self.table and self.symbols.return_site(f) is not None]
-        if missing and self.resolver:
-            self.resolver.prime(missing)
-            for frame in missing:
-                self.table[str(frame)] = self.resolver.inlined_at(frame)
-            self.path.write_text(json.dumps(self.table, indent=1, sort_keys=True) + "\n")
-
-    def __call__(self, frame: Frame) -> list[str]:
-        return self.table.get(str(frame), [])
+    def compute(sites: list[str]) -> dict:
+        frames = [Frame.parse(site) for site in sites]
+        resolver.prime(frames)
+        return {str(frame): resolver.inlined_at(frame) for frame in frames}
+    return compute
 
 
-def load_evidence(results: Path) -> tuple[chains.Evidence, str]:
+def _inline_trees(binary: Path | None) -> Callable[[list[str]], dict] | None:
+    if binary is None:
+        return None
+
+    def compute(functions: list[str]) -> dict:
+        trees = vmlinux.inline_trees(binary, functions)
+        return {name: trees[name].to_dict() if name in trees else None for name in functions}
+    return compute
+
+
+def _ops(binary: Path | None, claims: dict[str, chains.IndirectClaim]) -> Callable[[list[str]], dict] | None:
+    if binary is None:
+        return None
+
+    def compute(keys: list[str]) -> dict:
+        found = {}
+        for key in keys:
+            claim = claims[key]
+            found[key] = asdict(vmlinux.read_ops_member(binary, claim.ops, claim.member, claim.file))
+        return found
+    return compute
+
+
+def lab_chains(lab: Lab, version: str) -> list[tuple[chains.ResolvedChain, str]]:
+    """The lab's chains resolved for a kernel version, with what the lab expects of each."""
+    return [(chains.resolve_chain(use.spec, version), use.expect) for use in lab.chains]
+
+
+def load_evidence(results: Path, resolved: list[chains.ResolvedChain]) -> chains.Evidence:
     manifest = json.loads((results / "manifest.json").read_text())
-    version = manifest["kernel"]["version"]
     histograms = {}
     for path in sorted((results / "trace" / "hist").glob("*.hist")):
         histograms[path.stem] = trace.parse_hist(path.stem, path.read_text())
     if not histograms:
         raise KernlabError(f"{results}: no trace/hist/*.hist: the lab ran without chains or tracing")
     symbols = SymbolTable.parse((results / "System.map").read_text())
-    vmlinux = Path(manifest["kernel"]["build_dir"]) / "vmlinux"
-    inlines = RecordedInlines(results / "trace" / "inline.json", symbols, vmlinux)
-    inlines.prime([frame for h in histograms.values() for count in h.stacks for frame in count.stack])
+    binary: Path | None = Path(manifest["kernel"]["build_dir"]) / "vmlinux"
+    if not binary.exists():
+        binary = None
+    frames = {str(frame) for h in histograms.values() for count in h.stacks for frame in count.stack
+              if symbols.return_site(frame) is not None}
+    inline_table = recorded(results / "trace" / "inline.json", frames, _inline_records(symbols, binary))
+
+    def inlined_at(frame: Frame) -> list[str]:
+        return inline_table.get(str(frame), [])
+
+    functions = {f for chain in resolved for f in chain.functions()}
+    # Static inline trees: of every documented function with a body, and of every frame that a documented
+    # function was inlined into on these stacks (a line no stack can show is proved inside them).
+    hosts = {Frame.parse(site).name for site, names in inline_table.items() if functions & set(names)}
+    wanted = sorted(name for name in functions | hosts if symbols.has_function(name))
+    trees = recorded(results / "trace" / "inline-trees.json", wanted, _inline_trees(binary))
+    claims = {f"{claim.ops}.{claim.member}": claim for chain in resolved for claim in chain.indirect.values()}
+    ops = recorded(results / "trace" / "ops.json", claims, _ops(binary, claims)) if claims else {}
     available = (results / "trace" / "available_filter_functions").read_text()
-    lost = sum(h.dropped for h in histograms.values())
-    evidence = chains.Evidence(
+    return chains.Evidence(
         histograms=histograms, traceable=set(trace.traceable_symbols(available)),
-        has_symbol=symbols.has_function, is_noinstr=symbols.is_noinstr, inlined_at=inlines, lost_events=lost)
-    return evidence, version
+        has_symbol=symbols.has_function, is_noinstr=symbols.is_noinstr, inlined_at=inlined_at,
+        lost_events=sum(h.dropped for h in histograms.values()),
+        inline_trees={name: vmlinux.InlineNode.from_dict(tree) for name, tree in trees.items() if tree},
+        ops={key: value for key, value in ops.items() if key in claims})
 
 
 def verify_results(results: Path) -> list[chains.ChainResult]:
     """Verify every chain the lab names against the folder's evidence; writes chains.json."""
     manifest = json.loads((results / "manifest.json").read_text())
     lab = parse_lab(manifest["lab"], str(results / "manifest.json"))
-    evidence, version = load_evidence(results)
-    outcome = []
-    for use in lab.chains:
-        resolved = chains.load_chain(CHAIN_DIR / f"{use.spec}.yaml").resolve(version)
-        outcome.append(chains.verify_chain(resolved, evidence, use.expect))
-    (results / "chains.json").write_text(json.dumps(
-        {"kernel": version, "lost_events": evidence.lost_events, "chains": [r.as_dict() for r in outcome]},
-        indent=2) + "\n")
+    version = manifest["kernel"]["version"]
+    uses = lab_chains(lab, version)
+    evidence = load_evidence(results, [chain for chain, _ in uses])
+    outcome = [chains.verify_chain(chain, evidence, expect) for chain, expect in uses]
+    write_json_atomic(results / "chains.json", {"kernel": version, "lost_events": evidence.lost_events,
+                                                "chains": [r.as_dict() for r in outcome]})
     return outcome

@@ -35,3 +35,16 @@ def kernel_build(debian_source: source.KernelSource, real_cache: Cache) -> build
     """The lab kernel (6.1 with the default lab's fragments): built once, then found in the cache."""
     lab = load_lab(DEFAULT_LAB)
     return build.build_kernel(debian_source, lab.kernel, real_cache, KCONFIG_DIR)
+
+
+SHARED_TARBALL_515 = REPO.parent / "shared" / "kernels" / "linux-5.15.135.tar.xz"
+LAB_515 = REPO / "labs" / "zram-swap-5.15.yaml"
+
+
+@pytest.fixture(scope="session")
+def kernel_build_515(real_cache: Cache) -> build.KernelBuild:
+    """The article's kernel: 5.15.135 from the shared local tarball with the 5.15 lab's fragments (cached)."""
+    if not SHARED_TARBALL_515.exists():
+        pytest.skip(f"no 5.15 tarball at {SHARED_TARBALL_515} (../shared sits beside the repository in CI)")
+    lab = load_lab(LAB_515)
+    return build.build_kernel(source.fetch_source(lab.kernel, real_cache), lab.kernel, real_cache, KCONFIG_DIR)

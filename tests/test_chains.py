@@ -109,11 +109,11 @@ def test_frames_and_clone_suffixes() -> None:
 
 def test_spec_variants_resolve_per_kernel_and_arch() -> None:
     pageout = chains.load_chain(CHAIN_DIR / "pageout.yaml")
-    assert pageout.resolve("5.15.177").path[0] == "shrink_page_list"
-    assert pageout.resolve("6.1.192").path[0] == "shrink_folio_list"
+    assert pageout.resolve("5.15.177").functions()[0] == "shrink_page_list"
+    assert pageout.resolve("6.1.192").functions()[0] == "shrink_folio_list"
     pagein = chains.load_chain(CHAIN_DIR / "pagein-swapcache.yaml")
-    assert pagein.resolve("6.1.192", "x86_64").path[:2] == ["exc_page_fault", "do_user_addr_fault"]
-    assert pagein.resolve("6.1.192", "arm64").path[:2] == ["do_page_fault", "__do_page_fault"]
+    assert pagein.resolve("6.1.192", "x86_64").functions()[:2] == ["exc_page_fault", "do_user_addr_fault"]
+    assert pagein.resolve("6.1.192", "arm64").functions()[:2] == ["do_page_fault", "__do_page_fault"]
 
 
 def test_bad_chain_spec_names_file_and_key(tmp_path: Path) -> None:

@@ -60,3 +60,15 @@ def test_defaults_fill_in(tmp_path: Path) -> None:
     assert lab.kernel.fragments == ["guest-base", "zram", "tracing", "debug-info"]
     assert lab.vm.accel == "auto"
     assert lab.sampling.interval_s == 1.0
+
+
+def test_relative_tarball_and_path_are_relative_to_the_lab_file(tmp_path: Path) -> None:
+    (tmp_path / "labs").mkdir()
+    lab = write(tmp_path / "labs", "name: x\nkernel:\n  version: tarball:../kernels/linux-5.15.135.tar.xz\n"
+                                    "  fallback: path:../tree\n")
+    loaded = load_lab(lab)
+    assert loaded.kernel.version == f"tarball:{tmp_path / 'kernels' / 'linux-5.15.135.tar.xz'}"
+    assert loaded.kernel.fallback == f"path:{tmp_path / 'tree'}"
+    absolute = write(tmp_path, "name: x\nkernel: {version: 'tarball:/srv/linux.tar.xz', fallback: 'debian:6.1'}\n")
+    assert (load_lab(absolute).kernel.version, load_lab(absolute).kernel.fallback) == \
+        ("tarball:/srv/linux.tar.xz", "debian:6.1")

@@ -55,3 +55,51 @@ def test_default_lab_swaps_and_proves_the_chains(kernel_build, real_cache, tmp_p
     read = {f["function"]: (f["verdict"], f["into"]) for f in chains["pagein-swapcache"]["leaves"][0]["functions"]}
     assert read["zram_bvec_read"] == ("inlined", "zram_bvec_rw")
     assert "KERNLAB-READY" in (folder / "console.log").read_text()
+
+
+PROVEN = ("observed", "inlined", "tail call")
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, real_cache, tmp_path: Path) -> None:
+    """The article's kernel, built by kernlab from the local 5.15.135 tarball: every chain as expected, and
+    every function line of the article's two code blocks proved, its two indirect calls read from vmlinux."""
+    lab_path = REPO / "labs" / "zram-swap-5.15.yaml"
+    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete", manifest.get("reason")
+    assert manifest["kernel"]["version"] == "5.15.135"
+    assert manifest["kernel"]["source"] == f"tarball:{(REPO.parent / 'shared/kernels/linux-5.15.135.tar.xz').resolve()}"
+    assert manifest["kernel"]["build_key"] == kernel_build_515.info["key"]
+    assert manifest["kernel"]["sha256"] == "fd5d55f40983f3a5cd7b431ea1fdb1dce66feb8e0351019d372f0a5e07bcffb1"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["pswpout_pages"] > 0 and summary["pswpin_pages"] > 0
+
+    chains = {chain["name"]: chain for chain in json.loads((folder / "chains.json").read_text())["chains"]}
+    assert {name: chain["ok"] for name, chain in chains.items()} == dict.fromkeys(chains, True)
+    # Nearly every page swapped out was compressed on the article's path (shmem's writepage path is not it).
+    assert 0.9 * summary["pswpout_pages"] <= chains["article-pageout"]["hits"] <= summary["pswpout_pages"]
+
+    for name in ("article-pageout", "article-pagein"):
+        lines = chains[name]["lines"]
+        unproved = {line["text"]: line["label"] for line in lines
+                    if line["function"] and line["verdict"] not in PROVEN}
+        assert unproved == {}, name
+        assert [line["verdict"] for line in lines if not line["function"]] == ["annotation"]
+        for line in lines:
+            if line["indirect"]:
+                assert line["indirect"]["status"] == "resolved", line["indirect"]
+    pageout = {line["function"]: line["label"] for line in chains["article-pageout"]["lines"] if line["function"]}
+    assert pageout["pageout"] == "inlined into shrink_page_list"
+    assert pageout["swap_writepage"] == "tail call"
+    assert pageout["shrink_inactive_list"] == "inlined into shrink_lruvec"
+    assert pageout["__zram_bvec_write"] == "inlined into zram_bvec_rw"
+    pagein = {line["function"]: line for line in chains["article-pagein"]["lines"] if line["function"]}
+    assert pagein["swap_vma_readahead"]["label"] == "inlined into swapin_readahead"
+    assert pagein["find_get_page"]["label"] == "inlined into __read_swap_cache_async"
+    assert pagein["pagecache_get_page"]["verdict"] == "observed" and pagein["pagecache_get_page"]["hits"] > 0
+    assert pagein["zram_get_handle"]["verdict"] == "inlined" and "DWARF" in pagein["zram_get_handle"]["evidence"]
+    ops = json.loads((folder / "trace" / "ops.json").read_text())
+    assert ops["swap_aops.writepage"]["target"] == "swap_writepage"
+    assert ops["zram_devops.rw_page"]["target"] == "zram_rw_page"

@@ -167,3 +167,48 @@ def test_offline_falls_back_without_network(tmp_path: Path, monkeypatch: pytest.
     notes: list[str] = []
     used = source.fetch_source(spec, Cache(tmp_path / "cache"), notify=notes.append)
     assert used.tree == tmp_path and "offline (KERNLAB_OFFLINE is set)" in notes[0]
+
+
+def test_local_tarball_is_checked_and_keyed_by_its_bytes(tmp_path: Path) -> None:
+    blob = make_tarball()
+    digest = hashlib.sha256(blob).hexdigest()
+    first = tmp_path / "a" / "linux-5.15.999.tar.xz"
+    first.parent.mkdir()
+    first.write_bytes(blob)
+    cache = Cache(tmp_path / "cache")
+    used = source.fetch_source(KernelSpec(version=f"tarball:{first}", sha256=digest), cache)
+    assert (used.version, used.sha256, used.origin, used.ref) == ("5.15.999", digest, str(first), f"tarball:{first}")
+    assert (used.tree / "README").read_text() == "hi\n"
+    # The same bytes elsewhere (a CI clone, another checkout) are the same source: same tree, same build key.
+    second = tmp_path / "b" / "linux-5.15.999.tar.xz"
+    second.parent.mkdir()
+    second.write_bytes(blob)
+    (second.parent / "SHA256SUMS").write_text(f"{digest}  linux-5.15.999.tar.xz\n")
+    again = source.fetch_source(KernelSpec(version="debian:6.1"), cache, kernel=f"tarball:{second}")
+    assert (again.key, again.tree) == (used.key, used.tree)
+
+
+def test_local_tarball_mismatch_is_refused_and_the_file_kept(tmp_path: Path) -> None:
+    tarball = tmp_path / "linux-5.15.999.tar.xz"
+    tarball.write_bytes(make_tarball())
+    cache = Cache(tmp_path / "cache")
+    refused = rf"tarball:{tarball}: sha256 mismatch: expected 0{{64}}, got [0-9a-f]{{64}}; nothing extracted, the file"
+    with pytest.raises(KernlabError, match=refused):
+        source.fetch_source(KernelSpec(version=f"tarball:{tarball}", sha256="0" * 64), cache)
+    assert tarball.read_bytes() == make_tarball()
+    assert not (cache.root / "sources").exists() or list((cache.root / "sources").iterdir()) == []
+    with pytest.raises(KernlabError, match=rf"tarball:{tarball}: no sha256 for it: give kernel.sha256"):
+        source.fetch_source(KernelSpec(version=f"tarball:{tarball}"), cache)
+    with pytest.raises(KernlabError, match=rf"tarball:{tmp_path}/nope.tar.xz: no such file"):
+        source.fetch_source(KernelSpec(version=f"tarball:{tmp_path}/nope.tar.xz", sha256="0" * 64), cache)
+
+
+def test_local_tarball_changed_after_extraction_is_refused(tmp_path: Path) -> None:
+    tarball = tmp_path / "linux-5.15.999.tar.xz"
+    tarball.write_bytes(make_tarball())
+    spec = KernelSpec(version=f"tarball:{tarball}", sha256=hashlib.sha256(make_tarball()).hexdigest())
+    cache = Cache(tmp_path / "cache")
+    source.fetch_source(spec, cache)
+    tarball.write_bytes(make_tarball("5.15.998"))  # new bytes, new size: hashed again, and refused
+    with pytest.raises(KernlabError, match="sha256 mismatch"):
+        source.fetch_source(spec, cache)
