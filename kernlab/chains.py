@@ -329,7 +329,12 @@ def _callers(histograms: Iterable[Histogram]) -> dict[str, set[str]]:
 
 @dataclass(frozen=True)
 class TailCall:
-    site: Frame  # the return site its calls return to: the call instruction that jumped into it
+    anchor: PathEntry  # the caller's entry: a frame, or a function inlined at that frame's return site
+
+    @property
+    def site(self) -> Frame | None:
+        """The return site its calls return to: right after the call instruction that jumped into it."""
+        return self.anchor.frame
 
 
 Found = PathEntry | TailCall | None
@@ -371,8 +376,9 @@ def _match(chain: list[str], entries: list[PathEntry], callers: dict[str, set[st
             continue
         previous = found[-1] if found else None
         callee = chain[index + 1] if index + 1 < len(chain) else None
+        # (Two tail calls in a row, f > g > h with only h a frame, are not proved: g's callee h is no frame.)
         proved = isinstance(previous, PathEntry) and _tail_call(function, previous, callee, entries, callers)
-        found.append(TailCall(previous.frame) if proved and previous.frame else None)
+        found.append(TailCall(previous) if proved and isinstance(previous, PathEntry) else None)
     return found
 
 
@@ -392,7 +398,7 @@ def _proved(function: str, item: Found, callee: str | None) -> FunctionVerdict |
     if isinstance(item, PathEntry) and item.inlined_into is None:
         return FunctionVerdict(function, "observed", f"frame {item.frame}")
     if isinstance(item, PathEntry):
-        return FunctionVerdict(function, "inlined", f"DWARF inline record at the return site of {item.frame}",
+        return FunctionVerdict(function, "inlined", f"DWARF inline record at {item.frame}",
                                into=item.inlined_into)
     if isinstance(item, TailCall):
         return FunctionVerdict(function, "tail call", f"never a frame: its calls return to {item.site}, the call "
@@ -478,9 +484,8 @@ def _static_inline(chain: ResolvedChain, index: int, proofs: dict[int, tuple[Fun
         tree = evidence.inline_trees.get(host)
         walked = tree.find_path(names) if tree is not None else None
         if walked:
-            return FunctionVerdict(line.function, "inlined", f"no recorded stack can show it (no probed function is "
-                                   f"called from inside it); vmlinux DWARF has it inlined in {host}'s body: "
-                                   f"{' > '.join([host, *walked])}", into=host)
+            return FunctionVerdict(line.function, "inlined", f"no stack can show it (it calls nothing probed); DWARF: "
+                                   f"inlined in {host}'s body ({' > '.join([host, *walked])})", into=host)
     return None
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -248,22 +249,24 @@ def print_chains(console: Console, outcome: list[chains.ChainResult]) -> None:
         verdict = "[green]holds[/]" if result.holds else "[red]does not hold[/]"
         expectation = "" if result.expect == "report" else f" (expected {result.expect}: " + (
             "[green]ok[/])" if result.ok else "[red]FAILED[/])")
-        table = Table(title=f"chain {result.name}: {verdict}, {result.hits} hits{expectation}", title_justify="left")
-        table.add_column("documented line", no_wrap=True)
-        table.add_column("verdict")
-        table.add_column("hits", justify="right")
-        table.add_column("evidence", overflow="fold")
+        table = Table(title=f"chain {result.name}: {verdict}, {result.hits:,} hits{expectation}",
+                      title_justify="left", box=box.SIMPLE_HEAD, expand=True)
+        # The tree reads like the article's code block; a long note line is cut here (the report has it whole).
+        table.add_column("documented line", no_wrap=True, overflow="ellipsis", max_width=52)
+        table.add_column("hits", justify="right", no_wrap=True)
+        table.add_column("verdict: evidence", overflow="fold", ratio=1)
         for line in result.lines:
             colour = VERDICT_COLOUR.get(line.verdict, "red")
-            evidence = line.evidence
+            table.add_row("  " * line.depth + escape(chains.shown_text(line.text, line.function)),
+                          f"{line.hits:,}" if line.hits is not None else "-",
+                          f"[{colour}]{line.label}[/]: [dim]{escape(line.evidence)}[/]")
+        console.print(table)
+        for line in result.lines:
             if line.indirect:
                 status = line.indirect["status"]
                 mark = "green" if status == "resolved" else "yellow" if status == "not checked" else "red"
-                evidence += f"; [{mark}]{line.indirect['claim']}: {status}[/] ({line.indirect['evidence']})"
-            table.add_row("  " * line.depth + escape(chains.shown_text(line.text, line.function)),
-                          f"[{colour}]{line.label}[/]",
-                          f"{line.hits:,}" if line.hits is not None else "-", evidence)
-        console.print(table)
+                console.print(f"  indirect call {escape(line.indirect['call'])}: {escape(line.indirect['claim'])}: "
+                              f"[{mark}]{status}[/] ({escape(line.indirect['evidence'])})")
         for note in result.notes:
             console.print(f"  note: {note}")
 

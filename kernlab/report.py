@@ -95,7 +95,15 @@ figcaption { color: #555; font-size: .88rem; }
 .v-untraceable { border-left-color: #ef6c00; } .v-untraceable .verdict { color: #ef6c00; }
 .v-missing { border-left-color: #c62828; } .v-missing .verdict { color: #c62828; }
 .v-note { border-left-color: #bbb; } .v-note .verdict, .v-note .fn { color: #888; font-weight: 400; }
-.call .hits { display: inline-block; min-width: 6rem; text-align: right; margin-right: .8rem; }
+table.tree { border-collapse: collapse; width: 100%; font-size: .84rem; font-family: ui-monospace, Menlo, Consolas, monospace; }
+table.tree th, table.tree td { border: none; border-bottom: 1px solid #eee; padding: .12rem .5rem; }
+table.tree td.fn { border-left: 5px solid #999; white-space: nowrap; font-weight: 600; }
+table.tree tr.v-note td.fn { white-space: normal; font-weight: 400; }
+table.tree td.ev { color: #666; font-size: .8rem; }
+tr.v-observed td.fn { border-left-color: #2e7d32; } tr.v-inlined td.fn { border-left-color: #1565c0; }
+tr.v-tail td.fn { border-left-color: #6a1b9a; } tr.v-missing td.fn { border-left-color: #c62828; }
+tr.v-untraceable td.fn { border-left-color: #ef6c00; } tr.v-note td.fn { border-left-color: #bbb; }
+table.tree td.verdict { font-weight: 600; }
 .note { color: #555; font-size: .9rem; }
 """
 
@@ -798,12 +806,17 @@ def _html_chains(run: RunData) -> list[str]:
             parts.append(f"<p>Documented: <code>{_e(view.documented)}</code></p>")
         parts += [f'<p class="note">note: {_e(note)}</p>' for note in view.notes]
         if view.tree:
+            # Only the documented line is indented, as in the article; verdicts, hits and evidence stay in columns.
+            parts.append('<table class="tree"><tr><th>documented line</th><th>verdict</th><th>hits</th>'
+                         "<th>evidence</th></tr>")
             for t in view.tree:
                 parts.append(
-                    f'<div class="call {VERDICT_CLASSES.get(t.verdict, "")}" style="margin-left: {1.5 * t.depth}rem">'
-                    f'<span class="fn">{_e(t.text)}</span><span class="verdict">{_e(t.label)}</span>'
-                    f'<span class="hits">{_e(t.hits)}</span> <span class="ev">{_e(t.evidence)}</span></div>'
+                    f'<tr class="{VERDICT_CLASSES.get(t.verdict, "")}">'
+                    f'<td class="fn" style="padding-left: {0.9 * t.depth + 0.4:.1f}rem">{_e(t.text)}</td>'
+                    f'<td class="verdict">{_e(t.label)}</td><td class="num">{_e(t.hits)}</td>'
+                    f'<td class="ev">{_e(t.evidence)}</td></tr>'
                 )
+            parts.append("</table>")
             parts += [f"<p>leaf <code>{_e(leaf.leaf)}</code>: {_e(leaf.holds)}, {_e(leaf.hits)} hits "
                       f"(by task: {_e(leaf.by_task)})</p>" for leaf in view.leaves]
             parts.append("</section>")

@@ -55,6 +55,14 @@ def test_default_lab_swaps_and_proves_the_chains(kernel_build, real_cache, tmp_p
     read = {f["function"]: (f["verdict"], f["into"]) for f in chains["pagein-swapcache"]["leaves"][0]["functions"]}
     assert read["zram_bvec_read"] == ("inlined", "zram_bvec_rw")
     assert "KERNLAB-READY" in (folder / "console.log").read_text()
+    # 6.1's names and inlining: shrink_folio_list, a real pageout, the folio page-cache lookup.
+    assert chains["article-pageout"]["ok"] and chains["article-pagein"]["ok"]
+    assert_every_article_line_proved(chains, folder)
+    tree = {line["text"]: line for line in chains["article-pageout"]["lines"]}
+    assert (tree["shrink_page_list"]["function"], tree["pageout"]["label"]) == ("shrink_folio_list", "observed")
+    pagein = {line["text"]: line for line in chains["article-pagein"]["lines"]}
+    assert pagein["pagecache_get_page"]["function"] == "__filemap_get_folio"
+    assert pagein["pagecache_get_page"]["hits"] > 0
 
 
 PROVEN = ("observed", "inlined", "tail call")
@@ -81,15 +89,7 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
     # Nearly every page swapped out was compressed on the article's path (shmem's writepage path is not it).
     assert 0.9 * summary["pswpout_pages"] <= chains["article-pageout"]["hits"] <= summary["pswpout_pages"]
 
-    for name in ("article-pageout", "article-pagein"):
-        lines = chains[name]["lines"]
-        unproved = {line["text"]: line["label"] for line in lines
-                    if line["function"] and line["verdict"] not in PROVEN}
-        assert unproved == {}, name
-        assert [line["verdict"] for line in lines if not line["function"]] == ["annotation"]
-        for line in lines:
-            if line["indirect"]:
-                assert line["indirect"]["status"] == "resolved", line["indirect"]
+    assert_every_article_line_proved(chains, folder)
     pageout = {line["function"]: line["label"] for line in chains["article-pageout"]["lines"] if line["function"]}
     assert pageout["pageout"] == "inlined into shrink_page_list"
     assert pageout["swap_writepage"] == "tail call"
@@ -100,6 +100,19 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
     assert pagein["find_get_page"]["label"] == "inlined into __read_swap_cache_async"
     assert pagein["pagecache_get_page"]["verdict"] == "observed" and pagein["pagecache_get_page"]["hits"] > 0
     assert pagein["zram_get_handle"]["verdict"] == "inlined" and "DWARF" in pagein["zram_get_handle"]["evidence"]
+
+
+def assert_every_article_line_proved(chains: dict, folder: Path) -> None:
+    """Both article trees: every function line proved, the memcpy notes annotations, both ops read from vmlinux."""
+    for name in ("article-pageout", "article-pagein"):
+        lines = chains[name]["lines"]
+        unproved = {line["text"]: line["label"] for line in lines
+                    if line["function"] and line["verdict"] not in PROVEN}
+        assert unproved == {}, name
+        assert [line["verdict"] for line in lines if not line["function"]] == ["annotation"]
+        for line in lines:
+            if line["indirect"]:
+                assert line["indirect"]["status"] == "resolved", line["indirect"]
     ops = json.loads((folder / "trace" / "ops.json").read_text())
     assert ops["swap_aops.writepage"]["target"] == "swap_writepage"
     assert ops["zram_devops.rw_page"]["target"] == "zram_rw_page"

@@ -346,3 +346,27 @@ def test_a_run_without_a_recorded_lab_does_not_widen_the_diff(tmp_path: Path) ->
     ]
     assert [row.complete for row in rows] == [True, True, False, False]
     assert rows[2].status == "INCOMPLETE: kernel build failed" and rows[3].status == "unreadable: x: not valid JSON"
+
+
+def test_trees_are_drawn_as_the_article_writes_them(tmp_path: Path) -> None:
+    """The article's code blocks, indented, every line with its verdict, hits and evidence (recorded 5.15 run)."""
+    folder = copy_run(FIXTURES / "results-5.15.135-trees", tmp_path / "run")
+    report.write_report(folder)
+    md = (folder / "report.md").read_text()
+    pageout = md.split("### `article-pageout`")[1].split("### `")[0]
+    assert re.search(r"^shrink_inactive_list\s+inlined into shrink_lruvec\s+231,043\s+DWARF inline record at "
+                     r"shrink_lruvec\+0x442/0x6db$", pageout, re.MULTILINE)
+    assert re.search(r"^    pageout\s+inlined into shrink_page_list\s+231,043\s", pageout, re.MULTILINE)
+    assert re.search(r"^      mapping->a_ops->writepage => swap_writepage\s+tail call\s+229,139\s+never a frame: .*; "
+                     r"swap_aops.writepage = swap_writepage: resolved \(swap_aops\+0x0 ", pageout, re.MULTILINE)
+    assert re.search(r"^                    note: memcpy\(dst, src, comp_len\).*\s+not a function: annotation\s+-\s",
+                     pageout, re.MULTILINE)
+    pagein = md.split("### `article-pagein`")[1].split("### `")[0]
+    assert re.search(r"^do_page_fault  \[exc_page_fault here\]\s+observed\s+406,529\s+frame exc_page_fault\+",
+                     pagein, re.MULTILINE)
+    assert re.search(r"^ {28}zram_get_handle\s+inlined into __zram_bvec_read\s+-\s+no stack can show it", pagein,
+                     re.MULTILINE)
+    page = (folder / "report.html").read_text()
+    assert ('<tr class="v-inlined"><td class="fn" style="padding-left: 13.0rem">zram_get_handle</td>'
+            '<td class="verdict">inlined into __zram_bvec_read</td><td class="num">-</td>') in page
+    assert "mapping-&gt;a_ops-&gt;writepage =&gt; swap_writepage" in page

@@ -128,7 +128,7 @@ def test_every_line_of_the_article_trees_is_proved_offline(fixture: Path, tmp_pa
     pagein = {line.function: line for line in outcome["article-pagein"].lines if line.function}
     handle = pagein["zram_get_handle"]  # a static inline accessor: only DWARF can show it
     assert (handle.label, handle.hits) == ("inlined into __zram_bvec_read", None)
-    assert "__zram_bvec_read > zram_get_handle" in handle.evidence
+    assert "DWARF: inlined in __zram_bvec_read's body (__zram_bvec_read > zram_get_handle)" in handle.evidence
     assert pagein["swap_vma_readahead"].label == "inlined into swapin_readahead"
     assert pagein["handle_pte_fault"].label == "inlined into __handle_mm_fault"
     # The side branch and the read are each proved under their own parent, with their own counts.
