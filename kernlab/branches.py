@@ -182,14 +182,16 @@ def answer(question: SiteReport | None, summary: Mapping, functions: list[str],
         return text + f"The branch was taken in {taken_share:.1%} of evaluations."
     gcc = (f"the {hint_share:.0%} that GCC assumes for an unlikely() branch (its default "
            "builtin-expect-probability is 90%)")
+    # 5.15's page_mapping() takes a struct page; 6.1's folio_mapping() a folio.
+    unit = "folios" if "folio" in question.site.function else "pages"
     if taken_share <= hint_share:
         return text + (f"So even under swap pressure the branch is taken in only {taken_share:.1%} of calls, "
-                       f"within {gcc}: most folios that reach this function are not in the swap cache, and the "
+                       f"within {gcc}: most {unit} that reach this function are not in the swap cache, and the "
                        "annotation keeps that common path straight.")
     return text + (f"So under swap pressure the annotation does not hold: the branch is taken in {taken_share:.1%} "
-                   f"of calls, far above {gcc}. The hint describes a system whose folios are mostly page cache or "
+                   f"of calls, far above {gcc}. The hint describes a system whose {unit} are mostly page cache or "
                    "anonymous memory outside the swap cache; while anonymous memory cycles through zram, most "
-                   "folios reaching this function are in the swap cache. A wrong hint costs a taken jump on the "
+                   f"{unit} reaching this function are in the swap cache. A wrong hint costs a taken jump on the "
                    "hot path, never a wrong result, which is why it can stay.")
 
 

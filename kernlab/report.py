@@ -95,7 +95,7 @@ figcaption { color: #555; font-size: .88rem; }
 .v-untraceable { border-left-color: #ef6c00; } .v-untraceable .verdict { color: #ef6c00; }
 .v-missing { border-left-color: #c62828; } .v-missing .verdict { color: #c62828; }
 .v-note { border-left-color: #bbb; } .v-note .verdict, .v-note .fn { color: #888; font-weight: 400; }
-table.tree { border-collapse: collapse; width: 100%; font-size: .84rem; font-family: ui-monospace, Menlo, Consolas, monospace; }
+table.tree { border-collapse: collapse; width: 100%; font-size: .84rem; font-family: ui-monospace, monospace; }
 table.tree th, table.tree td { border: none; border-bottom: 1px solid #eee; padding: .12rem .5rem; }
 table.tree td.fn { border-left: 5px solid #999; white-space: nowrap; font-weight: 600; }
 table.tree tr.v-note td.fn { white-space: normal; font-weight: 400; }

@@ -87,6 +87,27 @@ def test_report_answers_the_swapcache_question_from_the_numbers() -> None:
     assert all(s["function"] in spec.functions for s in data["swap_path"])
 
 
+def test_the_articles_page_mapping_on_515() -> None:
+    """The article's question on its own kernel: 5.15's page_mapping() holds the annotation itself."""
+    fixture = FIXTURE.parent / "branches-5.15.135"
+    pairs = {w: tuple(branches.parse_branch_annotated(gzip.decompress((fixture / f"{w}.{when}.txt.gz").read_bytes())
+                                                      .decode(), f"{w}.{when}") for when in ("before", "after"))
+             for w in WORKLOADS}
+    spec = BranchProfileSpec(enabled=True)
+    summary = json.loads((fixture / "summary.json").read_text())
+    data = branches.branch_report(branches.per_workload(pairs), spec.functions, spec.question.functions,
+                                  spec.question.source_matches, summary,
+                                  lambda site: branches.find_site_source(fixture / "source", site),
+                                  pairs["shared-hog"][0])
+    question = data["question"]
+    assert (question["function"], question["file"], question["line"]) == ("page_mapping", "mm/util.c", 802)
+    assert question["source"] == "if (unlikely(PageSwapCache(page))) {"
+    assert question["total"] == {"correct": 1_523_276, "incorrect": 2_196_509}  # 59.0% wrong, recorded
+    assert "(59.0% wrong)" in data["answer"] and "does not hold" in data["answer"]
+    assert "most pages reaching this function are in the swap cache" in data["answer"]
+    assert "folio" not in data["answer"]
+
+
 def test_answer_when_the_hint_holds_and_when_nothing_was_counted() -> None:
     source = branches.SiteSource("mm/util.c", "if (unlikely(folio_test_swapcache(folio)))", "unlikely")
     rare = branches.SiteReport(SWAPCACHE, source, {"w": Counts(correct=990, incorrect=10)})
