@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
-from kernlab import chains, trace, vmlinux
+from kernlab import chains, specs, trace, vmlinux
 from kernlab.cache import write_json_atomic
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
@@ -51,7 +51,7 @@ def _inline_trees(binary: Path | None) -> Callable[[list[str]], dict] | None:
     return compute
 
 
-def _ops(binary: Path | None, claims: dict[str, chains.IndirectClaim]) -> Callable[[list[str]], dict] | None:
+def _ops(binary: Path | None, claims: dict[str, specs.IndirectClaim]) -> Callable[[list[str]], dict] | None:
     if binary is None:
         return None
 
@@ -64,12 +64,12 @@ def _ops(binary: Path | None, claims: dict[str, chains.IndirectClaim]) -> Callab
     return compute
 
 
-def lab_chains(lab: Lab, version: str) -> list[tuple[chains.ResolvedChain, str]]:
+def lab_chains(lab: Lab, version: str) -> list[tuple[specs.ResolvedChain, str]]:
     """The lab's chains resolved for a kernel version, with what the lab expects of each."""
-    return [(chains.resolve_chain(use.spec, version), use.expect) for use in lab.chains]
+    return [(specs.resolve_chain(use.spec, version), use.expect) for use in lab.chains]
 
 
-def load_evidence(results: Path, resolved: list[chains.ResolvedChain]) -> chains.Evidence:
+def load_evidence(results: Path, resolved: list[specs.ResolvedChain]) -> chains.Evidence:
     manifest = json.loads((results / "manifest.json").read_text())
     histograms = {}
     for path in sorted((results / "trace" / "hist").glob("*.hist")):

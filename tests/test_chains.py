@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import chains, trace
+from kernlab import chains, specs, trace
 from kernlab.dwarf import InlineResolver, SymbolTable, parse_addr2line
 from kernlab.errors import KernlabError
 from kernlab.verify import verify_results
@@ -108,10 +108,10 @@ def test_frames_and_clone_suffixes() -> None:
 
 
 def test_spec_variants_resolve_per_kernel_and_arch() -> None:
-    pageout = chains.load_chain(CHAIN_DIR / "pageout.yaml")
+    pageout = specs.load_chain(CHAIN_DIR / "pageout.yaml")
     assert pageout.resolve("5.15.177").functions()[0] == "shrink_page_list"
     assert pageout.resolve("6.1.192").functions()[0] == "shrink_folio_list"
-    pagein = chains.load_chain(CHAIN_DIR / "pagein-swapcache.yaml")
+    pagein = specs.load_chain(CHAIN_DIR / "pagein-swapcache.yaml")
     assert pagein.resolve("6.1.192", "x86_64").functions()[:2] == ["exc_page_fault", "do_user_addr_fault"]
     assert pagein.resolve("6.1.192", "arm64").functions()[:2] == ["do_page_fault", "__do_page_fault"]
 
@@ -120,7 +120,7 @@ def test_bad_chain_spec_names_file_and_key(tmp_path: Path) -> None:
     spec = tmp_path / "x.yaml"
     spec.write_text("name: x\ndocumented: a\nsource: b\npath: [a]\nleaves: [b]\nextra: 1\n")
     with pytest.raises(KernlabError, match=r"x.yaml: extra: Extra inputs are not permitted"):
-        chains.load_chain(spec)
+        specs.load_chain(spec)
 
 
 def test_symbol_table_knows_noinstr() -> None:

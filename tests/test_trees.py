@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import chains
+from kernlab import chains, specs
 from kernlab.errors import KernlabError
 from kernlab.verify import load_evidence, verify_results
 
@@ -32,7 +32,7 @@ def labels(result: chains.ChainResult) -> dict[str, str]:
 
 
 def test_article_trees_parse_as_written() -> None:
-    pageout = chains.resolve_chain("article-pageout", "5.15.135")
+    pageout = specs.resolve_chain("article-pageout", "5.15.135")
     assert [(line.depth, line.function) for line in pageout.lines[:5]] == [
         (0, "shrink_inactive_list"), (1, "shrink_page_list"), (2, "pageout"), (3, "swap_writepage"),
         (4, "__swap_writepage")]
@@ -42,7 +42,7 @@ def test_article_trees_parse_as_written() -> None:
     note = pageout.lines[-1]
     assert note.function is None and note.text.startswith("note: memcpy") and note.depth == 10 and note.parent == 9
 
-    pagein = chains.resolve_chain("article-pagein", "5.15.135")
+    pagein = specs.resolve_chain("article-pagein", "5.15.135")
     by_function = {line.function: line for line in pagein.lines if line.function}
     # The side branch: swap_readpage is swap_vma_readahead's child, a sibling of __read_swap_cache_async.
     parent = pagein.lines[by_function["swap_readpage"].parent].function
@@ -50,7 +50,7 @@ def test_article_trees_parse_as_written() -> None:
     assert pagein.lines[by_function["__read_swap_cache_async"].parent].function == "swap_vma_readahead"
     assert pagein.leaves == ["pagecache_get_page", "zram_get_handle", "zcomp_stream_get", "zs_map_object"]
     assert pagein.functions()[:2] == ["exc_page_fault", "do_user_addr_fault"]
-    on_61 = chains.resolve_chain("article-pagein", "6.1.192").functions()
+    on_61 = specs.resolve_chain("article-pagein", "6.1.192").functions()
     assert "__filemap_get_folio" in on_61 and "pagecache_get_page" not in on_61
 
 
@@ -66,14 +66,14 @@ def test_bad_tree_names_file_and_line(tmp_path: Path, tree: str, message: str) -
     indented = "".join(f"  {line}\n" for line in tree.splitlines())
     spec.write_text(f"name: bad\ndocumented: d\nsource: s\ntree: |\n{indented}")
     with pytest.raises(KernlabError, match=f"bad.yaml: {message}"):
-        chains.load_chain(spec).resolve("5.15.135", where=str(spec))
+        specs.load_chain(spec).resolve("5.15.135", where=str(spec))
 
 
 def test_tree_or_path_not_both(tmp_path: Path) -> None:
     spec = tmp_path / "both.yaml"
     spec.write_text("name: x\ndocumented: d\nsource: s\ntree: a\npath: [a]\nleaves: [b]\n")
     with pytest.raises(KernlabError, match=r"both.yaml: \(top level\): give either a tree or a path and leaves"):
-        chains.load_chain(spec)
+        specs.load_chain(spec)
 
 
 def test_recorded_515_pageout_holds_through_a_tail_call_inside_an_inlined_caller(tmp_path: Path) -> None:
@@ -154,11 +154,11 @@ def test_515_and_61_differ_where_the_kernels_do(tmp_path: Path) -> None:
     assert line(new, "article-pagein", "find_get_page").function == "filemap_get_folio"
 
 
-def write_spec(folder: Path, name: str, tree: str) -> chains.ResolvedChain:
+def write_spec(folder: Path, name: str, tree: str) -> specs.ResolvedChain:
     spec = folder / f"{name}.yaml"
     indented = "".join(f"  {line}\n" for line in tree.strip("\n").splitlines())
     spec.write_text(f"name: {name}\ndocumented: d\nsource: s\ntree: |\n{indented}")
-    return chains.load_chain(spec).resolve("5.15.135", where=str(spec))
+    return specs.load_chain(spec).resolve("5.15.135", where=str(spec))
 
 
 def test_a_child_is_checked_under_its_own_parent(tmp_path: Path) -> None:
@@ -193,7 +193,7 @@ def test_a_removed_function_is_reported_gone_not_dropped(tmp_path: Path) -> None
     spec.write_text("name: gone\ndocumented: d\nsource: s\ntree: |\n  do_swap_page\n    swap_readpage\n"
                     "      bdev_read_page\n        zs_map_object\n"
                     "variants:\n  - kernel: '>= 5.0'\n    gone: {bdev_read_page: 'removed with rw_page'}\n")
-    chain = chains.load_chain(spec).resolve("5.15.135", where=str(spec))
+    chain = specs.load_chain(spec).resolve("5.15.135", where=str(spec))
     results = copy_results(TREES_515, tmp_path / "r")
     evidence = load_evidence(results, [chain])
     evidence.histograms["zs_map_object"].stacks.clear()  # as on a kernel where the path no longer exists

@@ -1,0 +1,203 @@
+"""Chain specs: documented call chains and trees (labs/chains/*.yaml), parsed and resolved for one kernel.
+
+A spec is a path plus leaves, or an indented call tree written the way the article writes it; variants
+rename functions per kernel version or architecture, or mark those a version no longer has.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kernlab.errors import KernlabError
+from kernlab.kconfig import Request
+
+CHAIN_DIR = Path(__file__).resolve().parent.parent / "labs" / "chains"
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NOTE_PREFIX = "note:"
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kernel: str | None = None  # version guard, e.g. ">= 6.0"
+    arch: str | None = None
+    rename: dict[str, str] = Field(default_factory=dict)
+    # Functions the documented code calls that this version no longer has: function -> why (reported, not dropped).
+    gone: dict[str, str] = Field(default_factory=dict)
+
+
+class IndirectClaim(BaseModel):
+    """`call` (e.g. mapping->a_ops->writepage) reaches the tree line's function through an initialised ops table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    call: str
+    ops: str  # the initialised structure variable, e.g. swap_aops
+    member: str  # its member, e.g. writepage
+    file: str  # the source file that defines `ops` (finds its DWARF unit)
+    why: str = ""  # how `call` comes to point at `ops`, e.g. init_swap_address_space(): space->a_ops = &swap_aops
+
+
+@dataclass(frozen=True)
+class TreeLine:
+    """One line of a documented call tree: a function (maybe reached indirectly) or an annotation."""
+
+    number: int  # 1-based line in the spec's tree text (or position in path + leaves)
+    depth: int
+    text: str  # as documented
+    parent: int | None  # index of the enclosing function line
+    function: str | None = None  # None: an annotation (`note: ...`)
+    via: str | None = None  # the indirect call expression that reaches `function`
+
+
+def parse_tree(text: str, where: str) -> list[TreeLine]:
+    """The article's indented tree: one function per line, children indented under their caller.
+
+    `note: ...` lines are annotations (memcpy, comments), `EXPR => function` a call through a pointer.
+    Trailing `# comments` are dropped.
+    """
+    lines: list[TreeLine] = []
+    stack: list[tuple[int, int]] = []  # (indent, index) of the open function lines
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
+            raise KernlabError(f"{where}: tree line {number}: indent with spaces, not tabs")
+        indent = len(raw) - len(raw.lstrip(" "))
+        body = raw.strip()
+        if not body.startswith(NOTE_PREFIX):
+            body = body.split(" #", 1)[0].strip()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if lines and not stack:
+            raise KernlabError(f"{where}: tree line {number}: {body!r} is a second root; a tree has one first line")
+        parent = stack[-1][1] if stack else None
+        depth = len(stack)
+        if body.startswith(NOTE_PREFIX):
+            if parent is None:
+                raise KernlabError(f"{where}: tree line {number}: an annotation cannot be the root")
+            lines.append(TreeLine(number, depth, body, parent))
+            continue
+        via, _, function = body.rpartition("=>")
+        function, via = function.strip(), via.strip() or None
+        if not IDENTIFIER.match(function):
+            raise KernlabError(f"{where}: tree line {number}: {body!r} is not a function name, "
+                               "`CALL => function` or `note: text`")
+        lines.append(TreeLine(number, depth, body, parent, function, via))
+        stack.append((indent, len(lines) - 1))
+    if not lines:
+        raise KernlabError(f"{where}: tree: no lines")
+    return lines
+
+
+def linear_tree(path: list[str], leaves: list[str]) -> list[TreeLine]:
+    """`path` + `leaves` as a tree: each path function calls the next, the last calls every leaf."""
+    lines = [TreeLine(i + 1, i, name, i - 1 if i else None, name) for i, name in enumerate(path)]
+    return lines + [TreeLine(len(path) + i + 1, len(path), leaf, len(path) - 1, leaf) for i, leaf in enumerate(leaves)]
+
+
+class ChainSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    documented: str
+    source: str
+    # Either a chain (path, outermost first, then the leaves the last function calls) or a call tree.
+    path: list[str] = Field(default_factory=list)
+    leaves: list[str] = Field(default_factory=list)
+    tree: str | None = None
+    indirect: list[IndirectClaim] = Field(default_factory=list)
+    absent: list[str] = Field(default_factory=list)
+    variants: list[Variant] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ChainSpec:
+        if self.tree is None and (not self.path or not self.leaves):
+            raise ValueError("give a tree, or a path and leaves")
+        if self.tree is not None and (self.path or self.leaves):
+            raise ValueError("give either a tree or a path and leaves, not both")
+        return self
+
+    def lines(self, where: str) -> list[TreeLine]:
+        lines = parse_tree(self.tree, where) if self.tree is not None else linear_tree(self.path, self.leaves)
+        calls = {claim.call for claim in self.indirect}
+        for line in lines:
+            if line.via and line.via not in calls:
+                raise KernlabError(f"{where}: tree line {line.number}: {line.via!r} has no entry in `indirect`")
+        return lines
+
+    def resolve(self, kernel_version: str, arch: str = "x86_64", where: str | None = None) -> ResolvedChain:
+        rename: dict[str, str] = {}
+        gone: dict[str, str] = {}
+        notes = []
+        for variant in self.variants:
+            if variant.arch and variant.arch != arch:
+                continue
+            if variant.kernel and not Request("X", "y", self.name, variant.kernel).applies_to(kernel_version):
+                continue
+            rename.update(variant.rename)
+            where_text = " ".join(filter(None, [variant.arch, f"linux {variant.kernel}" if variant.kernel else None]))
+            notes += [f"{old} is {new} on {where_text}" for old, new in variant.rename.items()]
+            gone.update({rename.get(name, name): why for name, why in variant.gone.items()})
+        lines = [replace(line, function=rename.get(line.function, line.function)) if line.function else line
+                 for line in self.lines(where or self.name)]
+        return ResolvedChain(
+            name=self.name, documented=self.documented, lines=lines, absent=[rename.get(f, f) for f in self.absent],
+            renamed=rename, gone=gone, indirect={claim.call: claim for claim in self.indirect}, notes=notes)
+
+
+@dataclass(frozen=True)
+class ResolvedChain:
+    """A chain spec for one kernel: renames applied, lines this version lacks marked gone."""
+
+    name: str
+    documented: str
+    lines: list[TreeLine]
+    absent: list[str]
+    renamed: dict[str, str]
+    gone: dict[str, str]
+    indirect: dict[str, IndirectClaim]
+    notes: list[str]
+
+    def functions(self) -> list[str]:
+        return list(dict.fromkeys(line.function for line in self.lines if line.function))
+
+    def leaf_lines(self) -> list[int]:
+        """Function lines that call no other listed function: each ends its own root-to-leaf path."""
+        parents = {line.parent for line in self.lines if line.function}
+        return [i for i, line in enumerate(self.lines) if line.function and i not in parents]
+
+    @property
+    def leaves(self) -> list[str]:
+        return list(dict.fromkeys(self.lines[i].function for i in self.leaf_lines()))
+
+    def path_to(self, index: int) -> list[int]:
+        """Line indexes from the root down to `index`."""
+        path = []
+        at: int | None = index
+        while at is not None:
+            path.append(at)
+            at = self.lines[at].parent
+        return path[::-1]
+
+
+def load_chain(path: Path) -> ChainSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return ChainSpec.model_validate(data)
+    except OSError as error:
+        raise KernlabError(f"{path}: cannot read chain spec: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise KernlabError(f"{path}: not valid YAML: {error}") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise KernlabError(f"{path}: {key}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def resolve_chain(spec: str, kernel_version: str) -> ResolvedChain:
+    """labs/chains/<spec>.yaml resolved for a kernel; tree errors name the file."""
+    path = CHAIN_DIR / f"{spec}.yaml"
+    return load_chain(path).resolve(kernel_version, where=str(path))
