@@ -15,16 +15,31 @@ from kernlab.errors import KernlabError
 from kernlab.lab import BranchProfileSpec
 
 FIXTURE = Path(__file__).parent / "fixtures" / "branches-6.1"
+FIXTURE_515 = Path(__file__).parent / "fixtures" / "branches-5.15.135"
 WORKLOADS = ("shared-hog", "private-hog")
 SWAPCACHE = Site("folio_mapping", "util.c", 775)
 
 
-def _table(name: str) -> str:
-    return gzip.decompress((FIXTURE / f"{name}.txt.gz").read_bytes()).decode()
+def _table(name: str, fixture: Path = FIXTURE) -> str:
+    return gzip.decompress((fixture / f"{name}.txt.gz").read_bytes()).decode()
 
 
-def _snapshot(name: str) -> branches.Snapshot:
-    return branches.parse_branch_annotated(_table(name), name)
+def _snapshot(name: str, fixture: Path = FIXTURE) -> branches.Snapshot:
+    return branches.parse_branch_annotated(_table(name, fixture), name)
+
+
+def _pairs(fixture: Path = FIXTURE) -> dict[str, tuple[branches.Snapshot, branches.Snapshot]]:
+    return {w: (_snapshot(f"{w}.before", fixture), _snapshot(f"{w}.after", fixture)) for w in WORKLOADS}
+
+
+def _report(fixture: Path, pairs: dict[str, tuple[branches.Snapshot, branches.Snapshot]]) -> dict:
+    """branches.json's content for a recorded run, with the lab's default question and swap-path functions."""
+    spec = BranchProfileSpec(enabled=True)
+    summary = json.loads((fixture / "summary.json").read_text())
+    return branches.branch_report(branches.per_workload(pairs), spec.functions, spec.question.functions,
+                                  spec.question.source_matches, summary,
+                                  lambda site: branches.find_site_source(fixture / "source", site),
+                                  pairs["shared-hog"][0])
 
 
 def _rows_for(text: str, function: str, line: int) -> list[tuple[int, int]]:
@@ -48,7 +63,7 @@ def test_every_row_of_a_real_table_parses_and_duplicates_are_summed() -> None:
 
 
 def test_workload_deltas_come_from_the_before_and_after_tables() -> None:
-    pairs = {w: (_snapshot(f"{w}.before"), _snapshot(f"{w}.after")) for w in WORKLOADS}
+    pairs = _pairs()
     deltas = branches.per_workload(pairs)
     for workload in WORKLOADS:
         before, after = pairs[workload]
@@ -59,13 +74,10 @@ def test_workload_deltas_come_from_the_before_and_after_tables() -> None:
 
 
 def test_report_answers_the_swapcache_question_from_the_numbers() -> None:
-    pairs = {w: (_snapshot(f"{w}.before"), _snapshot(f"{w}.after")) for w in WORKLOADS}
+    pairs = _pairs()
     spec = BranchProfileSpec(enabled=True)
     summary = json.loads((FIXTURE / "summary.json").read_text())
-    data = branches.branch_report(branches.per_workload(pairs), spec.functions, spec.question.functions,
-                                  spec.question.source_matches, summary,
-                                  lambda site: branches.find_site_source(FIXTURE / "source", site),
-                                  pairs["shared-hog"][0])
+    data = _report(FIXTURE, pairs)
     question = data["question"]
     assert (question["function"], question["file"], question["line"]) == ("folio_mapping", "mm/util.c", 775)
     assert question["source"] == "if (unlikely(folio_test_swapcache(folio)))" and question["annotation"] == "unlikely"
@@ -89,16 +101,7 @@ def test_report_answers_the_swapcache_question_from_the_numbers() -> None:
 
 def test_the_articles_page_mapping_on_515() -> None:
     """The article's question on its own kernel: 5.15's page_mapping() holds the annotation itself."""
-    fixture = FIXTURE.parent / "branches-5.15.135"
-    pairs = {w: tuple(branches.parse_branch_annotated(gzip.decompress((fixture / f"{w}.{when}.txt.gz").read_bytes())
-                                                      .decode(), f"{w}.{when}") for when in ("before", "after"))
-             for w in WORKLOADS}
-    spec = BranchProfileSpec(enabled=True)
-    summary = json.loads((fixture / "summary.json").read_text())
-    data = branches.branch_report(branches.per_workload(pairs), spec.functions, spec.question.functions,
-                                  spec.question.source_matches, summary,
-                                  lambda site: branches.find_site_source(fixture / "source", site),
-                                  pairs["shared-hog"][0])
+    data = _report(FIXTURE_515, _pairs(FIXTURE_515))
     question = data["question"]
     assert (question["function"], question["file"], question["line"]) == ("page_mapping", "mm/util.c", 802)
     assert question["source"] == "if (unlikely(PageSwapCache(page))) {"
