@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernlab.errors import KernlabError
+
 
 def default_cache_root() -> Path:
     if override := os.environ.get("KERNLAB_CACHE"):
@@ -49,6 +51,13 @@ class Cache:
         return path
 
 
+def check_child(path: Path) -> None:
+    """Refuse a path that is not a real entry of its parent folder (`x/..`, `x/.`, `/`): it is about to be
+    replaced or removed, and must never stand for the folder that owns it or anything above."""
+    if path.name in ("", ".", "..") or path.resolve().parent != path.parent.resolve():
+        raise KernlabError(f"{path}: refusing to replace or remove it: not an entry inside {path.parent}")
+
+
 @contextmanager
 def staging_dir(final: Path) -> Iterator[Path]:
     """A temp dir beside `final`; renamed to `final` only if the block finishes.
@@ -56,6 +65,7 @@ def staging_dir(final: Path) -> Iterator[Path]:
     An interrupted or failed block removes the temp dir, so nothing half-made
     ever sits at `final`.
     """
+    check_child(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:

@@ -7,13 +7,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kernlab.errors import KernlabError
 
 # debian:6.1, 5.15.135 (a kernel.org release), tarball:/some/linux-X.tar.xz, path:/some/tree
 KERNEL_REF = re.compile(r"^(debian:\d+\.\d+|\d+\.\d+(\.\d+)?|tarball:.+|path:.+)$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Lab, workload, chain spec and fragment names become file and folder names (results/<lab>/, keys/<lab>/,
+# workloads/<name>.json): one rule for all, so none can be empty, `.`, `..` or hidden.
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _name(value: str) -> str:
+    if not NAME.match(value):
+        raise ValueError(f"{value!r} is not a name: letters, digits and _ . -, not starting with a dot "
+                         "(it becomes a file or folder name)")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
 
 
 class Strict(BaseModel):
@@ -52,7 +65,7 @@ class KernelSpec(Strict):
     @classmethod
     def _fragment_names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not re.match(r"^[A-Za-z0-9_.-]+$", name):
+            if not NAME.match(name):
                 raise ValueError(f"{name!r} is not a fragment name (a file in kconfigs/ without .config)")
         return value
 
@@ -95,7 +108,7 @@ class MemhogSpec(Strict):
 
 
 class WorkloadSpec(Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Name
     memhog: MemhogSpec | None = None
     # Any other command line, run by the guest's shell (e.g. stress-ng ...).
     command: str | None = None
@@ -115,7 +128,7 @@ class SamplingSpec(Strict):
 class ChainUse(Strict):
     """A chain spec (labs/chains/<spec>.yaml) and what the lab expects of it."""
 
-    spec: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    spec: Name
     expect: Literal["hold", "not-hold", "report"] = "report"
 
 
@@ -161,7 +174,7 @@ class BranchProfileSpec(Strict):
 
 
 class Lab(Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Name
     description: str = ""
     kernel: KernelSpec = Field(default_factory=KernelSpec)
     vm: VmSpec = Field(default_factory=VmSpec)

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from kernlab import branches, build, experiment, report, source, trace, zram
-from kernlab.cache import Cache, write_json_atomic
+from kernlab.cache import Cache, check_child, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.experiment import Pins, Shard
 from kernlab.guest import GuestImage, build_guest_image
@@ -60,6 +60,7 @@ class Results:
 
 def new_results_dir(root: Path, lab: Lab) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    check_child(root / lab.name)
     path = root / lab.name / stamp
     suffix = 1
     while path.exists():

@@ -1,0 +1,48 @@
+"""The fault suite: bad input and broken state give a one-line error naming what is wrong, and lose nothing.
+
+Fast tier here (no VM); the faults that need a running guest are in the e2e files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernlab import guest
+from kernlab.cache import Cache, staging_dir
+from kernlab.errors import KernlabError
+from kernlab.lab import load_lab
+
+
+@pytest.mark.parametrize("where", ["name: {}\n", "name: x\nworkloads: [{{name: {}, command: 'true'}}]\n",
+                                   "name: x\nchains: [{{spec: {}}}]\n", "name: x\nkernel: {{fragments: [{}]}}\n"],
+                         ids=["lab", "workload", "chain spec", "fragment"])
+@pytest.mark.parametrize("bad", ["'..'", "'.'", "''", "'.hidden'", "'a/b'"])
+def test_names_that_become_paths_refuse_dots_and_slashes(tmp_path: Path, where: str, bad: str) -> None:
+    lab = tmp_path / "x.yaml"
+    lab.write_text(where.format(bad))
+    with pytest.raises(KernlabError) as error:
+        load_lab(lab)
+    assert str(error.value).startswith(f"{lab}: ") and "\n" not in str(error.value)
+
+
+def test_staging_never_replaces_the_folder_that_owns_it(tmp_path: Path) -> None:
+    owner = tmp_path / "cache" / "keys"
+    (owner / "lab").mkdir(parents=True)
+    (tmp_path / "cache" / "builds").mkdir()
+    for final in (owner / "..", owner / "lab" / "..", Path("/")):  # (pathlib already drops a trailing ".")
+        with pytest.raises(KernlabError, match="refusing to replace or remove it"), staging_dir(final):
+            pytest.fail("the block must not run")
+    assert (owner / "lab").is_dir() and (tmp_path / "cache" / "builds").is_dir()
+    assert sorted(p.name for p in owner.iterdir()) == ["lab"]  # no temp dir left behind
+
+
+def test_lab_keys_under_a_dotted_name_delete_nothing(tmp_path: Path) -> None:
+    """What a lab named `..` did before names were checked: `keys/..` is the cache root, replaced whole."""
+    cache = Cache(tmp_path / "cache")
+    (cache.root / "builds" / "k").mkdir(parents=True)
+    (cache.root / "builds" / "k" / "bzImage").write_bytes(b"kernel")
+    with pytest.raises(KernlabError, match="refusing to replace or remove it"):
+        guest.lab_keys(cache, "..")
+    assert (cache.root / "builds" / "k" / "bzImage").read_bytes() == b"kernel"
