@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kernlab import yamlfile
 from kernlab.errors import KernlabError
+from kernlab.yamlfile import clip
 
 # debian:6.1, 5.15.135 (a kernel.org release), tarball:/some/linux-X.tar.xz, path:/some/tree
 KERNEL_REF = re.compile(r"^(debian:\d+\.\d+|\d+\.\d+(\.\d+)?|tarball:.+|path:.+)$")
@@ -205,7 +206,8 @@ class Lab(Strict):
         return value
 
 
-def _format_error(source: str, error: ValidationError) -> str:
+def validation_message(source: str, error: ValidationError) -> str:
+    """The first problem as `source: key.path: problem`, one short line (a quoted value can be huge)."""
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(top level)"
     message = first["msg"]
@@ -215,7 +217,7 @@ def _format_error(source: str, error: ValidationError) -> str:
         message = "required key is missing"
     elif "input" in first and first["type"] not in ("value_error",):
         message = f"{message} (got {first['input']!r})"
-    message = message.removeprefix("Value error, ")
+    message = clip(message.removeprefix("Value error, "))
     more = len(error.errors()) - 1
     return f"{source}: {key}: {message}" + (f" (and {more} more)" if more else "")
 
@@ -227,7 +229,7 @@ def parse_lab(data: object, source: str) -> Lab:
     try:
         return Lab.model_validate(data)
     except ValidationError as error:
-        raise KernlabError(_format_error(source, error)) from None
+        raise KernlabError(validation_message(source, error)) from None
 
 
 def load_lab(path: Path) -> Lab:
@@ -235,13 +237,7 @@ def load_lab(path: Path) -> Lab:
         text = path.read_text()
     except OSError as error:
         raise KernlabError(f"{path}: cannot read lab file: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise KernlabError(f"{path}: {where}not valid YAML: {problem}") from None
+    data = yamlfile.load(text, str(path))
     lab = parse_lab(data, str(path))
     return lab.model_copy(update={"kernel": lab.kernel.model_copy(update={
         "version": _anchor(lab.kernel.version, path.parent), "fallback": _anchor(lab.kernel.fallback, path.parent)})})

@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kernlab import yamlfile
 from kernlab.errors import KernlabError
 from kernlab.kconfig import Request
+from kernlab.lab import validation_message
 
 CHAIN_DIR = Path(__file__).resolve().parent.parent / "labs" / "chains"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -185,16 +186,13 @@ class ResolvedChain:
 
 def load_chain(path: Path) -> ChainSpec:
     try:
-        data = yaml.safe_load(path.read_text())
-        return ChainSpec.model_validate(data)
+        text = path.read_text()
     except OSError as error:
         raise KernlabError(f"{path}: cannot read chain spec: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise KernlabError(f"{path}: not valid YAML: {error}") from None
+    try:
+        return ChainSpec.model_validate(yamlfile.load(text, str(path)))
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise KernlabError(f"{path}: {key}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise KernlabError(validation_message(str(path), error)) from None
 
 
 def resolve_chain(spec: str, kernel_version: str) -> ResolvedChain:

@@ -46,3 +46,28 @@ def test_lab_keys_under_a_dotted_name_delete_nothing(tmp_path: Path) -> None:
     with pytest.raises(KernlabError, match="refusing to replace or remove it"):
         guest.lab_keys(cache, "..")
     assert (cache.root / "builds" / "k" / "bzImage").read_bytes() == b"kernel"
+
+
+BILLION_LAUGHS = "\n".join(["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8)]) + "\nname: *i\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_in_one_short_line(tmp_path: Path) -> None:
+    """Before: 88 s and a 2 GiB error message (pydantic quoted the expanded value)."""
+    lab = tmp_path / "bomb.yaml"
+    lab.write_text(BILLION_LAUGHS)
+    with pytest.raises(KernlabError) as error:
+        load_lab(lab)
+    assert str(error.value) == f"{lab}: 81 YAML aliases (*name): at most 64 are allowed"
+
+
+def test_a_huge_file_and_a_huge_bad_value_give_short_errors(tmp_path: Path) -> None:
+    lab = tmp_path / "big.yaml"
+    lab.write_text("name: x\ndescription: '" + "y" * (1 << 20) + "'\n")
+    with pytest.raises(KernlabError, match=r"big.yaml: 1,048,600 bytes: a lab or chain file is at most 1,048,576"):
+        load_lab(lab)
+    lab.write_text("name: x\nvm: {accel: '" + "k" * 100_000 + "'}\n")
+    with pytest.raises(KernlabError) as error:
+        load_lab(lab)
+    assert str(error.value).startswith(f"{lab}: vm.accel: Input should be 'auto', 'kvm' or 'tcg'")
+    assert len(str(error.value)) < 500 and "(100,0" in str(error.value)
