@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from kernlab import branches, build, chains, experiment, report, run, source, trace, verify, vm
-from kernlab.cache import Cache, read_json, write_json_atomic
+from kernlab.cache import Cache, load_json_object, read_json, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, load_lab
@@ -340,9 +340,7 @@ def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, res
 
 
 def rerun(ctx: Context, manifest_path: Path, results: str = "results") -> int:
-    manifest = read_json(manifest_path)
-    if manifest is None:
-        raise KernlabError(f"{manifest_path}: no such manifest")
+    manifest = load_json_object(manifest_path)
     lab_to_run, pins = experiment.rerun_plan(manifest, str(manifest_path))
     ctx.console.print(f"rerun of {manifest_path.parent}: linux {pins.kernel_version} ({lab_to_run.kernel.version}), "
                       f"pinned to config {str(pins.config_sha256)[:12]} and the original image inputs")
@@ -365,7 +363,7 @@ def _manifest_dir(path: Path) -> Path:
 def compare_runs(console: Console, a: Path, b: Path) -> None:
     """What differs between two runs: settings first, then figures."""
     a, b = _manifest_dir(a), _manifest_dir(b)
-    manifests = [read_json(folder / "manifest.json") or {} for folder in (a, b)]
+    manifests = [load_json_object(folder / "manifest.json") for folder in (a, b)]
     summaries = [read_json(folder / "summary.json") or {} for folder in (a, b)]
     settings = experiment.compare(*(experiment.run_settings(m) for m in manifests))
     figures = experiment.compare(*(experiment.flatten(s) for s in summaries), numbers_only=True)

@@ -6,13 +6,12 @@ while it is at hand, and kept in the folder's trace/ so later verifications run 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
 from kernlab import chains, specs, trace, vmlinux
-from kernlab.cache import write_json_atomic
+from kernlab.cache import load_json_object, write_json_atomic
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab, parse_lab
@@ -21,7 +20,7 @@ from kernlab.trace import Frame
 
 def recorded(path: Path, wanted: Iterable[str], compute: Callable[[list[str]], dict] | None) -> dict:
     """A JSON table of facts about vmlinux kept in the results folder, topped up from vmlinux when at hand."""
-    table: dict = json.loads(path.read_text()) if path.exists() else {}
+    table: dict = load_json_object(path) if path.exists() else {}
     missing = sorted(set(wanted) - table.keys())
     if missing and compute is not None:
         table.update(compute(missing))
@@ -69,15 +68,36 @@ def lab_chains(lab: Lab, version: str) -> list[tuple[specs.ResolvedChain, str]]:
     return [(specs.resolve_chain(use.spec, version), use.expect) for use in lab.chains]
 
 
+def run_manifest(results: Path) -> dict:
+    """A finished or stopped run's manifest, with the keys verification needs; one-line errors otherwise."""
+    if not results.is_dir():
+        raise KernlabError(f"{results}: no such results folder")
+    manifest = load_json_object(results / "manifest.json")
+    for key in ("lab", "kernel"):
+        if not isinstance(manifest.get(key), dict):
+            raise KernlabError(f"{results / 'manifest.json'}: no {key} (the run stopped before its kernel was built)")
+    if not manifest["kernel"].get("version"):
+        raise KernlabError(f"{results / 'manifest.json'}: kernel.version: missing")
+    return manifest
+
+
+def _results_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise KernlabError(f"{path}: {error.strerror}: the run stopped before it was collected, or the folder "
+                           "was cut short") from None
+
+
 def load_evidence(results: Path, resolved: list[specs.ResolvedChain]) -> chains.Evidence:
-    manifest = json.loads((results / "manifest.json").read_text())
+    manifest = run_manifest(results)
     histograms = {}
     for path in sorted((results / "trace" / "hist").glob("*.hist")):
-        histograms[path.stem] = trace.parse_hist(path.stem, path.read_text())
+        histograms[path.stem] = trace.parse_hist(path.stem, _results_text(path))
     if not histograms:
         raise KernlabError(f"{results}: no trace/hist/*.hist: the lab ran without chains or tracing")
-    symbols = SymbolTable.parse((results / "System.map").read_text())
-    binary: Path | None = Path(manifest["kernel"]["build_dir"]) / "vmlinux"
+    symbols = SymbolTable.parse(_results_text(results / "System.map"))
+    binary: Path | None = Path(manifest["kernel"].get("build_dir") or "/nonexistent") / "vmlinux"
     if not binary.exists():
         binary = None
     frames = {str(frame) for h in histograms.values() for count in h.stacks for frame in count.stack
@@ -95,7 +115,7 @@ def load_evidence(results: Path, resolved: list[specs.ResolvedChain]) -> chains.
     trees = recorded(results / "trace" / "inline-trees.json", wanted, _inline_trees(binary))
     claims = {f"{claim.ops}.{claim.member}": claim for chain in resolved for claim in chain.indirect.values()}
     ops = recorded(results / "trace" / "ops.json", claims, _ops(binary, claims)) if claims else {}
-    available = (results / "trace" / "available_filter_functions").read_text()
+    available = _results_text(results / "trace" / "available_filter_functions")
     return chains.Evidence(
         histograms=histograms, traceable=set(trace.traceable_symbols(available)),
         has_symbol=symbols.has_function, is_noinstr=symbols.is_noinstr, inlined_at=inlined_at,
@@ -106,8 +126,8 @@ def load_evidence(results: Path, resolved: list[specs.ResolvedChain]) -> chains.
 
 def verify_results(results: Path) -> list[chains.ChainResult]:
     """Verify every chain the lab names against the folder's evidence; writes chains.json."""
-    manifest = json.loads((results / "manifest.json").read_text())
-    lab = parse_lab(manifest["lab"], str(results / "manifest.json"))
+    manifest = run_manifest(results)
+    lab = parse_lab(manifest["lab"], f"{results / 'manifest.json'}: lab")
     version = manifest["kernel"]["version"]
     uses = lab_chains(lab, version)
     evidence = load_evidence(results, [chain for chain, _ in uses])
