@@ -146,13 +146,22 @@ def prepare_config(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig
 
 def build_kernel(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path, *,
                  jobs: int | None = None, on_line: Callable[[str], None] | None = None,
-                 on_start: Callable[[Path], None] | None = None) -> KernelBuild:
-    """Build (or find) the kernel for this source and config. A finished key returns at once without make."""
+                 on_start: Callable[[Path], None] | None = None,
+                 check_config: Callable[[str], None] | None = None) -> KernelBuild:
+    """Build (or find) the kernel for this source and config. A finished key returns at once without make.
+
+    check_config sees the .config text right after configure (or of the finished build), before make:
+    what the lab needs of the kernel fails there, not after a build and a boot.
+    """
     compiler = compiler_version()
     key = build_key(source, spec, kconfig_dir, compiler)
     if source.sha256 is not None and (done := find_finished(cache, key)):
+        if check_config:
+            check_config(done.config.read_text())
         return done
     out, config_info = prepare_config(source, spec, cache, kconfig_dir)
+    if check_config:
+        check_config((out / "obj" / ".config").read_text())
     jobs = jobs or os.cpu_count() or 1
     ccache = shutil.which("ccache")
     cc = "ccache gcc" if ccache else None

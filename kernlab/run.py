@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from kernlab import branches, build, experiment, report, source, trace, zram
+from kernlab import branches, build, experiment, report, source, specs, trace, zram
 from kernlab.cache import Cache, check_child, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.experiment import Pins, Shard
@@ -252,12 +252,14 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     results.save()
     try:
         t = time.monotonic()
+        specs.check_specs([use.spec for use in lab.chains], str(lab_path))
         used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=notify)
         if pins:
             pins.check_source(used.version, used.sha256)
             compiler = build.compiler_version()
             pins.check_build_key(build.build_key(used, lab.kernel, KCONFIG_DIR, compiler), compiler)
-        kernel_build = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR)
+        kernel_build = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, check_config=lambda text: (
+            zram.check_compressor_config(lab.zram.comp_algorithm, text, used.version)))
         if pins:
             pins.check_config(kernel_build.info["config"]["config_sha256"])
         notify(f"kernel: {'cached' if kernel_build.cached else 'built'}: {kernel_build.describe()}")
@@ -386,6 +388,8 @@ def run_sweep(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, sha
     """Run the lab's sweep (or one shard of it) into one folder with a comparison report; one kernel build
     serves every variant that does not change the kernel section. Returns the folder and each variant's outcome."""
     variants = experiment.expand_sweep(lab, str(lab_path))
+    for variant in variants:  # every variant's chain specs, before the first one builds anything
+        specs.check_specs([use.spec for use in variant.lab.chains], f"{lab_path} ({variant.label})")
     selected = experiment.select_shard(variants, shard)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = results_root / lab.name / (f"sweep-{stamp}" + (f"-shard-{shard.number}-of-{shard.count}" if shard else ""))

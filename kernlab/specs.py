@@ -199,3 +199,14 @@ def resolve_chain(spec: str, kernel_version: str) -> ResolvedChain:
     """labs/chains/<spec>.yaml resolved for a kernel; tree errors name the file."""
     path = CHAIN_DIR / f"{spec}.yaml"
     return load_chain(path).resolve(kernel_version, where=str(path))
+
+
+def check_specs(names: list[str], source: str) -> None:
+    """Before anything is built: every chain spec a lab names exists and parses (errors name the lab key)."""
+    for index, name in enumerate(names):
+        path = CHAIN_DIR / f"{name}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in CHAIN_DIR.glob("*.yaml")))
+            raise KernlabError(f"{source}: chains.{index}.spec: no chain spec {name!r} ({path} is missing; "
+                               f"known: {known})")
+        load_chain(path).lines(str(path))

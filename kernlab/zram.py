@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kernlab.errors import KernlabError
+from kernlab.kconfig import Request
 from kernlab.lab import SwapSpec, ZramSpec
 
 ZRAM = "/sys/block/zram0"
@@ -178,6 +179,30 @@ def check_algorithm(wanted: str, comp_algorithm_text: str) -> None:
     if wanted not in offered:
         raise KernlabError(f"zram.comp_algorithm: {wanted!r} is not offered by this kernel "
                            f"(offers: {', '.join(offered) or 'nothing'})")
+
+
+# The kconfig symbol that gives zram each compressor. Up to 6.11 zram compresses through the crypto API;
+# 6.12 brought zram's own backends (drivers/block/zram/backend_*.c, CONFIG_ZRAM_BACKEND_*), and without them
+# a 6.12 device offers only lzo-rle and lzo (see ../shared/KERNEL-FACTS.md), so those two are not checked there.
+CRYPTO_SYMBOLS = {"lzo": "CRYPTO_LZO", "lzo-rle": "CRYPTO_LZO", "lz4": "CRYPTO_LZ4", "lz4hc": "CRYPTO_LZ4HC",
+                  "zstd": "CRYPTO_ZSTD", "842": "CRYPTO_842", "deflate": "CRYPTO_DEFLATE"}
+BACKEND_SYMBOLS = {"lz4": "ZRAM_BACKEND_LZ4", "lz4hc": "ZRAM_BACKEND_LZ4HC", "zstd": "ZRAM_BACKEND_ZSTD",
+                   "842": "ZRAM_BACKEND_842", "deflate": "ZRAM_BACKEND_DEFLATE"}
+
+
+def compressor_symbol(algorithm: str, kernel_version: str) -> str | None:
+    """CONFIG_X that must be y for zram to offer `algorithm` on this kernel; None when kernlab cannot tell."""
+    backends = Request("X", "y", "zram", ">= 6.12").applies_to(kernel_version)
+    symbol = (BACKEND_SYMBOLS if backends else CRYPTO_SYMBOLS).get(algorithm)
+    return f"CONFIG_{symbol}" if symbol else None
+
+
+def check_compressor_config(algorithm: str, dotconfig_text: str, kernel_version: str) -> None:
+    """Right after configure, before anything is built or booted: can this kernel's zram use the compressor?"""
+    symbol = compressor_symbol(algorithm, kernel_version)
+    if symbol and f"{symbol}=y" not in dotconfig_text.splitlines():
+        raise KernlabError(f"zram.comp_algorithm: {algorithm!r} needs {symbol}=y, which linux {kernel_version}'s "
+                           ".config lacks: add it to a kconfigs/ fragment of the lab")
 
 
 # ---- setup -------------------------------------------------------------------------------------------------------

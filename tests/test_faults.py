@@ -5,6 +5,7 @@ Fast tier here (no VM); the faults that need a running guest are in the e2e file
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import guest
+from kernlab import guest, run, zram
 from kernlab.cache import Cache, staging_dir
 from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
@@ -116,3 +117,36 @@ def test_tasks_on_broken_results_folders_say_what_is_wrong_in_one_line(tmp_path:
         assert "Traceback" not in result.stderr and result.stderr.startswith("error: "), (kind, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, (kind, result.stderr)
     assert not list((tmp_path / "empty").iterdir())  # nothing written into a folder that is not a run
+
+
+def test_an_unknown_chain_spec_fails_before_anything_is_fetched(tmp_path: Path) -> None:
+    """Before: only after the kernel was built and the guest booted."""
+    lab_file = tmp_path / "x.yaml"
+    lab_file.write_text("name: x\nkernel: {version: 'tarball:/nonexistent.tar.xz', sha256: '" + "0" * 64 + "'}\n"
+                        "chains: [{spec: pageout}, {spec: no-such-chain}]\n")
+    with pytest.raises(KernlabError, match=r"chains.1.spec: no chain spec 'no-such-chain' \(.*; known: article-"):
+        run.run_lab(load_lab(lab_file), lab_file, Cache(tmp_path / "cache"), tmp_path / "results",
+                    notify=lambda _: None)
+    (folder,) = (tmp_path / "results" / "x").iterdir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete"
+    assert manifest["why"].startswith(f"{lab_file}: chains.1.spec: no chain spec 'no-such-chain'")
+    assert "kernel" not in manifest and not (tmp_path / "cache" / "sources").exists()
+
+
+@pytest.mark.parametrize(("algorithm", "version", "dotconfig", "missing"), [
+    ("zstd", "6.1.192", "CONFIG_CRYPTO_LZ4=y\n", "CONFIG_CRYPTO_ZSTD"),
+    ("lz4", "5.15.135", "CONFIG_CRYPTO_ZSTD=y\n# CONFIG_CRYPTO_LZ4 is not set\n", "CONFIG_CRYPTO_LZ4"),
+    ("lz4", "6.12.117", "CONFIG_CRYPTO_LZ4=y\n", "CONFIG_ZRAM_BACKEND_LZ4"),
+    ("lz4", "6.1.192", "CONFIG_CRYPTO_LZ4=y\n", None),
+    ("lzo-rle", "6.12.117", "", None),  # always offered by 6.12's zram
+    ("some-new-one", "6.1.192", "", None),  # unknown here: the guest's own list decides later
+])
+def test_the_compressor_is_checked_in_the_config_before_the_build(algorithm: str, version: str, dotconfig: str,
+                                                                    missing: str | None) -> None:
+    if missing is None:
+        zram.check_compressor_config(algorithm, dotconfig, version)
+        return
+    with pytest.raises(KernlabError, match=rf"^zram.comp_algorithm: '{algorithm}' needs {missing}=y, which "
+                                           rf"linux {version}'s .config lacks"):
+        zram.check_compressor_config(algorithm, dotconfig, version)

@@ -76,7 +76,7 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
     lab_path = REPO / "labs" / "zram-swap-5.15.yaml"
     folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None)
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["status"] == "complete", manifest.get("reason")
+    assert manifest["status"] == "complete", manifest.get("why")
     assert manifest["kernel"]["version"] == "5.15.135"
     assert manifest["kernel"]["source"] == f"tarball:{(REPO.parent / 'shared/kernels/linux-5.15.135.tar.xz').resolve()}"
     assert manifest["kernel"]["build_key"] == kernel_build_515.info["key"]
