@@ -146,13 +146,24 @@ def choose_accel(spec: VmSpec, kernel: Path, workdir: Path) -> AccelChoice:
                            qmp_socket=workdir / "kvm-probe.qmp")
     log.debug("kvm probe: %s", " ".join(command))
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    started = time.monotonic()
     try:
         output = _read_for(process, KVM_PROBE_SECONDS, b"Linux version")
+        exited = process.poll()  # QEMU gone before the deadline: its own words say why
     finally:
         _kill(process.pid)
         process.wait()
+    return probe_verdict(output, exited, time.monotonic() - started)
+
+
+def probe_verdict(output: bytes, exit_code: int | None, seconds: float) -> AccelChoice:
+    """What the KVM probe boot showed: kernel output (use KVM), QEMU exiting (and why), or silence."""
     if b"Linux version" in output:
         return AccelChoice("kvm", "auto: kvm probe boot printed kernel output")
+    if exit_code is not None:
+        lines = output.decode(errors="replace").strip().splitlines()
+        said = f": {lines[-1].strip()[:200]}" if lines else " without a word"
+        return AccelChoice("tcg", f"auto: kvm probe QEMU exited with code {exit_code} after {seconds:.1f} s{said}")
     return AccelChoice("tcg", f"auto: kvm probe boot printed no kernel output in {KVM_PROBE_SECONDS:.0f} s")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import guest, run, zram
+from kernlab import guest, run, vm, zram
 from kernlab.cache import Cache, staging_dir
 from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
@@ -150,3 +150,14 @@ def test_the_compressor_is_checked_in_the_config_before_the_build(algorithm: str
     with pytest.raises(KernlabError, match=rf"^zram.comp_algorithm: '{algorithm}' needs {missing}=y, which "
                                            rf"linux {version}'s .config lacks"):
         zram.check_compressor_config(algorithm, dotconfig, version)
+
+
+def test_the_kvm_probe_says_why_it_fell_back() -> None:
+    """Before: "printed no kernel output in 8 s" although QEMU had exited after 0.1 s."""
+    exited = vm.probe_verdict(b"qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0\n", 1, 0.12)
+    assert exited == vm.AccelChoice("tcg", "auto: kvm probe QEMU exited with code 1 after 0.1 s: "
+                                           "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0")
+    assert vm.probe_verdict(b"", -9, 0.05).reason == "auto: kvm probe QEMU exited with code -9 after 0.1 s " \
+                                                     "without a word"
+    assert vm.probe_verdict(b"", None, 8.0).reason == "auto: kvm probe boot printed no kernel output in 8 s"
+    assert vm.probe_verdict(b"[ 0.0] Linux version 6.1", None, 0.8).accel == "kvm"
