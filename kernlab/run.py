@@ -24,7 +24,7 @@ from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, WorkloadSpec, lab_as_dict
 from kernlab.session import GuestSession, guest_session
 from kernlab.verify import lab_chains, verify_results
-from kernlab.vm import qemu_version, scan_console
+from kernlab.vm import GuestFailed, qemu_version, scan_console
 
 log = logging.getLogger("kernlab")
 REPO = Path(__file__).resolve().parent.parent
@@ -135,15 +135,28 @@ def run_workload(session: GuestSession, workload: WorkloadSpec, results: Results
     return record
 
 
-def _fail_workload(record: dict, console: str) -> None:
+def workload_failure(record: dict, console: str, qemu_exit: str | None) -> str | None:
+    """Why a workload failed, the real cause first: the guest kernel's own panic, oops or BUG, then QEMU
+    gone, then the OOM killer, and only then the workload's exit code and last stderr line."""
     if record["exit_code"] == 0:
-        return
+        return None
+    failed = f"workload {record['name']} failed (exit {record['exit_code']})"
+    if problem := scan_console(console, ("panic", "oops", "bug")):
+        return f"{failed}: {problem.summary()}"
+    if qemu_exit is not None:
+        return f"{failed}: QEMU {qemu_exit}"
     oom = scan_console(console, ("oom",))
     if oom and record["exit_code"] in (137, -1, 9):
-        raise KernlabError(f"workload {record['name']} was killed by the OOM killer: {oom.line}")
+        return f"workload {record['name']} was killed by the OOM killer: {oom.line}"
     stderr = record["stderr"].strip().splitlines()
-    raise KernlabError(f"workload {record['name']} failed (exit {record['exit_code']}): "
-                       f"{stderr[-1] if stderr else 'no stderr'}")
+    return f"{failed}: {stderr[-1] if stderr else 'no stderr'}"
+
+
+def _fail_workload(record: dict, session: GuestSession) -> None:
+    time.sleep(0.5 if record["exit_code"] else 0)  # a dying guest's last console lines are still arriving
+    if why := workload_failure(record, session.vm.text, session.vm.exit_text()):
+        tail = "\n".join(session.vm.text.splitlines()[-15:])
+        raise GuestFailed(f"{why} (console: {session.vm.console_log})", tail)
 
 
 def probe_set(lab: Lab, kernel_version: str, traceable: dict[str, str]) -> tuple[list[str], list[str], dict]:
@@ -325,14 +338,14 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                         profiler.after("all-workloads")
                     records = [threads_out[w.name] for w in lab.workloads if w.name in threads_out]
                     for record in records:
-                        _fail_workload(record, session.vm.text)
+                        _fail_workload(record, session)
                 else:
                     for workload in lab.workloads:
                         notify(f"workload {workload.name}: {workload_command(workload)}")
                         if profiler:
                             profiler.before(workload.name)
                         records.append(run_workload(session, workload, results))
-                        _fail_workload(records[-1], session.vm.text)
+                        _fail_workload(records[-1], session)
                         if profiler:
                             profiler.after(workload.name)
             results.step("workloads", time.monotonic() - t)

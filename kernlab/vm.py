@@ -247,6 +247,14 @@ class RunningVM:
     def alive(self) -> bool:
         return self.child is not None and self.child.isalive()
 
+    def exit_text(self) -> str | None:
+        """None while QEMU runs; else how it ended ("exited with code 1", "was killed by signal 9")."""
+        if self.child is None or self.alive():
+            return None
+        if self.child.signalstatus is not None:
+            return f"was killed by signal {self.child.signalstatus}"
+        return f"exited with code {self.child.exitstatus}"
+
     def check(self) -> None:
         """Raise GuestFailed if the console shows a watched problem or QEMU is gone."""
         with self._lock:

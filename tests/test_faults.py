@@ -161,3 +161,25 @@ def test_the_kvm_probe_says_why_it_fell_back() -> None:
                                                      "without a word"
     assert vm.probe_verdict(b"", None, 8.0).reason == "auto: kvm probe boot printed no kernel output in 8 s"
     assert vm.probe_verdict(b"[ 0.0] Linux version 6.1", None, 0.8).accel == "kvm"
+
+
+CONSOLES = REPO / "tests" / "fixtures" / "console"
+
+
+def test_a_failed_workload_names_the_real_cause() -> None:
+    """Before: a guest panic and a killed QEMU read `workload X failed (exit -1): no stderr`."""
+    record = {"name": "hog", "exit_code": -1, "stderr": ""}
+    panic = (CONSOLES / "sysrq-panic-6.1.log").read_text()
+    assert run.workload_failure(record, panic, None) == \
+        "workload hog failed (exit -1): guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash"
+    # The panic is the cause even when QEMU is gone too (the guest's panic made it exit).
+    assert "guest kernel panicked" in run.workload_failure(record, panic, "exited with code 0")
+    booted = (CONSOLES / "boot-6.1-ok.log").read_text()
+    assert run.workload_failure(record, booted, "was killed by signal 9") == \
+        "workload hog failed (exit -1): QEMU was killed by signal 9"
+    oom = (CONSOLES / "oom-kill-6.1.log").read_text()
+    assert run.workload_failure({**record, "exit_code": 137}, oom, None).startswith(
+        "workload hog was killed by the OOM killer: Out of memory: Killed process")
+    assert run.workload_failure({**record, "exit_code": 2, "stderr": "a\nmemhog: bad size\n"}, booted, None) == \
+        "workload hog failed (exit 2): memhog: bad size"
+    assert run.workload_failure({**record, "exit_code": 0}, panic, None) is None
