@@ -115,12 +115,44 @@ def build_dir(cache: Cache, key: str) -> Path:
     return cache.root / "builds" / key
 
 
+def artifact_record(out: Path) -> dict[str, dict]:
+    """Size and sha256 of each published artifact, recorded when the build is published."""
+    return {name: {"size": (out / name).stat().st_size, "sha256": sha256_file(out / name)} for name in ARTIFACTS}
+
+
+def damaged_artifact(out: Path, info: dict) -> str | None:
+    """Which published artifact no longer matches what was recorded at publish (None: all intact).
+
+    Builds published before the record existed are checked by bzImage's sha256 alone, then recorded.
+    """
+    recorded = info.get("artifacts")
+    if not recorded:
+        if sha256_file(out / "bzImage") != info.get("bzimage_sha256"):
+            return "bzImage"
+        info["artifacts"] = artifact_record(out)
+        write_json_atomic(out / "build.json", info)
+        return None
+    for name, expected in recorded.items():
+        path = out / name
+        if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
+            return name
+    return None
+
+
 def find_finished(cache: Cache, key: str) -> KernelBuild | None:
+    """The published build for this key, verified; a damaged one is evicted (make then runs again, over the
+    intact object tree, so the rebuild is quick) with a one-line note."""
     out = build_dir(cache, key)
     info = read_json(out / "build.json")
-    if info and info.get("status") == "complete" and all((out / name).exists() for name in ARTIFACTS):
-        return KernelBuild(out, info, cached=True)
-    return None
+    if not (info and info.get("status") == "complete" and all((out / name).exists() for name in ARTIFACTS)):
+        return None
+    if damaged := damaged_artifact(out, info):
+        log.warning("cached kernel %s: %s does not match what was recorded when it was built: rebuilding",
+                    out, damaged)
+        info["status"] = "evicted"
+        write_json_atomic(out / "build.json", info)
+        return None
+    return KernelBuild(out, info, cached=True)
 
 
 def _source_info(source: KernelSource) -> dict:
@@ -193,6 +225,6 @@ def build_kernel(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_d
         os.replace(out / f".{name}.tmp", out / name)
     info.update(status="complete", duration_s=round(time.monotonic() - started, 1),
                 finished=datetime.now(UTC).isoformat(timespec="seconds"),
-                bzimage_sha256=sha256_file(out / "bzImage"))
+                bzimage_sha256=sha256_file(out / "bzImage"), artifacts=artifact_record(out))
     write_json_atomic(out / "build.json", info)
     return KernelBuild(out, info, cached=False)

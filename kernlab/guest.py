@@ -273,7 +273,11 @@ def build_guest_image(lab: Lab, cache: Cache, *, include_stress_ng: bool | None 
     final = cache.root / "guest" / key
     info = read_json(final / "guest.json")
     if info and (final / "initramfs.cpio").exists():
-        return GuestImage(final / "initramfs.cpio", info["sha256"], keys, info, cached=True)
+        # Checked on every use (0.1 s): a damaged cached image would boot into nothing, run after run.
+        if sha256_file(final / "initramfs.cpio") == info.get("sha256"):
+            return GuestImage(final / "initramfs.cpio", info["sha256"], keys, info, cached=True)
+        log.warning("cached guest image %s does not match its sha256 %s: rebuilding it",
+                    final / "initramfs.cpio", info.get("sha256"))
     started = time.monotonic()
     with staging_dir(final) as tmp:
         image = write_newc(image_entries(keys, binaries, init))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import guest, run, vm, zram
-from kernlab.cache import Cache, staging_dir
+from kernlab import build, guest, run, vm, zram
+from kernlab.cache import Cache, sha256_file, staging_dir
 from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
 
@@ -183,3 +183,53 @@ def test_a_failed_workload_names_the_real_cause() -> None:
     assert run.workload_failure({**record, "exit_code": 2, "stderr": "a\nmemhog: bad size\n"}, booted, None) == \
         "workload hog failed (exit 2): memhog: bad size"
     assert run.workload_failure({**record, "exit_code": 0}, panic, None) is None
+
+
+def fake_build(cache: Cache, key: str = "k1") -> Path:
+    """A published build entry as build_kernel leaves it (small stand-in files, real record)."""
+    out = build.build_dir(cache, key)
+    out.mkdir(parents=True)
+    for name in build.ARTIFACTS:
+        (out / name).write_bytes(f"{name} of {key}\n".encode() * 100)
+    info = {"status": "complete", "key": key, "bzimage_sha256": sha256_file(out / "bzImage"),
+            "artifacts": build.artifact_record(out)}
+    (out / "build.json").write_text(json.dumps(info))
+    return out
+
+
+@pytest.mark.parametrize("damage", ["bzImage", "vmlinux", "System.map", ".config"])
+def test_a_damaged_cached_kernel_is_evicted_not_trusted(tmp_path: Path, damage: str,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Before: a corrupted bzImage was "cached", its recorded sha256 went into the manifest, QEMU died at once."""
+    cache = Cache(tmp_path / "cache")
+    out = fake_build(cache)
+    assert build.find_finished(cache, "k1") is not None
+    data = (out / damage).read_bytes()
+    (out / damage).write_bytes(data[:10] + b"X" + data[11:])  # same size, other bytes
+    with caplog.at_level("WARNING", logger="kernlab"):
+        assert build.find_finished(cache, "k1") is None
+    assert f"{damage} does not match what was recorded when it was built: rebuilding" in caplog.text
+    assert json.loads((out / "build.json").read_text())["status"] == "evicted"
+
+
+def test_a_build_from_before_the_record_is_checked_by_its_bzimage_then_recorded(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    out = fake_build(cache)
+    info = json.loads((out / "build.json").read_text())
+    del info["artifacts"]
+    (out / "build.json").write_text(json.dumps(info))
+    assert build.find_finished(cache, "k1") is not None
+    assert json.loads((out / "build.json").read_text())["artifacts"] == build.artifact_record(out)
+    info["bzimage_sha256"] = "0" * 64
+    (out / "build.json").write_text(json.dumps(info))
+    assert build.find_finished(cache, "k1") is None
+
+
+def test_a_damaged_cached_guest_image_is_rebuilt_the_same(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    lab = load_lab(REPO / "labs" / "zram-swap.yaml")
+    first = guest.build_guest_image(lab, cache)
+    first.path.write_bytes(first.path.read_bytes()[:-100])  # cut short
+    again = guest.build_guest_image(lab, cache)
+    assert not again.cached and again.sha256 == first.sha256 == sha256_file(again.path)
+    assert guest.build_guest_image(lab, cache).cached
