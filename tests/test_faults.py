@@ -6,9 +6,13 @@ Fast tier here (no VM); the faults that need a running guest are in the e2e file
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +237,68 @@ def test_a_damaged_cached_guest_image_is_rebuilt_the_same(tmp_path: Path) -> Non
     again = guest.build_guest_image(lab, cache)
     assert not again.cached and again.sha256 == first.sha256 == sha256_file(again.path)
     assert guest.build_guest_image(lab, cache).cached
+
+
+# ---- faults in a running lab (slow tier: the real 6.1 lab kernel in QEMU)
+
+def crash_lab(tmp_path: Path, command: str) -> Path:
+    lab = tmp_path / "fault.yaml"
+    lab.write_text("name: fault\nkernel: {version: 'debian:6.1'}\nvm: {memory_mib: 192, accel: tcg}\n"
+                   f"zram: {{comp_algorithm: lz4, disksize_mib: 64}}\ntracing: {{enabled: false}}\n"
+                   f"workloads: [{{name: victim, command: {json.dumps(command)}, timeout_s: 120}}]\n")
+    return lab
+
+
+def qemu_children() -> list[int]:
+    """QEMU processes this test process started (run_lab spawns QEMU as our direct child)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(os.getpid()) and fields.get("Name", "").startswith("qemu-system"):
+            found.append(int(status.parent.name))
+    return found
+
+
+def run_fault(lab_file: Path, real_cache: Cache, tmp_path: Path) -> tuple[str, dict]:
+    with pytest.raises(KernlabError) as failure:
+        run.run_lab(load_lab(lab_file), lab_file, real_cache, tmp_path / "results", notify=lambda _: None)
+    (folder,) = (tmp_path / "results" / "fault").iterdir()
+    assert qemu_children() == []  # reaped
+    return str(failure.value), json.loads((folder / "manifest.json").read_text())
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_guest_panic_in_a_workload_is_named_as_such(kernel_build, real_cache: Cache, tmp_path: Path) -> None:
+    """Before: `workload victim failed (exit -1): no stderr` with the panic only in console.log."""
+    message, manifest = run_fault(crash_lab(tmp_path, "echo c > /proc/sysrq-trigger"), real_cache, tmp_path)
+    assert "guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash" in message
+    assert manifest["status"] == "incomplete" and "guest kernel panicked" in manifest["why"]
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_killed_qemu_is_named_as_such(kernel_build, real_cache: Cache, tmp_path: Path) -> None:
+    killed: list[int] = []
+
+    def kill_qemu_once_the_workload_runs() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            results = list((tmp_path / "results").glob("fault/*/zram-setup.txt"))
+            pids = qemu_children()
+            if results and pids:
+                time.sleep(3)  # the workload's sleep is running by now
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_qemu_once_the_workload_runs, daemon=True)
+    killer.start()
+    message, manifest = run_fault(crash_lab(tmp_path, "sleep 60"), real_cache, tmp_path)
+    killer.join(timeout=10)
+    assert killed, "the test never saw the lab's QEMU"
+    assert "QEMU" in message and "no stderr" not in message, message
+    assert manifest["status"] == "incomplete" and "QEMU" in manifest["why"]
