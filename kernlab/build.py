@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kernlab import kconfig, proc
-from kernlab.cache import Cache, read_json, sha256_file, stable_key, write_json_atomic
+from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
 from kernlab.source import KernelSource
@@ -187,6 +187,15 @@ def build_kernel(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_d
     """
     compiler = compiler_version()
     key = build_key(source, spec, kconfig_dir, compiler)
+    # One make per build directory: a second run wanting the same key waits, then finds it finished.
+    with entry_lock(build_dir(cache, key)):
+        return _build_locked(source, spec, cache, kconfig_dir, key, compiler, jobs=jobs, on_line=on_line,
+                             on_start=on_start, check_config=check_config)
+
+
+def _build_locked(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path, key: str, compiler: str,
+                  *, jobs: int | None, on_line: Callable[[str], None] | None, on_start: Callable[[Path], None] | None,
+                  check_config: Callable[[str], None] | None) -> KernelBuild:
     if source.sha256 is not None and (done := find_finished(cache, key)):
         if check_config:
             check_config(done.config.read_text())

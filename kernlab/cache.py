@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -56,6 +57,24 @@ def check_child(path: Path) -> None:
     replaced or removed, and must never stand for the folder that owns it or anything above."""
     if path.name in ("", ".", "..") or path.resolve().parent != path.parent.resolve():
         raise KernlabError(f"{path}: refusing to replace or remove it: not an entry inside {path.parent}")
+
+
+@contextmanager
+def entry_lock(entry: Path) -> Iterator[None]:
+    """Hold the lock of one cache entry (a lock file beside it) while checking and publishing it.
+
+    Two runs that need the same entry at once (two labs on a fresh cache, a sweep beside a lab) then
+    publish it once: the second waits, finds it complete, and uses it, instead of removing the first
+    one's entry from under it.
+    """
+    check_child(entry)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with open(entry.parent / f".{entry.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

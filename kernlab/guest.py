@@ -16,7 +16,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from kernlab import proc
-from kernlab.cache import Cache, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
+from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab
 
@@ -164,18 +164,24 @@ class GuestKeys:
     host_public: str  # "ssh-ed25519 AAAA..." the host pins
 
 
+def _make_keys(directory_path: Path, client: Path, host: Path) -> None:
+    """A new client key pair and dropbear host key, published whole (the caller holds the entry's lock)."""
+    keygen = proc.require_tool(str(DROPBEARKEY), "dropbear-bin")
+    with staging_dir(directory_path) as tmp:
+        key = Ed25519PrivateKey.generate()
+        (tmp / client.name).write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
+        os.chmod(tmp / client.name, 0o600)
+        proc.run([keygen, "-t", "ed25519", "-f", tmp / host.name], what="dropbearkey")
+
+
 def lab_keys(cache: Cache, lab_name: str) -> GuestKeys:
     """The lab's keys, made on first use and then reused (they are inputs of the image)."""
     directory_path = cache.root / "keys" / lab_name
     client, host = directory_path / "client_ed25519", directory_path / "dropbear_ed25519_host_key"
-    if not (client.exists() and host.exists()):
-        keygen = proc.require_tool(str(DROPBEARKEY), "dropbear-bin")
-        with staging_dir(directory_path) as tmp:
-            key = Ed25519PrivateKey.generate()
-            (tmp / client.name).write_bytes(key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
-            os.chmod(tmp / client.name, 0o600)
-            proc.run([keygen, "-t", "ed25519", "-f", tmp / host.name], what="dropbearkey")
+    with entry_lock(directory_path):
+        if not (client.exists() and host.exists()):
+            _make_keys(directory_path, client, host)
     private = serialization.load_ssh_private_key(client.read_bytes(), password=None)
     client_public = private.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
@@ -203,11 +209,11 @@ def compile_static(source: Path, cache: Cache) -> Path:
     gcc = proc.require_tool("gcc", "build-essential")
     compiler = proc.output([gcc, "--version"]).splitlines()[0]
     out = cache.root / "workloads" / stable_key(sha256_file(source), compiler) / source.stem
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        proc.run([gcc, "-static", "-O2", "-Wall", "-Werror", "-o", tmp, source], what=f"compiling {source.name}")
-        os.replace(tmp, out)
+    with entry_lock(out):
+        if not out.exists():
+            tmp = out.with_name(out.name + ".tmp")
+            proc.run([gcc, "-static", "-O2", "-Wall", "-Werror", "-o", tmp, source], what=f"compiling {source.name}")
+            os.replace(tmp, out)
     return out
 
 
@@ -271,22 +277,23 @@ def build_guest_image(lab: Lab, cache: Cache, *, include_stress_ng: bool | None 
     }
     key = stable_key(inputs)
     final = cache.root / "guest" / key
-    info = read_json(final / "guest.json")
-    if info and (final / "initramfs.cpio").exists():
-        # Checked on every use (0.1 s): a damaged cached image would boot into nothing, run after run.
-        if sha256_file(final / "initramfs.cpio") == info.get("sha256"):
-            return GuestImage(final / "initramfs.cpio", info["sha256"], keys, info, cached=True)
-        log.warning("cached guest image %s does not match its sha256 %s: rebuilding it",
-                    final / "initramfs.cpio", info.get("sha256"))
-    started = time.monotonic()
-    with staging_dir(final) as tmp:
-        image = write_newc(image_entries(keys, binaries, init))
-        (tmp / "initramfs.cpio").write_bytes(image)
-        packages = ["busybox-static", "dropbear-bin"] + (["stress-ng"] if with_stress else [])
-        info = {
-            "key": key, "sha256": sha256_file(tmp / "initramfs.cpio"), "bytes": len(image), "inputs": inputs,
-            "packages": _package_versions(packages), "stress_ng": with_stress,
-            "build_s": round(time.monotonic() - started, 2),
-        }
-        write_json_atomic(tmp / "guest.json", info)
-    return GuestImage(final / "initramfs.cpio", info["sha256"], keys, info, cached=False)
+    with entry_lock(final):
+        info = read_json(final / "guest.json")
+        if info and (final / "initramfs.cpio").exists():
+            # Checked on every use (0.1 s): a damaged cached image would boot into nothing, run after run.
+            if sha256_file(final / "initramfs.cpio") == info.get("sha256"):
+                return GuestImage(final / "initramfs.cpio", info["sha256"], keys, info, cached=True)
+            log.warning("cached guest image %s does not match its sha256 %s: rebuilding it",
+                        final / "initramfs.cpio", info.get("sha256"))
+        started = time.monotonic()
+        with staging_dir(final) as tmp:
+            image = write_newc(image_entries(keys, binaries, init))
+            (tmp / "initramfs.cpio").write_bytes(image)
+            packages = ["busybox-static", "dropbear-bin"] + (["stress-ng"] if with_stress else [])
+            info = {
+                "key": key, "sha256": sha256_file(tmp / "initramfs.cpio"), "bytes": len(image), "inputs": inputs,
+                "packages": _package_versions(packages), "stress_ng": with_stress,
+                "build_s": round(time.monotonic() - started, 2),
+            }
+            write_json_atomic(tmp / "guest.json", info)
+        return GuestImage(final / "initramfs.cpio", info["sha256"], keys, info, cached=False)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kernlab import proc
-from kernlab.cache import Cache, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
+from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
 
@@ -153,17 +153,18 @@ def _debian_source(ref: KernelRef, cache: Cache, install: bool) -> KernelSource:
     package_version = proc.output(["dpkg-query", "-W", "-f=${Version}", package], what=f"dpkg-query {package}")
     stat = tarball.stat()
     final = cache.root / "sources" / f"debian-{ref.value}-{package_version}"
-    meta = read_json(final / META)
-    # The tarball is hashed once, at extraction; size+mtime tell if it changed since.
-    if meta is None or meta.get("size") != stat.st_size or meta.get("mtime") != int(stat.st_mtime):
-        extract(tarball, final, {
-            "origin": f"{tarball} ({package} {package_version})",
-            "sha256": sha256_file(tarball),
-            "size": stat.st_size,
-            "mtime": int(stat.st_mtime),
-        })
+    with entry_lock(final):  # concurrent runs extract once; the second finds it done
         meta = read_json(final / META)
-        assert meta is not None
+        # The tarball is hashed once, at extraction; size+mtime tell if it changed since.
+        if meta is None or meta.get("size") != stat.st_size or meta.get("mtime") != int(stat.st_mtime):
+            extract(tarball, final, {
+                "origin": f"{tarball} ({package} {package_version})",
+                "sha256": sha256_file(tarball),
+                "size": stat.st_size,
+                "mtime": int(stat.st_mtime),
+            })
+            meta = read_json(final / META)
+            assert meta is not None
     return KernelSource(
         ref=str(ref), tree=final, version=meta["version"], origin=meta["origin"],
         sha256=meta["sha256"], key=stable_key("debian", package_version, meta["sha256"]),
@@ -179,23 +180,25 @@ def _kernelorg_source(ref: KernelRef, spec: KernelSpec, cache: Cache, mirror: st
             f"no sha256 known for linux-{version}.tar.xz: give kernel.sha256 in the lab file "
             f"(from kernel.org's sha256sums.asc); pinned: {', '.join(sorted(PINNED_SHA256))}")
     final = cache.root / "sources" / f"linux-{version}-{expected[:12]}"
-    meta = read_json(final / META)
-    if meta is None:
-        tarballs = cache.dir("tarballs")
-        tarball = tarballs / f"linux-{version}.tar.xz"
-        url = tarball_url(mirror or spec.mirror or os.environ.get("KERNLAB_KERNEL_MIRROR") or DEFAULT_MIRROR, version)
-        if tarball.exists() and sha256_file(tarball) != expected:
-            tarball.unlink()
-            log.warning("cached %s did not match its sha256; deleted", tarball)
-        if not tarball.exists():
-            if offline:
-                raise ConnectionError(f"{url}: offline (KERNLAB_OFFLINE is set)")
-            download(url, tarball, expected, on_progress=on_progress)
-        else:
-            url = str(tarball)
-        extract(tarball, final, {"origin": url, "sha256": expected})
+    with entry_lock(final):  # concurrent runs extract once; the second finds it done
         meta = read_json(final / META)
-        assert meta is not None
+        if meta is None:
+            tarballs = cache.dir("tarballs")
+            tarball = tarballs / f"linux-{version}.tar.xz"
+            base = mirror or spec.mirror or os.environ.get("KERNLAB_KERNEL_MIRROR") or DEFAULT_MIRROR
+            url = tarball_url(base, version)
+            if tarball.exists() and sha256_file(tarball) != expected:
+                tarball.unlink()
+                log.warning("cached %s did not match its sha256; deleted", tarball)
+            if not tarball.exists():
+                if offline:
+                    raise ConnectionError(f"{url}: offline (KERNLAB_OFFLINE is set)")
+                download(url, tarball, expected, on_progress=on_progress)
+            else:
+                url = str(tarball)
+            extract(tarball, final, {"origin": url, "sha256": expected})
+            meta = read_json(final / META)
+            assert meta is not None
     return KernelSource(
         ref=str(ref), tree=final, version=meta["version"], origin=meta["origin"],
         sha256=meta["sha256"], key=stable_key("kernel.org", version, meta["sha256"]),
@@ -225,22 +228,23 @@ def _tarball_source(ref: KernelRef, expected: str | None, cache: Cache) -> Kerne
         raise KernlabError(f"tarball:{tarball}: no sha256 for it: give kernel.sha256 in the lab file "
                            f"(or put a SHA256SUMS line for {tarball.name} beside it)")
     final = cache.root / "sources" / f"tarball-{expected[:16]}"
-    meta = read_json(final / META)
-    stat = tarball.stat()
-    seen = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    # Hashed at extraction; a tarball with the same size and mtime since is the same file.
-    if meta is None or {key: meta.get(key) for key in seen} != seen:
-        actual = sha256_file(tarball)
-        if actual != expected:
-            raise KernlabError(f"tarball:{tarball}: sha256 mismatch: expected {expected}, got {actual}; "
-                               "nothing extracted, the file is left as it is")
-        if meta is None:
-            extract(tarball, final, {"origin": str(tarball), "sha256": expected, **seen})
-        else:  # the same bytes, copied or touched since: remember this file without extracting again
-            write_json_atomic(final / META, {**meta, **seen})
+    with entry_lock(final):  # concurrent runs extract once; the second finds it done
         meta = read_json(final / META)
-        assert meta is not None
-    # Keyed by the bytes, not the path: the same tarball anywhere reuses the same builds.
+        stat = tarball.stat()
+        seen = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        # Hashed at extraction; a tarball with the same size and mtime since is the same file.
+        if meta is None or {key: meta.get(key) for key in seen} != seen:
+            actual = sha256_file(tarball)
+            if actual != expected:
+                raise KernlabError(f"tarball:{tarball}: sha256 mismatch: expected {expected}, got {actual}; "
+                                   "nothing extracted, the file is left as it is")
+            if meta is None:
+                extract(tarball, final, {"origin": str(tarball), "sha256": expected, **seen})
+            else:  # the same bytes, copied or touched since: remember this file without extracting again
+                write_json_atomic(final / META, {**meta, **seen})
+            meta = read_json(final / META)
+            assert meta is not None
+        # Keyed by the bytes, not the path: the same tarball anywhere reuses the same builds.
     return KernelSource(ref=str(ref), tree=final, version=meta["version"], origin=str(tarball),
                         sha256=expected, key=stable_key("tarball", expected))
 

@@ -53,6 +53,11 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
     server.server_close()
 
 
+def entries(folder: Path) -> list[str]:
+    """What a cache folder holds, besides the lock files runs take while they check and publish an entry."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) if folder.exists() else []
+
+
 def closed_port_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,7 +101,7 @@ def test_sha256_mismatch_refuses_and_leaves_nothing(tmp_path: Path, mirror: tupl
     with pytest.raises(KernlabError, match=r"sha256 mismatch: expected 0{64}, got [0-9a-f]{64}; file deleted"):
         source.fetch_source(spec, cache)
     assert list((cache.root / "tarballs").iterdir()) == []
-    assert not (cache.root / "sources").exists() or list((cache.root / "sources").iterdir()) == []
+    assert entries(cache.root / "sources") == []
 
 
 def test_unknown_version_needs_a_sha256(tmp_path: Path) -> None:
@@ -196,7 +201,7 @@ def test_local_tarball_mismatch_is_refused_and_the_file_kept(tmp_path: Path) -> 
     with pytest.raises(KernlabError, match=refused):
         source.fetch_source(KernelSpec(version=f"tarball:{tarball}", sha256="0" * 64), cache)
     assert tarball.read_bytes() == make_tarball()
-    assert not (cache.root / "sources").exists() or list((cache.root / "sources").iterdir()) == []
+    assert entries(cache.root / "sources") == []
     with pytest.raises(KernlabError, match=rf"tarball:{tarball}: no sha256 for it: give kernel.sha256"):
         source.fetch_source(KernelSpec(version=f"tarball:{tarball}"), cache)
     with pytest.raises(KernlabError, match=rf"tarball:{tmp_path}/nope.tar.xz: no such file"):
@@ -212,3 +217,31 @@ def test_local_tarball_changed_after_extraction_is_refused(tmp_path: Path) -> No
     tarball.write_bytes(make_tarball("5.15.998"))  # new bytes, new size: hashed again, and refused
     with pytest.raises(KernlabError, match="sha256 mismatch"):
         source.fetch_source(spec, cache)
+
+
+def test_a_damaged_source_meta_is_repaired_by_extracting_again(tmp_path: Path) -> None:
+    """Fault suite: kernlab-source.json cut short (a crash mid-write by hand, a full disk) is not trusted."""
+    tarball = tmp_path / "linux-5.15.999.tar.xz"
+    tarball.write_bytes(make_tarball())
+    spec = KernelSpec(version=f"tarball:{tarball}", sha256=hashlib.sha256(make_tarball()).hexdigest())
+    cache = Cache(tmp_path / "cache")
+    used = source.fetch_source(spec, cache)
+    (used.tree / source.META).write_text('{"origin": "x", "sha2')
+    (used.tree / "README").unlink()  # and the tree damaged with it
+    again = source.fetch_source(spec, cache)
+    assert again == used and (again.tree / "README").read_text() == "hi\n"
+    assert entries(cache.root / "sources") == [used.tree.name]  # no temp dir left
+
+
+def test_a_damaged_cached_download_is_fetched_again(tmp_path: Path, mirror: tuple[str, bytes],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    url, blob = mirror
+    spec = KernelSpec(version="5.15.999", sha256=hashlib.sha256(blob).hexdigest(), mirror=url)
+    cache = Cache(tmp_path / "cache")
+    (cache.root / "tarballs").mkdir(parents=True)
+    (cache.root / "tarballs" / "linux-5.15.999.tar.xz").write_bytes(blob[:-10])
+    with caplog.at_level("WARNING", logger="kernlab"):
+        used = source.fetch_source(spec, cache)
+    assert "did not match its sha256; deleted" in caplog.text
+    assert (cache.root / "tarballs" / "linux-5.15.999.tar.xz").read_bytes() == blob
+    assert used.version == "5.15.999"
