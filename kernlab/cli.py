@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kernlab import branches, build, chains, experiment, report, run, source, trace, verify, vm
+from kernlab import branches, build, chains, experiment, reliability, report, run, source, trace, verify, vm
 from kernlab.cache import Cache, load_json_object, read_json, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.guest import GuestImage, build_guest_image
@@ -153,6 +153,9 @@ def bench(ctx: Context, output: Path, kernel: str | None = None, cold: bool = Tr
             figures["verify_s"] = round(seconds, 3)
             figures["verify_trace_lines_per_s"] = round(lines / seconds)
             figures["verify_traced_events_per_s"] = round(events / seconds)
+    # The fault suite over the user's cache: what it breaks it breaks in temporary caches of its own, so the
+    # entries it finds here must all still be here after.
+    figures["reliability"] = reliability.fault_suite_figures(ctx.cache)
     output.write_text(json.dumps(figures, indent=2) + "\n")
     ctx.console.print_json(json.dumps(figures))
     return figures

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, guest, run, vm, zram
+from kernlab import build, guest, reliability, run, vm, zram
 from kernlab.cache import Cache, sha256_file, staging_dir
 from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
@@ -319,3 +319,16 @@ def test_concurrent_first_runs_on_one_cache_publish_each_entry_once(tmp_path: Pa
             results = pool.map(_image_in, [str(root)] * 4)
         assert len(set(results)) == 1, results
         assert sorted(p.name for p in (root / "keys").iterdir()) == [".zram-swap.lock", "zram-swap"]
+
+
+def test_the_suites_figures_count_entries_and_outcomes(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    fake_build(cache, "k1")
+    out = fake_build(cache, "k2")
+    (out / "build.json").write_text('{"status": "building"}')
+    (cache.root / "guest" / "g1").mkdir(parents=True)
+    (cache.root / "guest" / "g1" / "guest.json").write_text("{}")
+    assert reliability.cache_entries(cache) == {"builds/k1", "guest/g1"}
+    xml = '<testsuites><testsuite name="pytest" errors="0" failures="1" skipped="2" tests="9"/></testsuites>'
+    assert reliability.junit_counts(xml) == {"tests": 9, "failures": 1, "errors": 0, "skipped": 2}
+    assert all(isinstance(pid, int) for pid in reliability.qemu_orphans())
