@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -79,8 +82,9 @@ def stream(
     with open(log_file, "a", buffering=1) as out:  # line-buffered: users tail the log live
         out.write(f"$ {shlex.join(argv)}\n")
         out.flush()
+        # Its own process group, so an interrupt takes make's whole tree of compilers down with it.
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, errors="replace", bufsize=1)
+                                   text=True, errors="replace", bufsize=1, start_new_session=True)
         try:
             assert process.stdout is not None
             for line in process.stdout:
@@ -89,7 +93,8 @@ def stream(
                     on_line(line.rstrip("\n"))
             code = process.wait()
         except BaseException:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             raise
     if code != 0:

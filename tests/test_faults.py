@@ -332,3 +332,62 @@ def test_the_suites_figures_count_entries_and_outcomes(tmp_path: Path) -> None:
     xml = '<testsuites><testsuite name="pytest" errors="0" failures="1" skipped="2" tests="9"/></testsuites>'
     assert reliability.junit_counts(xml) == {"tests": 9, "failures": 1, "errors": 0, "skipped": 2}
     assert all(isinstance(pid, int) for pid in reliability.qemu_orphans())
+
+
+SLOW_MAKEFILE = """VERSION = 5
+PATCHLEVEL = 15
+SUBLEVEL = 998
+EXTRAVERSION =
+tinyconfig:
+\tprintf 'CONFIG_SWAP=y\\n' > $(O)/.config
+olddefconfig:
+\t@true
+bzImage:
+\tsleep 31.4159
+"""
+
+BUILD_IN_CHILD = """
+import sys
+from pathlib import Path
+from kernlab import build, source
+from kernlab.cache import Cache
+from kernlab.lab import KernelSpec
+tree, cache, kconfigs = (Path(p) for p in sys.argv[1:4])
+spec = KernelSpec(version=f"path:{tree}", fragments=["one"])
+build.build_kernel(source.fetch_source(spec, Cache(cache)), spec, Cache(cache), kconfigs, jobs=1)
+"""
+
+
+def sleepers() -> list[int]:
+    return [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+            if _read(p).split(b"\0")[:2] == [b"sleep", b"31.4159"]]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def test_ctrl_c_during_make_stops_the_whole_build_and_publishes_nothing(tmp_path: Path) -> None:
+    tree, cache, kconfigs = tmp_path / "tree", tmp_path / "cache", tmp_path / "kconfigs"
+    tree.mkdir()
+    kconfigs.mkdir()
+    (tree / "Makefile").write_text(SLOW_MAKEFILE)
+    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
+    child = subprocess.Popen([sys.executable, "-c", BUILD_IN_CHILD, str(tree), str(cache), str(kconfigs)],
+                             cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not sleepers():
+        time.sleep(0.1)
+    assert sleepers(), "make never started"
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode != 0 and "KeyboardInterrupt" in stderr
+    time.sleep(0.5)
+    assert sleepers() == []  # make's own children went down with it
+    (info_file,) = cache.glob("builds/*/build.json")
+    assert json.loads(info_file.read_text())["status"] == "interrupted"
+    assert not (info_file.parent / "bzImage").exists()
+    assert build.find_finished(Cache(cache), info_file.parent.name) is None
