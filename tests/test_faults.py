@@ -242,11 +242,11 @@ def test_a_damaged_cached_guest_image_is_rebuilt_the_same(tmp_path: Path) -> Non
 
 # ---- faults in a running lab (slow tier: the real 6.1 lab kernel in QEMU)
 
-def crash_lab(tmp_path: Path, command: str) -> Path:
+def crash_lab(tmp_path: Path, command: str, timeout_s: float = 120) -> Path:
     lab = tmp_path / "fault.yaml"
     lab.write_text("name: fault\nkernel: {version: 'debian:6.1'}\nvm: {memory_mib: 192, accel: tcg}\n"
                    f"zram: {{comp_algorithm: lz4, disksize_mib: 64}}\ntracing: {{enabled: false}}\n"
-                   f"workloads: [{{name: victim, command: {json.dumps(command)}, timeout_s: 120}}]\n")
+                   f"workloads: [{{name: victim, command: {json.dumps(command)}, timeout_s: {timeout_s}}}]\n")
     return lab
 
 
@@ -391,3 +391,13 @@ def test_ctrl_c_during_make_stops_the_whole_build_and_publishes_nothing(tmp_path
     assert json.loads(info_file.read_text())["status"] == "interrupted"
     assert not (info_file.parent / "bzImage").exists()
     assert build.find_finished(Cache(cache), info_file.parent.name) is None
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_hung_workload_is_named_and_the_run_ends(kernel_build, real_cache: Cache, tmp_path: Path) -> None:
+    started = time.monotonic()
+    message, manifest = run_fault(crash_lab(tmp_path, "sleep 600", timeout_s=5), real_cache, tmp_path)
+    assert "guest command timed out after 5 s: workload victim" in message
+    assert manifest["status"] == "incomplete" and "timed out" in manifest["why"]
+    assert time.monotonic() - started < 120
