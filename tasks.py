@@ -9,6 +9,8 @@ from invoke import Collection, Exit, task
 from kernlab import cli
 from kernlab.errors import KernlabError
 
+cli.usage_errors_exit_2()
+
 LAB_HELP = {"lab": "lab file (default labs/zram-swap.yaml)", "cache": "cache dir (default $KERNLAB_CACHE or XDG cache)",
             "verbose": "log every external command"}
 KERNEL_HELP = {**LAB_HELP, "kernel": "override the lab's kernel: debian:6.1, 5.15.177 or path:/tree",

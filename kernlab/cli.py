@@ -411,3 +411,26 @@ def lab_verify(results_dir: Path, console: Console) -> int:
     outcome = verify.verify_results(results_dir)
     print_chains(console, outcome)
     return 0 if all(r.ok for r in outcome) else 3
+
+
+def usage_errors_exit_2() -> None:
+    """Make a usage error (unknown task or option, a missing argument) exit 2, as kernlab promises, not 1.
+
+    invoke's Program exits 1 on every ParseError; tasks are parsed after tasks.py is loaded, so wrapping the
+    parser there turns those into Exit(code=2). (Core options, parsed before tasks.py loads, still exit 1.)
+    """
+    from invoke.exceptions import Exit, ParseError
+    from invoke.parser import Parser
+
+    original = Parser.parse_argv
+    if getattr(original, "exits_2", False):
+        return
+
+    def parse_argv(self, argv):  # noqa: ANN001, ANN202 - invoke's own signature
+        try:
+            return original(self, argv)
+        except ParseError as error:
+            raise Exit(f"usage: {error}", code=2) from None
+
+    parse_argv.exits_2 = True  # type: ignore[attr-defined]
+    Parser.parse_argv = parse_argv  # type: ignore[method-assign]

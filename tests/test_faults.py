@@ -401,3 +401,13 @@ def test_a_hung_workload_is_named_and_the_run_ends(kernel_build, real_cache: Cac
     assert "guest command timed out after 5 s: workload victim" in message
     assert manifest["status"] == "incomplete" and "timed out" in manifest["why"]
     assert time.monotonic() - started < 120
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["lab", "--bogus"], "usage: No idea what '--bogus' is!"),
+    (["nosuchtask"], "usage: No idea what 'nosuchtask' is!"),
+    (["lab.verify"], "usage: 'lab.verify' did not receive required positional arguments: 'results_dir'"),
+])
+def test_usage_errors_exit_2(args: list[str], said: str) -> None:
+    result = inv(*args)
+    assert (result.returncode, result.stderr.strip()) == (2, said)

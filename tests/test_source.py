@@ -245,3 +245,18 @@ def test_a_damaged_cached_download_is_fetched_again(tmp_path: Path, mirror: tupl
     assert "did not match its sha256; deleted" in caplog.text
     assert (cache.root / "tarballs" / "linux-5.15.999.tar.xz").read_bytes() == blob
     assert used.version == "5.15.999"
+
+
+def test_an_interrupted_download_leaves_nothing(tmp_path: Path, mirror: tuple[str, bytes]) -> None:
+    """Fault suite: Ctrl-C while the tarball streams in; the next fetch starts clean and succeeds."""
+    url, blob = mirror
+    spec = KernelSpec(version="5.15.999", sha256=hashlib.sha256(blob).hexdigest(), mirror=url)
+    cache = Cache(tmp_path / "cache")
+
+    def interrupt(done: int, total: int | None) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        source.fetch_source(spec, cache, on_progress=interrupt)
+    assert list((cache.root / "tarballs").iterdir()) == [] and entries(cache.root / "sources") == []
+    assert source.fetch_source(spec, cache).version == "5.15.999"
