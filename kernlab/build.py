@@ -139,14 +139,17 @@ def damaged_artifact(out: Path, info: dict) -> str | None:
     return None
 
 
-def find_finished(cache: Cache, key: str) -> KernelBuild | None:
+def find_finished(cache: Cache, key: str, strict: bool = False) -> KernelBuild | None:
     """The published build for this key, verified; a damaged one is evicted (make then runs again, over the
-    intact object tree, so the rebuild is quick) with a one-line note."""
+    intact object tree, so the rebuild is quick) with a one-line note, or, strict, refused naming the file."""
     out = build_dir(cache, key)
     info = read_json(out / "build.json")
     if not (info and info.get("status") == "complete" and all((out / name).exists() for name in ARTIFACTS)):
         return None
     if damaged := damaged_artifact(out, info):
+        if strict:
+            raise KernlabError(f"{out / damaged}: does not match the size and sha256 recorded when it was built "
+                               "(strict: not rebuilding; remove the build directory to rebuild it)")
         log.warning("cached kernel %s: %s does not match what was recorded when it was built: rebuilding",
                     out, damaged)
         info["status"] = "evicted"
@@ -196,7 +199,7 @@ def build_kernel(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_d
 def _build_locked(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path, key: str, compiler: str,
                   *, jobs: int | None, on_line: Callable[[str], None] | None, on_start: Callable[[Path], None] | None,
                   check_config: Callable[[str], None] | None) -> KernelBuild:
-    if source.sha256 is not None and (done := find_finished(cache, key)):
+    if source.sha256 is not None and (done := find_finished(cache, key, strict=spec.strict)):
         if check_config:
             check_config(done.config.read_text())
         return done

@@ -411,3 +411,12 @@ def test_a_hung_workload_is_named_and_the_run_ends(kernel_build, real_cache: Cac
 def test_usage_errors_exit_2(args: list[str], said: str) -> None:
     result = inv(*args)
     assert (result.returncode, result.stderr.strip()) == (2, said)
+
+
+def test_strict_refuses_a_damaged_cached_kernel_naming_it(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    out = fake_build(cache)
+    (out / "vmlinux").write_bytes(b"cut")
+    with pytest.raises(KernlabError, match=rf"^{out / 'vmlinux'}: does not match the size and sha256 recorded"):
+        build.find_finished(cache, "k1", strict=True)
+    assert json.loads((out / "build.json").read_text())["status"] == "complete"  # left for the user to look at
