@@ -15,6 +15,13 @@ KCONFIG_DIR = REPO / "kconfigs"
 DEFAULT_LAB = REPO / "labs" / "zram-swap.yaml"
 
 
+def fake_kernel_makefile(sublevel: int, config: str, bzimage_recipe: list[str]) -> str:
+    """A stand-in kernel tree's Makefile: a version, tinyconfig writing `config`, and a bzImage target."""
+    recipe = "".join(f"\t{line}\n" for line in bzimage_recipe)
+    return (f"VERSION = 5\nPATCHLEVEL = 15\nSUBLEVEL = {sublevel}\nEXTRAVERSION =\n"
+            f"tinyconfig:\n\tprintf '{config}\\n' > $(O)/.config\nolddefconfig:\n\t@true\nbzImage:\n{recipe}")
+
+
 @pytest.fixture(scope="session")
 def real_cache() -> Cache:
     """The user's kernlab cache (KERNLAB_CACHE in CI), so real builds are reused across runs."""

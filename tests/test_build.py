@@ -14,21 +14,12 @@ from kernlab import build, kconfig, source
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
+from tests.conftest import fake_kernel_makefile
 
 REPO = Path(__file__).resolve().parent.parent
 
-FAKE_MAKEFILE = """VERSION = 5
-PATCHLEVEL = 15
-SUBLEVEL = 999
-EXTRAVERSION =
-tinyconfig:
-\tprintf '# CONFIG_SWAP is not set\\n' > $(O)/.config
-olddefconfig:
-\t@true
-bzImage:
-\tprintf 'int main(void) { return nope; }\\n' > $(O)/broken.c
-\tgcc -c $(O)/broken.c -o $(O)/broken.o
-"""
+FAKE_MAKEFILE = fake_kernel_makefile(999, "# CONFIG_SWAP is not set", [
+    "printf 'int main(void) { return nope; }\\n' > $(O)/broken.c", "gcc -c $(O)/broken.c -o $(O)/broken.o"])
 
 
 def test_failed_build_names_log_and_first_error(tmp_path: Path) -> None:

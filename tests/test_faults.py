@@ -22,6 +22,7 @@ from kernlab import build, guest, reliability, run, vm, zram
 from kernlab.cache import Cache, sha256_file, staging_dir
 from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
+from tests.conftest import fake_kernel_makefile
 
 
 @pytest.mark.parametrize("where", ["name: {}\n", "name: x\nworkloads: [{{name: {}, command: 'true'}}]\n",
@@ -334,17 +335,7 @@ def test_the_suites_figures_count_entries_and_outcomes(tmp_path: Path) -> None:
     assert all(isinstance(pid, int) for pid in reliability.qemu_orphans())
 
 
-SLOW_MAKEFILE = """VERSION = 5
-PATCHLEVEL = 15
-SUBLEVEL = 998
-EXTRAVERSION =
-tinyconfig:
-\tprintf 'CONFIG_SWAP=y\\n' > $(O)/.config
-olddefconfig:
-\t@true
-bzImage:
-\tsleep 31.4159
-"""
+SLOW_MAKEFILE = fake_kernel_makefile(998, "CONFIG_SWAP=y", ["sleep 31.4159"])
 
 BUILD_IN_CHILD = """
 import sys
