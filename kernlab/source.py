@@ -244,7 +244,7 @@ def _tarball_source(ref: KernelRef, expected: str | None, cache: Cache) -> Kerne
                 write_json_atomic(final / META, {**meta, **seen})
             meta = read_json(final / META)
             assert meta is not None
-        # Keyed by the bytes, not the path: the same tarball anywhere reuses the same builds.
+    # Keyed by the bytes, not the path: the same tarball anywhere reuses the same builds.
     return KernelSource(ref=str(ref), tree=final, version=meta["version"], origin=str(tarball),
                         sha256=expected, key=stable_key("tarball", expected))
 

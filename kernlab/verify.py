@@ -73,9 +73,10 @@ def run_manifest(results: Path) -> dict:
     if not results.is_dir():
         raise KernlabError(f"{results}: no such results folder")
     manifest = load_json_object(results / "manifest.json")
-    for key in ("lab", "kernel"):
-        if not isinstance(manifest.get(key), dict):
-            raise KernlabError(f"{results / 'manifest.json'}: no {key} (the run stopped before its kernel was built)")
+    if not isinstance(manifest.get("lab"), dict):
+        raise KernlabError(f"{results / 'manifest.json'}: no lab: not a kernlab run manifest")
+    if not isinstance(manifest.get("kernel"), dict):
+        raise KernlabError(f"{results / 'manifest.json'}: no kernel (the run stopped before its kernel was built)")
     if not manifest["kernel"].get("version"):
         raise KernlabError(f"{results / 'manifest.json'}: kernel.version: missing")
     return manifest
@@ -89,8 +90,8 @@ def _results_text(path: Path) -> str:
                            "was cut short") from None
 
 
-def load_evidence(results: Path, resolved: list[specs.ResolvedChain]) -> chains.Evidence:
-    manifest = run_manifest(results)
+def load_evidence(results: Path, resolved: list[specs.ResolvedChain], manifest: dict | None = None) -> chains.Evidence:
+    manifest = manifest or run_manifest(results)
     histograms = {}
     for path in sorted((results / "trace" / "hist").glob("*.hist")):
         histograms[path.stem] = trace.parse_hist(path.stem, _results_text(path))
@@ -130,7 +131,7 @@ def verify_results(results: Path) -> list[chains.ChainResult]:
     lab = parse_lab(manifest["lab"], f"{results / 'manifest.json'}: lab")
     version = manifest["kernel"]["version"]
     uses = lab_chains(lab, version)
-    evidence = load_evidence(results, [chain for chain, _ in uses])
+    evidence = load_evidence(results, [chain for chain, _ in uses], manifest)
     outcome = [chains.verify_chain(chain, evidence, expect) for chain, expect in uses]
     write_json_atomic(results / "chains.json", {"kernel": version, "lost_events": evidence.lost_events,
                                                 "chains": [r.as_dict() for r in outcome]})
