@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kernlab import kconfig, proc
+from kernlab import kconfig, tools
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
 from kernlab.source import KernelSource
 
-log = logging.getLogger("kernlab")
+log = logging.getLogger(__name__)
 
 ARCH = "x86_64"
 ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "vmlinux": "vmlinux", "System.map": "System.map", ".config": ".config"}
@@ -53,7 +53,7 @@ class KernelBuild:
 
 
 def compiler_version(cc: str = "gcc") -> str:
-    return proc.output([proc.require_tool(cc, "build-essential"), "--version"]).splitlines()[0]
+    return tools.output([tools.require_tool(cc, "build-essential"), "--version"]).splitlines()[0]
 
 
 def config_inputs(spec: KernelSpec, kconfig_dir: Path) -> list[tuple[str, str]]:
@@ -77,11 +77,11 @@ def _make_env() -> dict[str, str]:
 def make(source: KernelSource, obj: Path, targets: list[str], log_file: Path, *, jobs: int = 1,
          cc: str | None = None, on_line: Callable[[str], None] | None = None) -> None:
     """The one place kernlab runs the kernel's make (out of tree, ARCH=x86_64)."""
-    cmd = [proc.require_tool("make", "make"), "-C", source.tree, f"O={obj}", f"ARCH={ARCH}", f"-j{jobs}"]
+    cmd = [tools.require_tool("make", "make"), "-C", source.tree, f"O={obj}", f"ARCH={ARCH}", f"-j{jobs}"]
     if cc:
         cmd.append(f"CC={cc}")
     cmd += targets
-    proc.stream(cmd, log_file=log_file, on_line=on_line, env=_make_env(), what=f"make {' '.join(targets)}")
+    tools.stream(cmd, log_file=log_file, on_line=on_line, env=_make_env(), what=f"make {' '.join(targets)}")
 
 
 def configure(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, obj: Path, log_file: Path) -> dict:

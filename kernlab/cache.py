@@ -121,22 +121,3 @@ def read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def load_json_object(path: Path) -> dict:
-    """A JSON object file that must be there and whole: missing, empty or truncated is a one-line error."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise KernlabError(f"{path}: missing") from None
-    except OSError as error:
-        raise KernlabError(f"{path}: cannot read: {error.strerror}") from None
-    if not text.strip():
-        raise KernlabError(f"{path}: empty")
-    try:
-        data = json.loads(text)
-    except ValueError as error:
-        raise KernlabError(f"{path}: not valid JSON (cut short?): {error}") from None
-    if not isinstance(data, dict):
-        raise KernlabError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data

@@ -8,27 +8,26 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from kernlab import branches, build, chains, experiment, reliability, report, run, source, trace, verify, vm
-from kernlab.cache import Cache, load_json_object, read_json, write_json_atomic
+from kernlab import bench as benchmarks
+from kernlab import build, experiment, report, run, source, vm
+from kernlab import sweep as sweeps
+from kernlab.cache import Cache, read_json, write_json_atomic
 from kernlab.errors import KernlabError
+from kernlab.evidence import verify_results
 from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, load_lab
+from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, REPO
+from kernlab.report import terminal
+from kernlab.results import ChainRecord, ResultsFolder, find_folders
 from kernlab.ssh import GuestSSH
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_LAB = REPO / "labs" / "zram-swap.yaml"
-KCONFIG_DIR = REPO / "kconfigs"
 OBJECT_LINE = re.compile(r"^\s+(CC|AS|LD|AR)\s")
 
 
@@ -106,56 +105,9 @@ def build_kernel(ctx: Context, kernel: str | None = None, install: bool = False,
     return result
 
 
-def _inv(*args: str, env: dict[str, str]) -> float:
-    """Seconds one `inv` command takes in a fresh process (start-up included, as a user sees it)."""
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
-    return round(time.monotonic() - started, 2)
-
-
 def bench(ctx: Context, output: Path, kernel: str | None = None, cold: bool = True) -> dict:
     """Benchmark figures as JSON; with cold, the first lab runs from an empty cache (kernel build without ccache)."""
-    figures: dict = {"machine": {"cpus": os.cpu_count()}, "lab": str(ctx.lab_path), "cold": cold}
-    with tempfile.TemporaryDirectory(prefix="kernlab-bench-") as scratch:
-        cache = Cache(Path(scratch) / "cache") if cold else ctx.cache
-        results = Path(scratch) / "results"
-        env = dict(os.environ, **({"CCACHE_DISABLE": "1"} if cold else {}))
-        common = ["--lab", str(ctx.lab_path), "--cache", str(cache.root)] + (["--kernel", kernel] if kernel else [])
-        first = _inv("lab", *common, "--results", str(results), env=env)
-        figures["lab_cold_s" if cold else "lab_first_s"] = first
-        used = source.fetch_source(ctx.lab.kernel, cache, kernel=kernel, notify=lambda _: None)
-        kernel_build = build.build_kernel(used, ctx.lab.kernel, cache, KCONFIG_DIR)
-        figures["kernel_build_s"] = kernel_build.info.get("duration_s")
-        figures["kernel_noop_rebuild_s"] = _inv("kernel.build", *common, env=env)
-        figures["lab_warm_s"] = _inv("lab", *common, "--results", str(results), env=env)
-        warm = sorted((results / ctx.lab.name).iterdir())[-1]
-        manifest = read_json(warm / "manifest.json") or {}
-        figures["boot_to_ssh_ready_s"] = manifest.get("boot", {}).get("ssh_ready_s")
-        figures["accel"] = manifest.get("accel")
-        started = time.monotonic()
-        build_guest_image(ctx.lab, Cache(Path(scratch) / "image-only"))
-        figures["guest_image_build_s"] = round(time.monotonic() - started, 2)
-        traced = read_json(warm / "summary.json") or {}
-        if ctx.lab.chains and ctx.lab.tracing.enabled:
-            untraced_lab = ctx.lab.model_copy(update={"tracing": ctx.lab.tracing.model_copy(update={"enabled": False})})
-            plain = run.run_lab(untraced_lab, ctx.lab_path, cache, results, kernel=kernel, notify=lambda _: None)
-            untraced = read_json(plain / "summary.json") or {}
-            with_s, without_s = (sum(s.get("workload_seconds", {}).values()) for s in (traced, untraced))
-            figures["workload_s_traced"], figures["workload_s_untraced"] = with_s, without_s
-            figures["tracing_overhead_x"] = round(with_s / without_s, 2) if without_s else None
-            started = time.monotonic()
-            verify.verify_results(warm)
-            seconds = time.monotonic() - started
-            hists = list((warm / "trace" / "hist").glob("*.hist"))
-            lines = sum(len(path.read_text().splitlines()) for path in hists)
-            events = sum(trace.parse_hist(p.stem, p.read_text()).hits for p in hists)
-            figures["verify_s"] = round(seconds, 3)
-            figures["verify_trace_lines_per_s"] = round(lines / seconds)
-            figures["verify_traced_events_per_s"] = round(events / seconds)
-    # The fault suite over the user's cache: what it breaks it breaks in temporary caches of its own, so the
-    # entries it finds here must all still be here after.
-    figures["reliability"] = reliability.fault_suite_figures(ctx.cache)
+    figures = benchmarks.bench(ctx.lab, ctx.lab_path, ctx.cache, kernel=kernel, cold=cold)
     output.write_text(json.dumps(figures, indent=2) + "\n")
     ctx.console.print_json(json.dumps(figures))
     return figures
@@ -218,95 +170,13 @@ def vm_ssh(ctx: Context, command: str) -> int:
     return result.exit_code
 
 
-# What a person asks first; summary.json has the rest.
-FIRST_FIGURES = ["pswpout_pages", "pswpin_pages", "pgmajfault", "peak_orig_data_mib", "peak_compr_data_mib",
-                 "peak_mem_used_total_mib", "compression_ratio", "same_pages_peak", "huge_pages_peak",
-                 "pgscan_kswapd", "pgscan_direct", "min_mem_free_kib", "workload_seconds", "duration_s"]
-
-
-def print_summary(console: Console, results_dir: Path) -> None:
-    manifest = read_json(results_dir / "manifest.json") or {}
-    summary = read_json(results_dir / "summary.json") or {}
-    kernel = manifest.get("kernel", {})
-    table = Table(title=f"{manifest.get('lab', {}).get('name', '?')}: linux {kernel.get('version', '?')} "
-                        f"({kernel.get('source', '?')}), accel {manifest.get('accel', {}).get('used', '?')}")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key in FIRST_FIGURES:
-        if key not in summary:
-            continue
-        value = summary[key]
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
-        table.add_row(key.replace("_", " "), str(value))
-    console.print(table)
-
-
-VERDICT_COLOUR = {"observed": "green", "inlined": "cyan", "tail call": "cyan", "annotation": "dim",
-                  "gone": "yellow", "not traceable": "yellow"}
-
-
-def print_chains(console: Console, outcome: list[chains.ChainResult]) -> None:
-    """Each chain as its documented tree, indented like the article, every line with its verdict and hits."""
-    for result in outcome:
-        verdict = "[green]holds[/]" if result.holds else "[red]does not hold[/]"
-        expectation = "" if result.expect == "report" else f" (expected {result.expect}: " + (
-            "[green]ok[/])" if result.ok else "[red]FAILED[/])")
-        table = Table(title=f"chain {result.name}: {verdict}, {result.hits:,} hits{expectation}",
-                      title_justify="left", box=box.SIMPLE_HEAD, expand=True)
-        # The tree reads like the article's code block; a long note line is cut here (the report has it whole).
-        table.add_column("documented line", no_wrap=True, overflow="ellipsis", max_width=52)
-        table.add_column("hits", justify="right", no_wrap=True)
-        table.add_column("verdict: evidence", overflow="fold", ratio=1)
-        for line in result.lines:
-            colour = VERDICT_COLOUR.get(line.verdict, "red")
-            table.add_row("  " * line.depth + escape(chains.shown_text(line.text, line.function)),
-                          f"{line.hits:,}" if line.hits is not None else "-",
-                          f"[{colour}]{line.label}[/]: [dim]{escape(line.evidence)}[/]")
-        console.print(table)
-        for line in result.lines:
-            if line.indirect:
-                status = line.indirect["status"]
-                mark = "green" if status == "resolved" else "yellow" if status == "not checked" else "red"
-                console.print(f"  indirect call {escape(line.indirect['call'])}: {escape(line.indirect['claim'])}: "
-                              f"[{mark}]{status}[/] ({escape(line.indirect['evidence'])})")
-        for note in result.notes:
-            console.print(f"  note: {note}")
-
-
-def print_branches(console: Console, results_dir: Path) -> bool:
-    """The branch-profile answer, if the lab asked for one; False when the kernel could not count branches."""
-    data = read_json(results_dir / "branches.json")
-    if data is None:
-        return True
-    if not data.get("available"):
-        console.print(f"[red]branch profile unavailable:[/] {data.get('why')}")
-        return False
-    table = Table(title="annotated branches on the swap path (counted during the workloads)", title_justify="left")
-    for column in ("function", "source", "annotation", "correct", "incorrect", "wrong"):
-        table.add_column(column, justify="right" if column in ("correct", "incorrect", "wrong") else "left")
-    for site in data["swap_path"]:
-        total = site["total"]
-        share = branches.Counts(**total).wrong_share
-        wrong = f"{share:.1%}" if share is not None else "-"
-        table.add_row(site["function"], f"{site['file']}:{site['line']}", site.get("annotation") or "?",
-                      f"{total['correct']:,}", f"{total['incorrect']:,}", wrong)
-    console.print(table)
-    console.print(f"[bold]answer:[/] {data['answer']}")
-    return True
-
-
-def _finish_run(ctx: Context, out: Path) -> int:
-    """Summary, chains, branches and the report of one finished run; the exit code for it."""
-    print_summary(ctx.console, out)
-    code = 0
-    if (out / "chains.json").exists():
-        outcome = verify.verify_results(out)
-        print_chains(ctx.console, outcome)
-        code = 0 if all(r.ok for r in outcome) else 3
-    if not print_branches(ctx.console, out):
-        code = code or 3
-    return code
+def _finish_run(ctx: Context, outcome: run.LabOutcome) -> int:
+    """Summary, chains, branches of one finished run, as the runner verified them; the exit code for it."""
+    terminal.print_summary(ctx.console, outcome.folder)
+    terminal.print_chains(ctx.console, outcome.chains)
+    if outcome.branches is not None:
+        terminal.print_branches(ctx.console, outcome.branches)
+    return 0 if outcome.ok else 3
 
 
 def lab(ctx: Context, kernel: str | None = None, results: str = "results") -> int:
@@ -314,10 +184,10 @@ def lab(ctx: Context, kernel: str | None = None, results: str = "results") -> in
     if ctx.lab.sweep:
         ctx.console.print(f"[yellow]note:[/] {ctx.lab_path} declares a sweep; this runs the lab as written, "
                           f"`inv lab.sweep --lab {ctx.lab_path}` runs every variant")
-    out = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
-                      notify=lambda line: ctx.console.print(line))
-    code = _finish_run(ctx, out)
-    ctx.console.print(f"results: {out} ({time.monotonic() - started:.0f} s)")
+    outcome = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
+                          notify=lambda line: ctx.console.print(line))
+    code = _finish_run(ctx, outcome)
+    ctx.console.print(f"results: {outcome.folder} ({time.monotonic() - started:.0f} s)")
     return code
 
 
@@ -327,71 +197,38 @@ def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, res
                            "{zram.comp_algorithm: [lz4, zstd]}); run it with `inv lab`")
     started = time.monotonic()
     chosen = experiment.parse_shard(shard) if shard else None
-    folder, outcomes = run.run_sweep(ctx.lab, ctx.lab_path, ctx.cache, Path(results), shard=chosen, kernel=kernel,
-                                     notify=lambda line: ctx.console.print(line))
-    table = Table(title=f"sweep {ctx.lab.name}" + (f", shard {chosen}" if chosen else ""), title_justify="left")
-    for column in ("variant", "status", "compression ratio", "swap-out MiB", "workload s"):
-        table.add_column(column)
-    for outcome in outcomes:
-        summary = read_json(folder / outcome["dir"] / "summary.json") or {}
-        table.add_row(outcome["label"], outcome["status"] + (f": {outcome['why']}" if outcome.get("why") else ""),
-                      str(summary.get("compression_ratio", "-")), str(summary.get("pswpout_mib", "-")),
-                      str(report.total_workload_seconds(summary) or "-"))
-    ctx.console.print(table)
+    folder, outcomes = sweeps.run_sweep(ctx.lab, ctx.lab_path, ctx.cache, Path(results), shard=chosen,
+                                        kernel=kernel, notify=lambda line: ctx.console.print(line))
+    title = f"sweep {ctx.lab.name}" + (f", shard {chosen}" if chosen else "")
+    terminal.print_sweep(ctx.console, folder, outcomes, title)
     ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
-    return 0 if all(o["status"] == "complete" for o in outcomes) else 1
+    return 0 if all(o.status == "complete" for o in outcomes) else 1
 
 
 def rerun(ctx: Context, manifest_path: Path, results: str = "results") -> int:
-    manifest = load_json_object(manifest_path)
+    original = ResultsFolder.open(manifest_path)
+    manifest = original.manifest()
     lab_to_run, pins = experiment.rerun_plan(manifest, str(manifest_path))
-    ctx.console.print(f"rerun of {manifest_path.parent}: linux {pins.kernel_version} ({lab_to_run.kernel.version}), "
+    ctx.console.print(f"rerun of {original.path}: linux {pins.kernel_version} ({lab_to_run.kernel.version}), "
                       f"pinned to config {str(pins.config_sha256)[:12]} and the original image inputs")
-    lab_path = Path(manifest.get("lab_file", ctx.lab_path))
-    out = run.run_lab(lab_to_run, lab_path, ctx.cache, Path(results), pins=pins,
-                      notify=lambda line: ctx.console.print(line), command=f"inv lab.rerun {manifest_path}",
-                      extra={"rerun_of": str(manifest_path.resolve().parent)})
-    code = _finish_run(ctx, out)
-    compare_runs(ctx.console, manifest_path.parent, out)
+    lab_path = Path(manifest.lab_file or ctx.lab_path)
+    outcome = run.run_lab(lab_to_run, lab_path, ctx.cache, Path(results), pins=pins,
+                          notify=lambda line: ctx.console.print(line), command=f"inv lab.rerun {manifest_path}",
+                          extra={"rerun_of": str(original.path.resolve())})
+    code = _finish_run(ctx, outcome)
+    compare_runs(ctx.console, original.path, outcome.folder)
     return code
-
-
-def _manifest_dir(path: Path) -> Path:
-    folder = path.parent if path.name == "manifest.json" else path
-    if not (folder / "manifest.json").is_file():
-        raise KernlabError(f"{path}: not a results folder (no manifest.json)")
-    return folder
 
 
 def compare_runs(console: Console, a: Path, b: Path) -> None:
     """What differs between two runs: settings first, then figures."""
-    a, b = _manifest_dir(a), _manifest_dir(b)
-    manifests = [load_json_object(folder / "manifest.json") for folder in (a, b)]
-    summaries = [read_json(folder / "summary.json") or {} for folder in (a, b)]
-    settings = experiment.compare(*(experiment.run_settings(m) for m in manifests))
-    figures = experiment.compare(*(experiment.flatten(s) for s in summaries), numbers_only=True)
-    for title, rows in ((f"settings that differ: A={a}  B={b}", settings), ("figures", figures)):
-        table = Table(title=title, title_justify="left")
-        for column in ("key", "A", "B", "change"):
-            table.add_column(column, overflow="fold", justify="right" if column == "change" else "left")
-        for row in rows:
-            table.add_row(row.key, str(row.a), str(row.b), row.change)
-        console.print(table if rows else f"{title}: none")
+    terminal.print_run_diff(console, a, b)
 
 
 def lab_report(paths: list[Path], console: Console) -> list[Path]:
     """A report for each run folder; a comparison when given several runs or a folder of runs (a sweep)."""
     written = []
-    runs: list[Path] = []
-    for path in paths:
-        if (path / "manifest.json").is_file():
-            runs.append(path)
-        else:
-            found = sorted(p.parent for p in path.glob("*/manifest.json")) + sorted(
-                p.parent for p in path.glob("*/*/manifest.json"))
-            if not found:
-                raise KernlabError(f"{path}: no results folder here (no manifest.json in it or below it)")
-            runs += found
+    runs = [folder for path in paths for folder in find_folders(path)]
     for folder in runs:
         written.append(report.write_report(folder))
         console.print(f"report: {written[-1]}")
@@ -408,9 +245,9 @@ def plain_console() -> Console:
 
 
 def lab_verify(results_dir: Path, console: Console) -> int:
-    outcome = verify.verify_results(results_dir)
-    print_chains(console, outcome)
-    return 0 if all(r.ok for r in outcome) else 3
+    outcome = [ChainRecord.model_validate(result.as_dict()) for result in verify_results(results_dir)]
+    terminal.print_chains(console, outcome)
+    return 0 if all(chain.expectation_met() for chain in outcome) else 3
 
 
 def usage_errors_exit_2() -> None:

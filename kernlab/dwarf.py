@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernlab import proc
+from kernlab import tools
 from kernlab.trace import Frame, base_name
 
 ADDRESS_LINE = re.compile(r"^0x([0-9a-f]+)$")
@@ -90,9 +90,9 @@ class InlineResolver:
         wanted -= self._cache.keys()
         if not wanted:
             return
-        addr2line = proc.require_tool("addr2line", "binutils")
+        addr2line = tools.require_tool("addr2line", "binutils")
         stdin = "\n".join(f"{site:#x}" for site in sorted(wanted)).encode()
-        text = proc.output([addr2line, "-a", "-i", "-f", "-e", self.vmlinux], input_bytes=stdin,
+        text = tools.output([addr2line, "-a", "-i", "-f", "-e", self.vmlinux], input_bytes=stdin,
                            what="addr2line")
         for site, names in parse_addr2line(text).items():
             self._cache[site] = names

@@ -11,6 +11,7 @@ from typing import Any
 
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab, lab_as_dict, parse_lab
+from kernlab.results import KernelRecord, Manifest
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -167,24 +168,24 @@ class Pins:
                                    f"the original run used {version}")
 
 
-def rerun_plan(manifest: Mapping, source: str) -> tuple[Lab, Pins]:
+def rerun_plan(manifest: Manifest, source: str) -> tuple[Lab, Pins]:
     """The lab of a finished run, pinned to the kernel source it actually used (a fallback stays the fallback)."""
-    if "lab" not in manifest or "kernel" not in manifest:
+    kernel = manifest.kernel
+    if not manifest.lab or kernel is None:
         raise KernlabError(f"{source}: not a kernlab run manifest with a kernel (keys lab and kernel are needed; "
                            "a run that stopped before its kernel was built cannot be repeated)")
-    kernel = manifest["kernel"]
-    document = copy.deepcopy(dict(manifest["lab"]))
-    used_ref = kernel.get("source")
+    document = copy.deepcopy(manifest.lab)
+    used_ref = kernel.source
     if not used_ref:
         raise KernlabError(f"{source}: kernel.source: missing")
     document["kernel"] = {**document.get("kernel", {}), "version": used_ref, "fallback": None, "strict": True}
-    if not used_ref.startswith(("debian:", "path:")) and kernel.get("sha256"):
-        document["kernel"]["sha256"] = kernel["sha256"]
+    if not used_ref.startswith(("debian:", "path:")) and kernel.sha256:
+        document["kernel"]["sha256"] = kernel.sha256
     document["sweep"] = {}
     lab = parse_lab(document, f"{source}: lab")
-    image = manifest.get("guest_image", {}).get("inputs", {})
-    pins = Pins(kernel_version=kernel.get("version", ""), kernel_sha256=kernel.get("sha256"),
-                build_key=kernel.get("build_key"), config_sha256=kernel.get("config_sha256"),
+    image = manifest.guest_image.inputs if manifest.guest_image else {}
+    pins = Pins(kernel_version=kernel.version or "", kernel_sha256=kernel.sha256,
+                build_key=kernel.build_key, config_sha256=kernel.config_sha256,
                 image_inputs={key: image.get("inputs", {}).get(key) for key in IMAGE_INPUTS
                               if key in image.get("inputs", {})},
                 packages=dict(image.get("packages", {})))
@@ -210,17 +211,17 @@ class Difference:
         return f"{(self.b - self.a) / abs(self.a):+.1%}"
 
 
-def run_settings(manifest: Mapping) -> dict[str, Any]:
+def run_settings(manifest: Manifest) -> dict[str, Any]:
     """What was set up for a run: the lab as run plus the facts that were chosen for it (kernel, accel, image)."""
-    settings = {f"lab.{key}": value for key, value in flatten(manifest.get("lab", {})).items()
+    settings = {f"lab.{key}": value for key, value in flatten(manifest.lab).items()
                 if not key.startswith(("description", "sweep"))}
-    kernel = manifest.get("kernel", {})
+    kernel = manifest.kernel or KernelRecord()
     for key in ("version", "source", "sha256", "config_sha256", "build_key", "compiler"):
-        settings[f"kernel.{key}"] = kernel.get(key)
-    settings["accel"] = manifest.get("accel", {}).get("used")
-    settings["guest_image.sha256"] = manifest.get("guest_image", {}).get("sha256")
-    settings["qemu"] = manifest.get("qemu_version")
-    settings["status"] = manifest.get("status")
+        settings[f"kernel.{key}"] = getattr(kernel, key)
+    settings["accel"] = manifest.accel.used if manifest.accel else None
+    settings["guest_image.sha256"] = manifest.guest_image.sha256 if manifest.guest_image else None
+    settings["qemu"] = manifest.qemu_version
+    settings["status"] = manifest.status
     return settings
 
 

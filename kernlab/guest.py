@@ -15,14 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from kernlab import proc
+from kernlab import tools
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab
+from kernlab.paths import GUEST_DIR
 
-log = logging.getLogger("kernlab")
+log = logging.getLogger(__name__)
 
-GUEST_DIR = Path(__file__).resolve().parent.parent / "guest"
 BUSYBOX = Path("/bin/busybox")
 DROPBEAR = Path("/usr/sbin/dropbear")
 DROPBEARKEY = Path("/usr/bin/dropbearkey")
@@ -166,13 +166,13 @@ class GuestKeys:
 
 def _make_keys(directory_path: Path, client: Path, host: Path) -> None:
     """A new client key pair and dropbear host key, published whole (the caller holds the entry's lock)."""
-    keygen = proc.require_tool(str(DROPBEARKEY), "dropbear-bin")
+    keygen = tools.require_tool(str(DROPBEARKEY), "dropbear-bin")
     with staging_dir(directory_path) as tmp:
         key = Ed25519PrivateKey.generate()
         (tmp / client.name).write_bytes(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
         os.chmod(tmp / client.name, 0o600)
-        proc.run([keygen, "-t", "ed25519", "-f", tmp / host.name], what="dropbearkey")
+        tools.run([keygen, "-t", "ed25519", "-f", tmp / host.name], what="dropbearkey")
 
 
 def lab_keys(cache: Cache, lab_name: str) -> GuestKeys:
@@ -185,8 +185,8 @@ def lab_keys(cache: Cache, lab_name: str) -> GuestKeys:
     private = serialization.load_ssh_private_key(client.read_bytes(), password=None)
     client_public = private.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    keygen = proc.require_tool(str(DROPBEARKEY), "dropbear-bin")
-    printed = proc.output([keygen, "-y", "-f", host], what="dropbearkey -y")
+    keygen = tools.require_tool(str(DROPBEARKEY), "dropbear-bin")
+    printed = tools.output([keygen, "-y", "-f", host], what="dropbearkey -y")
     host_public = next((line for line in printed.splitlines() if line.startswith("ssh-ed25519 ")), None)
     if host_public is None:
         raise KernlabError(f"{host}: dropbearkey -y printed no ssh-ed25519 public key")
@@ -206,19 +206,19 @@ class GuestImage:
 
 def compile_static(source: Path, cache: Cache) -> Path:
     """gcc -static, cached by the source's sha256 and the compiler."""
-    gcc = proc.require_tool("gcc", "build-essential")
-    compiler = proc.output([gcc, "--version"]).splitlines()[0]
+    gcc = tools.require_tool("gcc", "build-essential")
+    compiler = tools.output([gcc, "--version"]).splitlines()[0]
     out = cache.root / "workloads" / stable_key(sha256_file(source), compiler) / source.stem
     with entry_lock(out):
         if not out.exists():
             tmp = out.with_name(out.name + ".tmp")
-            proc.run([gcc, "-static", "-O2", "-Wall", "-Werror", "-o", tmp, source], what=f"compiling {source.name}")
+            tools.run([gcc, "-static", "-O2", "-Wall", "-Werror", "-o", tmp, source], what=f"compiling {source.name}")
             os.replace(tmp, out)
     return out
 
 
 def _package_versions(packages: list[str]) -> dict[str, str]:
-    text = proc.output(["dpkg-query", "-W", "-f=${Package} ${Version}\\n", *packages], what="dpkg-query")
+    text = tools.output(["dpkg-query", "-W", "-f=${Package} ${Version}\\n", *packages], what="dpkg-query")
     return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
 
 
@@ -252,7 +252,7 @@ def image_entries(keys: GuestKeys, binaries: dict[str, Path], init: bytes) -> li
     return entries
 
 
-def build_guest_image(lab: Lab, cache: Cache, *, include_stress_ng: bool | None = None) -> GuestImage:
+def build_guest_image(lab: Lab, cache: Cache) -> GuestImage:
     """Build (or find) the lab's initramfs; same inputs give a byte-identical image and no rebuild."""
     _require(BUSYBOX, "busybox-static")
     _require(DROPBEAR, "dropbear-bin")
@@ -260,8 +260,7 @@ def build_guest_image(lab: Lab, cache: Cache, *, include_stress_ng: bool | None 
     binaries = {"bin/busybox": BUSYBOX, "usr/sbin/dropbear": DROPBEAR,
                 "bin/memhog": compile_static(GUEST_DIR / "memhog.c", cache)}
     # stress-ng and its libraries add ~30 MiB of guest RAM: only for labs that run it.
-    wanted = any("stress-ng" in (w.command or "") for w in lab.workloads)
-    with_stress = wanted if include_stress_ng is None else include_stress_ng
+    with_stress = any("stress-ng" in (w.command or "") for w in lab.workloads)
     if with_stress:
         _require(STRESS_NG, "stress-ng")
         binaries["usr/bin/stress-ng"] = STRESS_NG

@@ -10,26 +10,17 @@ Only lines whose guard matches the kernel being configured are applied and check
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kernlab.errors import KernlabError
+from kernlab.version import KernelVersion
 
 ASSIGN = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(\S+?)\s*(?:#\s*(.*))?$")
 NOT_SET = re.compile(r"^#\s*(CONFIG_[A-Za-z0-9_]+) is not set\s*(?:#\s*(.*))?$")
 GUARD = re.compile(r"^kernel\s+(.+)$")
-CONSTRAINT = re.compile(r"^(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+){0,2})$")
-OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    numbers = re.match(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?", version)
-    if not numbers:
-        raise KernlabError(f"not a kernel version: {version!r}")
-    return tuple(int(part or 0) for part in numbers.groups())
 
 
 @dataclass(frozen=True)
@@ -41,17 +32,14 @@ class Request:
     where: str  # file:line
     guard: str | None = None  # e.g. ">= 6.1, < 6.2"
 
-    def applies_to(self, version: str) -> bool:
+    def applies_to(self, version: KernelVersion) -> bool:
         if not self.guard:
             return True
-        have = version_tuple(version)
-        for part in self.guard.split(","):
-            match = CONSTRAINT.match(part.strip())
-            if not match:
-                raise KernlabError(f"{self.where}: bad version guard {self.guard!r} (want e.g. `# kernel >= 6.1`)")
-            if not OPS[match.group(1)](have, version_tuple(match.group(2))):
-                return False
-        return True
+        try:
+            return version.satisfies(self.guard)
+        except KernlabError:
+            hint = "want e.g. `# kernel >= 6.1`"
+            raise KernlabError(f"{self.where}: bad version guard {self.guard!r} ({hint})") from None
 
 
 def _guard(comment: str | None, where: str) -> str | None:
@@ -81,9 +69,10 @@ def parse_fragment(text: str, source: str) -> list[Request]:
 
 def applicable(requests: Iterable[Request], version: str) -> list[Request]:
     """The requests for this kernel version; a later request for a symbol replaces an earlier one."""
+    have = KernelVersion.parse(version)
     chosen: dict[str, Request] = {}
     for request in requests:
-        if request.applies_to(version):
+        if request.applies_to(have):
             chosen.pop(request.symbol, None)
             chosen[request.symbol] = request
     return list(chosen.values())

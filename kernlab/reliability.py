@@ -10,8 +10,9 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from kernlab.cache import Cache, read_json
+from kernlab.paths import REPO, TESTS_DIR
 
-FAULT_SUITE = Path(__file__).resolve().parent.parent / "tests" / "test_faults.py"
+FAULT_SUITE = TESTS_DIR / "test_faults.py"
 
 
 def cache_entries(cache: Cache) -> set[str]:
@@ -54,7 +55,7 @@ def fault_suite_figures(cache: Cache) -> dict:
         report = Path(scratch) / "faults.xml"
         env = dict(os.environ, KERNLAB_OFFLINE="1", KERNLAB_CACHE=str(cache.root))
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(FAULT_SUITE),
-                        f"--junitxml={report}"], env=env, cwd=FAULT_SUITE.parent.parent, check=False,
+                        f"--junitxml={report}"], env=env, cwd=REPO, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         counts = junit_counts(report.read_text()) if report.exists() else {"tests": 0, "failures": 0, "errors": 1,
                                                                           "skipped": 0}

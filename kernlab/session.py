@@ -25,7 +25,7 @@ from kernlab.vm import (
     sigterm_as_interrupt,
 )
 
-log = logging.getLogger("kernlab")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +35,6 @@ class GuestSession:
     accel: AccelChoice
     console_ready_s: float
     ssh_ready_s: float
-    stopped_by: str = ""
 
     def run(self, command: str, **kwargs):
         """A guest command, failing with the console excerpt if the guest died meanwhile."""
@@ -48,19 +47,18 @@ class GuestSession:
 
 @contextmanager
 def guest_session(spec: VmSpec, kernel: Path, image: GuestImage, console_log: Path, *,
-                  watch: tuple[str, ...] = ("panic", "oops", "bug"), append_extra: str = "",
-                  accel: AccelChoice | None = None) -> Iterator[GuestSession]:
+                  watch: tuple[str, ...] = ("panic", "oops", "bug")) -> Iterator[GuestSession]:
     """Boot, wait until the init said KERNLAB-READY and SSH answers, yield; QEMU is reaped on every exit path."""
     with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="kernlab-vm-") as scratch:
         workdir = Path(scratch)
-        accel = accel or choose_accel(spec, kernel, workdir)
+        accel = choose_accel(spec, kernel, workdir)
         vm: RunningVM | None = None
         ssh: GuestSSH | None = None
         try:
             for attempt in range(3):  # the forwarded port may be taken between free_port() and QEMU's bind
                 port = free_port()
                 command = qemu_command(spec, kernel=kernel, initrd=image.path, ssh_port=port, accel=accel.accel,
-                                       qmp_socket=workdir / "qmp.sock", append_extra=append_extra)
+                                       qmp_socket=workdir / "qmp.sock")
                 vm = RunningVM(command, console_log, workdir / "qmp.sock", port, accel, watch)
                 vm.start()
                 time.sleep(0.3)
@@ -75,15 +73,13 @@ def guest_session(spec: VmSpec, kernel: Path, image: GuestImage, console_log: Pa
             yield session
             vm.check()
         finally:
-            stopped_by = ""
             if vm is not None:
                 reboot = None
                 if ssh is not None and ssh.client is not None and vm.alive():
                     def reboot() -> None:
                         # -no-reboot: the guest's reboot makes QEMU exit by itself.
                         ssh.run("sync; (sleep 0.2; reboot -f) >/dev/null 2>&1 &", timeout=5, check=False)
-                stopped_by = vm.stop(reboot)
-                log.debug("vm stopped by %s", stopped_by)
+                log.debug("vm stopped by %s", vm.stop(reboot))
             if ssh is not None:
                 ssh.close()
 

@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kernlab import proc
+from kernlab import tools
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
+from kernlab.version import KernelVersion
 
-log = logging.getLogger("kernlab")
+log = logging.getLogger(__name__)
 
 DEFAULT_MIRROR = "https://cdn.kernel.org/pub/linux/kernel"
 DEBIAN_SOURCE_DIR = Path("/usr/src")
@@ -93,8 +94,7 @@ def tree_version(tree: Path) -> str:
 
 
 def tarball_url(mirror: str, version: str) -> str:
-    major = version.split(".")[0]
-    return f"{mirror.rstrip('/')}/v{major}.x/linux-{version}.tar.xz"
+    return f"{mirror.rstrip('/')}/v{KernelVersion.parse(version).major}.x/linux-{version}.tar.xz"
 
 
 def download(url: str, dest: Path, expected_sha256: str, *, timeout_s: float = 30.0,
@@ -133,10 +133,10 @@ def download(url: str, dest: Path, expected_sha256: str, *, timeout_s: float = 3
 
 def extract(tarball: Path, final: Path, meta: dict) -> None:
     """Extract tarball's single top directory to `final` atomically, with kernlab's meta file inside."""
-    tar = proc.require_tool("tar", "tar")
+    tar = tools.require_tool("tar", "tar")
     with staging_dir(final) as tmp:
         log.info("extract %s -> %s", tarball, final)
-        proc.run([tar, "-xf", tarball, "--strip-components=1", "-C", tmp], what=f"extracting {tarball.name}")
+        tools.run([tar, "-xf", tarball, "--strip-components=1", "-C", tmp], what=f"extracting {tarball.name}")
         if not (tmp / "Makefile").exists():
             raise KernlabError(f"{tarball}: not a kernel source tarball (no top-level Makefile)")
         meta = {**meta, "version": tree_version(tmp)}
@@ -149,8 +149,8 @@ def _debian_source(ref: KernelRef, cache: Cache, install: bool) -> KernelSource:
     if not tarball.exists():
         if not install:
             raise KernlabError(f"{package} is not installed: run `apt-get install -y {package}` (or pass --install)")
-        proc.run(["apt-get", "install", "-y", package], what=f"apt-get install {package}")
-    package_version = proc.output(["dpkg-query", "-W", "-f=${Version}", package], what=f"dpkg-query {package}")
+        tools.run(["apt-get", "install", "-y", package], what=f"apt-get install {package}")
+    package_version = tools.output(["dpkg-query", "-W", "-f=${Version}", package], what=f"dpkg-query {package}")
     stat = tarball.stat()
     final = cache.root / "sources" / f"debian-{ref.value}-{package_version}"
     with entry_lock(final):  # concurrent runs extract once; the second finds it done

@@ -10,14 +10,14 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kernlab import yamlfile
 from kernlab.errors import KernlabError
-from kernlab.kconfig import Request
 from kernlab.lab import validation_message
+from kernlab.paths import CHAIN_DIR
+from kernlab.version import KernelVersion, parse_guard
 
-CHAIN_DIR = Path(__file__).resolve().parent.parent / "labs" / "chains"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NOTE_PREFIX = "note:"
 
@@ -29,6 +29,16 @@ class Variant(BaseModel):
     rename: dict[str, str] = Field(default_factory=dict)
     # Functions the documented code calls that this version no longer has: function -> why (reported, not dropped).
     gone: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("kernel")
+    @classmethod
+    def _valid_guard(cls, guard: str | None) -> str | None:
+        if guard is not None:
+            try:
+                parse_guard(guard)
+            except KernlabError as error:  # a load error naming the file and key, not a failure at resolve time
+                raise ValueError(str(error)) from None
+        return guard
 
 
 class IndirectClaim(BaseModel):
@@ -130,13 +140,14 @@ class ChainSpec(BaseModel):
         return lines
 
     def resolve(self, kernel_version: str, arch: str = "x86_64", where: str | None = None) -> ResolvedChain:
+        version = KernelVersion.parse(kernel_version)
         rename: dict[str, str] = {}
         gone: dict[str, str] = {}
         notes = []
         for variant in self.variants:
             if variant.arch and variant.arch != arch:
                 continue
-            if variant.kernel and not Request("X", "y", self.name, variant.kernel).applies_to(kernel_version):
+            if variant.kernel and not version.satisfies(variant.kernel):
                 continue
             rename.update(variant.rename)
             where_text = " ".join(filter(None, [variant.arch, f"linux {variant.kernel}" if variant.kernel else None]))

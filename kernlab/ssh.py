@@ -12,7 +12,7 @@ import paramiko
 
 from kernlab.errors import KernlabError
 
-log = logging.getLogger("kernlab")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,12 +110,6 @@ class GuestSSH:
             raise KernlabError(f"guest command failed (exit {code}): {what or command}: "
                                f"{detail[-1] if detail else 'no output'}")
         return result
-
-    def read(self, path: str) -> str:
-        return self.run(f"cat {path}", what=f"reading {path}").stdout
-
-    def write(self, path: str, data: bytes) -> None:
-        self.run(f"cat > {path}", stdin=data, what=f"writing {path}")
 
     def close(self) -> None:
         if self.client is not None:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pexpect
 
-from kernlab import proc
+from kernlab import tools
 from kernlab.errors import KernlabError
 from kernlab.lab import VmSpec
 
-log = logging.getLogger("kernlab")
+log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-x86_64"
 READY = re.compile(rb"KERNLAB-READY")
@@ -31,11 +31,11 @@ KVM_PROBE_SECONDS = 8.0
 
 
 def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: int, accel: str,
-                 qmp_socket: Path, append_extra: str = "") -> list[str]:
+                 qmp_socket: Path) -> list[str]:
     """Everything QEMU is told; the guest network is user-mode, restricted, forwarded from 127.0.0.1 only."""
     # random.trust_cpu=on: seed the CRNG from RDRAND at boot, or dropbear waits ~1.5 s for entropy under TCG.
     base = "console=ttyS0 panic=-1 oops=panic random.trust_cpu=on"
-    append = " ".join(part for part in (base, spec.append, append_extra) if part)
+    append = " ".join(part for part in (base, spec.append) if part)
     command = [
         QEMU, "-machine", "q35", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
         "-smp", str(spec.cpus), "-m", str(spec.memory_mib),
@@ -58,8 +58,8 @@ def free_port() -> int:
 
 
 def qemu_version() -> str:
-    proc.require_tool(QEMU, "qemu-system-x86")
-    first = proc.output([QEMU, "--version"]).splitlines()[0]
+    tools.require_tool(QEMU, "qemu-system-x86")
+    first = tools.output([QEMU, "--version"]).splitlines()[0]
     match = re.search(r"version (\S+)", first)
     return match.group(1) if match else first
 

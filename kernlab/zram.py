@@ -16,62 +16,50 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kernlab.errors import KernlabError
-from kernlab.kconfig import Request
 from kernlab.lab import SwapSpec, ZramSpec
+from kernlab.version import KernelVersion
 
 ZRAM = "/sys/block/zram0"
 DEVICE = "/dev/zram0"
 MIB = 1 << 20
 
-# ---- kernel versions ---------------------------------------------------------------------------------------------
-
-Version = tuple[int, int]
-
-
-def kernel_series(kernel_version: str) -> Version:
-    """(major, minor) from `uname -r` style strings: 6.1.192, 6.1.0-13-amd64, debian:6.1, 5.15-doc."""
-    found = re.search(r"(\d+)\.(\d+)", kernel_version)
-    if not found:
-        raise KernlabError(f"not a kernel version: {kernel_version!r}")
-    return int(found.group(1)), int(found.group(2))
-
+# ---- column layouts ----------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Layout:
     """Column names a file has from kernel `since` up to (not including) `until`."""
 
-    since: Version
-    until: Version | None
+    since: KernelVersion
+    until: KernelVersion | None
     names: tuple[str, ...]
 
-    def covers(self, version: Version) -> bool:
+    def covers(self, version: KernelVersion) -> bool:
         return self.since <= version and (self.until is None or version < self.until)
 
 
 MM_STAT_8 = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit", "mem_used_max", "same_pages",
              "pages_compacted", "huge_pages")
 MM_STAT_LAYOUTS = (
-    Layout((4, 18), (5, 11), MM_STAT_8),
+    Layout(KernelVersion(4, 18), KernelVersion(5, 11), MM_STAT_8),
     # 5.11 .. 6.12 verified (see module docstring); newer kernels keep it until their count says otherwise.
-    Layout((5, 11), None, (*MM_STAT_8, "huge_pages_since")),
+    Layout(KernelVersion(5, 11), None, (*MM_STAT_8, "huge_pages_since")),
 )
 # Older kernels are simply not vouched for (4.18 is as far back as kernlab checked). 6.12 prints a literal 0
 # for invalid_io (the counter is gone) but keeps the column, so the layout holds.
-IO_STAT_LAYOUTS = (Layout((4, 18), None, ("failed_reads", "failed_writes", "invalid_io", "notify_free")),)
+IO_STAT_LAYOUTS = (Layout(KernelVersion(4, 18), None, ("failed_reads", "failed_writes", "invalid_io", "notify_free")),)
 # Present only with CONFIG_ZRAM_WRITEBACK (the writeback series, 5.0); columns in 4 KiB units (FOUR_K()).
-BD_STAT_LAYOUTS = (Layout((5, 0), None, ("bd_count", "bd_reads", "bd_writes")),)
+BD_STAT_LAYOUTS = (Layout(KernelVersion(5, 0), None, ("bd_count", "bd_reads", "bd_writes")),)
 # Documentation/block/stat.rst: 11 fields, 4 discard fields since 4.19, 2 flush fields since 5.5.
 BLOCK_STAT_11 = ("read_ios", "read_merges", "read_sectors", "read_ticks", "write_ios", "write_merges",
                  "write_sectors", "write_ticks", "in_flight", "io_ticks", "time_in_queue")
 BLOCK_STAT_15 = (*BLOCK_STAT_11, "discard_ios", "discard_merges", "discard_sectors", "discard_ticks")
 BLOCK_STAT_LAYOUTS = (
-    Layout((2, 6), (4, 19), BLOCK_STAT_11),
-    Layout((4, 19), (5, 5), BLOCK_STAT_15),
-    Layout((5, 5), None, (*BLOCK_STAT_15, "flush_ios", "flush_ticks")),
+    Layout(KernelVersion(2, 6), KernelVersion(4, 19), BLOCK_STAT_11),
+    Layout(KernelVersion(4, 19), KernelVersion(5, 5), BLOCK_STAT_15),
+    Layout(KernelVersion(5, 5), None, (*BLOCK_STAT_15, "flush_ios", "flush_ticks")),
 )
 
 
@@ -91,7 +79,7 @@ def _by_layout(text: str, path: str, layouts: tuple[Layout, ...], kernel_version
         counts = sorted({len(layout.names) for layout in layouts})
         raise KernlabError(f"{path}: {len(values)} columns match no known layout (known: "
                            f"{', '.join(map(str, counts))})")
-    version = kernel_series(kernel_version)
+    version = KernelVersion.parse(kernel_version)
     for layout in layouts:
         if layout.covers(version):
             if len(values) != len(layout.names):
@@ -100,7 +88,7 @@ def _by_layout(text: str, path: str, layouts: tuple[Layout, ...], kernel_version
             return dict(zip(layout.names, values, strict=True))
     oldest = min(layout.since for layout in layouts)
     raise KernlabError(f"{path}: no known layout for linux {kernel_version} ({len(values)} columns; kernlab knows "
-                       f"this file from {oldest[0]}.{oldest[1]} on)")
+                       f"this file from {oldest.series} on)")
 
 
 def parse_mm_stat(text: str, kernel_version: str) -> dict[str, int]:
@@ -186,13 +174,14 @@ def check_algorithm(wanted: str, comp_algorithm_text: str) -> None:
 # a 6.12 device offers only lzo-rle and lzo (see ../shared/KERNEL-FACTS.md), so those two are not checked there.
 CRYPTO_SYMBOLS = {"lzo": "CRYPTO_LZO", "lzo-rle": "CRYPTO_LZO", "lz4": "CRYPTO_LZ4", "lz4hc": "CRYPTO_LZ4HC",
                   "zstd": "CRYPTO_ZSTD", "842": "CRYPTO_842", "deflate": "CRYPTO_DEFLATE"}
+ZRAM_BACKENDS_SINCE = KernelVersion(6, 12)
 BACKEND_SYMBOLS = {"lz4": "ZRAM_BACKEND_LZ4", "lz4hc": "ZRAM_BACKEND_LZ4HC", "zstd": "ZRAM_BACKEND_ZSTD",
                    "842": "ZRAM_BACKEND_842", "deflate": "ZRAM_BACKEND_DEFLATE"}
 
 
 def compressor_symbol(algorithm: str, kernel_version: str) -> str | None:
     """CONFIG_X that must be y for zram to offer `algorithm` on this kernel; None when kernlab cannot tell."""
-    backends = Request("X", "y", "zram", ">= 6.12").applies_to(kernel_version)
+    backends = KernelVersion.parse(kernel_version) >= ZRAM_BACKENDS_SINCE
     symbol = (BACKEND_SYMBOLS if backends else CRYPTO_SYMBOLS).get(algorithm)
     return f"CONFIG_{symbol}" if symbol else None
 
@@ -253,17 +242,6 @@ def setup_commands(zram: ZramSpec, swap: SwapSpec) -> list[SetupStep]:
         steps.append(SetupStep(f"vma_ra_enabled {value}", _write(value, "/sys/kernel/mm/swap/vma_ra_enabled")))
     return steps
 
-
-# run.py's name for it
-setup_steps = setup_commands
-
-
-def setup_script(steps: Iterable[SetupStep]) -> str:
-    """All steps as one `set -e` script that names each step on stderr, for one exec or a guest init."""
-    lines = ["set -e"]
-    for step in steps:
-        lines += [f"echo {shlex.quote('zram setup: ' + step.description)} >&2", step.command]
-    return "\n".join(lines) + "\n"
 
 
 # ---- sampling ----------------------------------------------------------------------------------------------------

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from kernlab import build, source
 from kernlab.cache import Cache
 from kernlab.lab import load_lab
-
-REPO = Path(__file__).resolve().parent.parent
-KCONFIG_DIR = REPO / "kconfigs"
-DEFAULT_LAB = REPO / "labs" / "zram-swap.yaml"
+from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, LABS_DIR, REPO
 
 
 def fake_kernel_makefile(sublevel: int, config: str, bzimage_recipe: list[str]) -> str:
@@ -45,7 +40,7 @@ def kernel_build(debian_source: source.KernelSource, real_cache: Cache) -> build
 
 
 SHARED_TARBALL_515 = REPO.parent / "shared" / "kernels" / "linux-5.15.135.tar.xz"
-LAB_515 = REPO / "labs" / "zram-swap-5.15.yaml"
+LAB_515 = LABS_DIR / "zram-swap-5.15.yaml"
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,8 @@ from kernlab import build, kconfig, source
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
+from kernlab.paths import REPO
 from tests.conftest import fake_kernel_makefile
-
-REPO = Path(__file__).resolve().parent.parent
 
 FAKE_MAKEFILE = fake_kernel_makefile(999, "# CONFIG_SWAP is not set", [
     "printf 'int main(void) { return nope; }\\n' > $(O)/broken.c", "gcc -c $(O)/broken.c -o $(O)/broken.o"])

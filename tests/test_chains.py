@@ -11,10 +11,10 @@ import pytest
 from kernlab import chains, specs, trace
 from kernlab.dwarf import InlineResolver, SymbolTable, parse_addr2line
 from kernlab.errors import KernlabError
-from kernlab.verify import verify_results
+from kernlab.evidence import verify_results
+from kernlab.paths import CHAIN_DIR
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results-6.1-sizing"
-CHAIN_DIR = Path(__file__).resolve().parent.parent / "labs" / "chains"
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ import pytest
 from kernlab import experiment
 from kernlab.errors import KernlabError
 from kernlab.lab import lab_as_dict, load_lab, parse_lab
+from kernlab.paths import DEFAULT_LAB
+from kernlab.results import Manifest
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "results-6.1-sizing"
 
 
 def _lab_with_sweep(sweep: dict):
-    document = lab_as_dict(load_lab(REPO / "labs" / "zram-swap.yaml"))
+    document = lab_as_dict(load_lab(DEFAULT_LAB))
     document["sweep"] = sweep
     return parse_lab(document, "lab.yaml")
 
@@ -44,7 +45,7 @@ def test_sweep_can_address_one_list_item() -> None:
 
 
 def test_lab_without_sweep_is_one_variant() -> None:
-    lab = load_lab(REPO / "labs" / "zram-swap.yaml")
+    lab = load_lab(DEFAULT_LAB)
     assert [(v.index, v.params, v.lab) for v in experiment.expand_sweep(lab, "x")] == [(0, {}, lab)]
 
 
@@ -92,7 +93,7 @@ def test_bad_shard_is_refused(text: str) -> None:
 
 def test_manifest_round_trip_reproduces_the_lab_pinned_to_what_ran() -> None:
     manifest = json.loads((FIXTURE / "manifest.json").read_text())
-    lab, pins = experiment.rerun_plan(manifest, "manifest.json")
+    lab, pins = experiment.rerun_plan(Manifest.model_validate(manifest), "manifest.json")
     again = lab_as_dict(lab)
     original = manifest["lab"]
     # Everything but the kernel choice is as run (keys added to kernlab since take their defaults); the kernel is
@@ -106,13 +107,13 @@ def test_manifest_round_trip_reproduces_the_lab_pinned_to_what_ran() -> None:
     assert pins.build_key == manifest["kernel"]["build_key"]
     assert pins.image_inputs["memhog_c_sha256"] == manifest["guest_image"]["inputs"]["inputs"]["memhog_c_sha256"]
     # A rerun of the rerun plans the same thing.
-    lab_again, pins_again = experiment.rerun_plan({**manifest, "lab": again}, "manifest.json")
+    lab_again, pins_again = experiment.rerun_plan(Manifest.model_validate({**manifest, "lab": again}), "manifest.json")
     assert (lab_again, pins_again) == (lab, pins)
 
 
 def test_pins_refuse_what_changed() -> None:
     manifest = json.loads((FIXTURE / "manifest.json").read_text())
-    _, pins = experiment.rerun_plan(manifest, "manifest.json")
+    _, pins = experiment.rerun_plan(Manifest.model_validate(manifest), "manifest.json")
     pins.check_source(manifest["kernel"]["version"], manifest["kernel"]["sha256"])
     with pytest.raises(KernlabError, match=r"rerun: the source is linux 6\.1\.200, the original run used 6\.1\.192"):
         pins.check_source("6.1.200", manifest["kernel"]["sha256"])
@@ -133,7 +134,7 @@ def test_rerun_refuses_a_manifest_without_a_kernel() -> None:
     manifest = json.loads((FIXTURE / "manifest.json").read_text())
     del manifest["kernel"]
     with pytest.raises(KernlabError, match="m.json: not a kernlab run manifest with a kernel"):
-        experiment.rerun_plan(manifest, "m.json")
+        experiment.rerun_plan(Manifest.model_validate(manifest), "m.json")
 
 
 def test_compare_shows_settings_and_figures_that_differ() -> None:
@@ -141,11 +142,11 @@ def test_compare_shows_settings_and_figures_that_differ() -> None:
     other = copy.deepcopy(manifest)
     other["lab"]["zram"]["comp_algorithm"] = "zstd"
     other["accel"]["used"] = "kvm"
-    settings = experiment.compare(experiment.run_settings(manifest), experiment.run_settings(other))
+    settings = experiment.compare(*(experiment.run_settings(Manifest.model_validate(m)) for m in (manifest, other)))
     assert [(d.key, d.a, d.b) for d in settings] == [("accel", "tcg", "kvm"),
                                                      ("lab.zram.comp_algorithm", "lz4", "zstd")]
     summary = json.loads((FIXTURE / "summary.json").read_text())
     changed = {**summary, "compression_ratio": summary["compression_ratio"] * 2}
     figures = experiment.compare(experiment.flatten(summary), experiment.flatten(changed), numbers_only=True)
     assert [(d.key, d.change) for d in figures] == [("compression_ratio", "+100.0%")]
-    assert experiment.compare(experiment.run_settings(manifest), experiment.run_settings(manifest)) == []
+    assert experiment.compare(*[experiment.run_settings(Manifest.model_validate(manifest))] * 2) == []

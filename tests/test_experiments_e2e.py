@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, report, run
+from kernlab import build, report, run, sweep
 from kernlab.lab import lab_as_dict, load_lab, parse_lab
-
-REPO = Path(__file__).resolve().parent.parent
-KCONFIG_DIR = REPO / "kconfigs"
+from kernlab.paths import KCONFIG_DIR, LABS_DIR
 
 
 def _lab(path: Path, **changes) -> object:
@@ -28,19 +26,19 @@ def _lab(path: Path, **changes) -> object:
 @pytest.mark.vm
 @pytest.mark.slow
 def test_sweep_of_two_compressors_writes_a_comparison_from_the_runs(kernel_build, real_cache, tmp_path: Path) -> None:
-    lab_path = REPO / "labs" / "compare-compressors.yaml"
+    lab_path = LABS_DIR / "compare-compressors.yaml"
     # Two of the lab's three algorithms on text data: enough to compare, half the time.
     lab = _lab(lab_path, sweep={"zram.comp_algorithm": ["lzo-rle", "zstd"]})
     notes: list[str] = []
-    folder, outcomes = run.run_sweep(lab, lab_path, real_cache, tmp_path / "results", notify=notes.append)
-    assert [o["status"] for o in outcomes] == ["complete", "complete"], outcomes
+    folder, outcomes = sweep.run_sweep(lab, lab_path, real_cache, tmp_path / "results", notify=notes.append)
+    assert [o.status for o in outcomes] == ["complete", "complete"], outcomes
     assert (folder / "comparison.html").is_file() and (folder / "comparison.md").is_file()
     assert any(note == f"comparison: {folder / 'comparison.html'}" for note in notes)
 
-    manifests = [json.loads((folder / o["dir"] / "manifest.json").read_text()) for o in outcomes]
-    summaries = [json.loads((folder / o["dir"] / "summary.json").read_text()) for o in outcomes]
+    manifests = [json.loads((folder / o.dir / "manifest.json").read_text()) for o in outcomes]
+    summaries = [json.loads((folder / o.dir / "summary.json").read_text()) for o in outcomes]
     # One kernel build for both variants: the lab kernel the other tests use, found in the cache.
-    assert {m["kernel"]["build_key"] for m in manifests} == {kernel_build.info["key"]}
+    assert {m["kernel"]["build_key"] for m in manifests} == {kernel_build.info.key}
     assert [m["lab"]["zram"]["comp_algorithm"] for m in manifests] == ["lzo-rle", "zstd"]
     assert [m["sweep"]["params"] for m in manifests] == [{"zram.comp_algorithm": "lzo-rle"},
                                                          {"zram.comp_algorithm": "zstd"}]
@@ -51,11 +49,11 @@ def test_sweep_of_two_compressors_writes_a_comparison_from_the_runs(kernel_build
 
     table = (folder / "comparison.md").read_text()
     for outcome, summary in zip(outcomes, summaries, strict=True):
-        row = next(line for line in table.splitlines() if line.startswith(f"| {outcome['dir']} |"))
-        assert f"| {outcome['params']['zram.comp_algorithm']} |" in row
+        row = next(line for line in table.splitlines() if line.startswith(f"| {outcome.dir} |"))
+        assert f"| {outcome.params['zram.comp_algorithm']} |" in row
         assert report.fmt(summary["compression_ratio"]) in row
         assert report.fmt(summary["pswpout_pages"]) in row
-        assert (folder / outcome["dir"] / "report.html").is_file()
+        assert (folder / outcome.dir / "report.html").is_file()
     html = (folder / "comparison.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "http://" not in html
     plan = json.loads((folder / "sweep.json").read_text())
@@ -65,17 +63,17 @@ def test_sweep_of_two_compressors_writes_a_comparison_from_the_runs(kernel_build
 @pytest.fixture(scope="session")
 def branch_kernel(debian_source, real_cache):
     """The branch-profile lab's kernel: 6.1 with CONFIG_PROFILE_ANNOTATED_BRANCHES (built once, then cached)."""
-    lab = load_lab(REPO / "labs" / "branch-profile.yaml")
+    lab = load_lab(LABS_DIR / "branch-profile.yaml")
     return build.build_kernel(debian_source, lab.kernel, real_cache, KCONFIG_DIR)
 
 
 @pytest.mark.vm
 @pytest.mark.slow
 def test_branch_profile_lab_counts_the_swapcache_annotation(branch_kernel, real_cache, tmp_path: Path) -> None:
-    lab_path = REPO / "labs" / "branch-profile.yaml"
-    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None)
+    lab_path = LABS_DIR / "branch-profile.yaml"
+    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None).folder
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["kernel"]["build_key"] == branch_kernel.info["key"]
+    assert manifest["status"] == "complete" and manifest["kernel"]["build_key"] == branch_kernel.info.key
     data = json.loads((folder / "branches.json").read_text())
     assert data["available"] is True
     question = data["question"]
@@ -96,11 +94,11 @@ def test_branch_profile_lab_counts_the_swapcache_annotation(branch_kernel, real_
 @pytest.mark.slow
 def test_branch_profile_on_a_kernel_without_the_option_says_so(kernel_build, real_cache, tmp_path: Path) -> None:
     # The lab kernel (no PROFILE_ANNOTATED_BRANCHES) with a small workload: the run completes and says why.
-    lab_path = REPO / "labs" / "branch-profile.yaml"
+    lab_path = LABS_DIR / "branch-profile.yaml"
     lab = _lab(lab_path, kernel__fragments=["guest-base", "zram", "tracing", "debug-info"],
                workloads=[{"name": "small", "memhog": {"size_mib": 16, "passes": 1}}])
     notes: list[str] = []
-    folder = run.run_lab(lab, lab_path, real_cache, tmp_path / "results", notify=notes.append)
+    folder = run.run_lab(lab, lab_path, real_cache, tmp_path / "results", notify=notes.append).folder
     data = json.loads((folder / "branches.json").read_text())
     assert data["available"] is False and "CONFIG_PROFILE_ANNOTATED_BRANCHES" in data["why"]
     assert data["swap_path"] == [] and data["question"] is None

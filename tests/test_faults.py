@@ -22,6 +22,8 @@ from kernlab import build, guest, reliability, run, vm, zram
 from kernlab.cache import Cache, sha256_file, staging_dir
 from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
+from kernlab.paths import DEFAULT_LAB, REPO
+from kernlab.results import WorkloadRecord
 from tests.conftest import fake_kernel_makefile
 
 
@@ -83,7 +85,6 @@ def test_a_huge_file_and_a_huge_bad_value_give_short_errors(tmp_path: Path) -> N
     assert len(str(error.value)) < 500 and "(100,0" in str(error.value)
 
 
-REPO = Path(__file__).resolve().parent.parent
 TRACED = REPO / "tests" / "fixtures" / "results-6.1-sizing"
 
 
@@ -137,7 +138,8 @@ def test_an_unknown_chain_spec_fails_before_anything_is_fetched(tmp_path: Path) 
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "incomplete"
     assert manifest["why"].startswith(f"{lab_file}: chains.1.spec: no chain spec 'no-such-chain'")
-    assert "kernel" not in manifest and not (tmp_path / "cache" / "sources").exists()
+    assert manifest["failed_step"] == "kernel" and manifest["kernel"] is None
+    assert not (tmp_path / "cache" / "sources").exists()
 
 
 @pytest.mark.parametrize(("algorithm", "version", "dotconfig", "missing"), [
@@ -174,7 +176,7 @@ CONSOLES = REPO / "tests" / "fixtures" / "console"
 
 def test_a_failed_workload_names_the_real_cause() -> None:
     """Before: a guest panic and a killed QEMU read `workload X failed (exit -1): no stderr`."""
-    record = {"name": "hog", "exit_code": -1, "stderr": ""}
+    record = WorkloadRecord(name="hog", exit_code=-1, stderr="")
     panic = (CONSOLES / "sysrq-panic-6.1.log").read_text()
     assert run.workload_failure(record, panic, None) == \
         "workload hog failed (exit -1): guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash"
@@ -184,11 +186,12 @@ def test_a_failed_workload_names_the_real_cause() -> None:
     assert run.workload_failure(record, booted, "was killed by signal 9") == \
         "workload hog failed (exit -1): QEMU was killed by signal 9"
     oom = (CONSOLES / "oom-kill-6.1.log").read_text()
-    assert run.workload_failure({**record, "exit_code": 137}, oom, None).startswith(
+    assert run.workload_failure(record.model_copy(update={"exit_code": 137}), oom, None).startswith(
         "workload hog was killed by the OOM killer: Out of memory: Killed process")
-    assert run.workload_failure({**record, "exit_code": 2, "stderr": "a\nmemhog: bad size\n"}, booted, None) == \
+    assert run.workload_failure(
+        record.model_copy(update={"exit_code": 2, "stderr": "a\nmemhog: bad size\n"}), booted, None) == \
         "workload hog failed (exit 2): memhog: bad size"
-    assert run.workload_failure({**record, "exit_code": 0}, panic, None) is None
+    assert run.workload_failure(record.model_copy(update={"exit_code": 0}), panic, None) is None
 
 
 def fake_build(cache: Cache, key: str = "k1") -> Path:
@@ -233,7 +236,7 @@ def test_a_build_from_before_the_record_is_checked_by_its_bzimage_then_recorded(
 
 def test_a_damaged_cached_guest_image_is_rebuilt_the_same(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
-    lab = load_lab(REPO / "labs" / "zram-swap.yaml")
+    lab = load_lab(DEFAULT_LAB)
     first = guest.build_guest_image(lab, cache)
     first.path.write_bytes(first.path.read_bytes()[:-100])  # cut short
     again = guest.build_guest_image(lab, cache)
@@ -307,7 +310,7 @@ def test_a_killed_qemu_is_named_as_such(kernel_build, real_cache: Cache, tmp_pat
 
 
 def _image_in(root: str) -> tuple[str, str]:
-    image = guest.build_guest_image(load_lab(REPO / "labs" / "zram-swap.yaml"), Cache(Path(root)))
+    image = guest.build_guest_image(load_lab(DEFAULT_LAB), Cache(Path(root)))
     return image.keys.host_public, image.sha256
 
 

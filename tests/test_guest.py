@@ -13,8 +13,7 @@ from kernlab import guest
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.lab import parse_lab
-
-REPO = Path(__file__).resolve().parent.parent
+from kernlab.paths import REPO
 
 
 def test_newc_is_deterministic_and_readable_by_cpio(tmp_path: Path) -> None:

@@ -9,8 +9,7 @@ import pytest
 from kernlab import build, kconfig
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
-
-REPO = Path(__file__).resolve().parent.parent
+from kernlab.paths import KCONFIG_DIR
 
 
 def test_parse_fragment_with_guards() -> None:
@@ -59,11 +58,11 @@ def test_verify_reports_dropped_symbols_with_dependencies(tmp_path: Path) -> Non
 
 def test_missing_fragment_is_named(tmp_path: Path) -> None:
     with pytest.raises(KernlabError, match=r"kernel.fragments: no fragment 'nope'"):
-        kconfig.load_fragments(["nope"], REPO / "kconfigs")
+        kconfig.load_fragments(["nope"], KCONFIG_DIR)
 
 
 def test_shipped_fragments_parse() -> None:
-    requests = kconfig.load_fragments(KernelSpec().fragments, REPO / "kconfigs")
+    requests = kconfig.load_fragments(KernelSpec().fragments, KCONFIG_DIR)
     symbols = {r.symbol for r in requests}
     assert {"CONFIG_ZRAM", "CONFIG_ZSMALLOC", "CONFIG_SWAP", "CONFIG_CRYPTO", "CONFIG_VM_EVENT_COUNTERS",
             "CONFIG_FUNCTION_GRAPH_TRACER", "CONFIG_UNWINDER_ORC", "CONFIG_KPROBE_EVENTS",

@@ -8,8 +8,7 @@ import pytest
 
 from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
-
-REPO = Path(__file__).resolve().parent.parent
+from kernlab.paths import LABS_DIR
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -18,7 +17,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("lab", sorted((REPO / "labs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("lab", sorted(LABS_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_labs_load(lab: Path) -> None:
     assert load_lab(lab).name
 

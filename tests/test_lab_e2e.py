@@ -9,8 +9,7 @@ import pytest
 
 from kernlab import run
 from kernlab.lab import load_lab
-
-REPO = Path(__file__).resolve().parent.parent
+from kernlab.paths import DEFAULT_LAB, LABS_DIR, REPO
 
 
 @pytest.mark.vm
@@ -19,9 +18,9 @@ def test_default_lab_swaps_and_proves_the_chains(kernel_build, real_cache, tmp_p
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # No network: the lab's 5.15 is neither cached nor reachable, so it must fall back to debian:6.1 and say so.
     monkeypatch.setenv("KERNLAB_OFFLINE", "1")
-    lab_path = REPO / "labs" / "zram-swap.yaml"
+    lab_path = DEFAULT_LAB
     notes: list[str] = []
-    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=notes.append)
+    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=notes.append).folder
 
     for name in ("manifest.json", "summary.json", "chains.json", "console.log", "samples.jsonl", "lab.yaml",
                  "System.map", "zram-setup.txt", "workloads/shared-hog.json", "workloads/private-hog.json",
@@ -73,8 +72,8 @@ PROVEN = ("observed", "inlined", "tail call")
 def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, real_cache, tmp_path: Path) -> None:
     """The article's kernel, built by kernlab from the local 5.15.135 tarball: every chain as expected, and
     every function line of the article's two code blocks proved, its two indirect calls read from vmlinux."""
-    lab_path = REPO / "labs" / "zram-swap-5.15.yaml"
-    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None)
+    lab_path = LABS_DIR / "zram-swap-5.15.yaml"
+    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None).folder
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "complete", manifest.get("why")
     assert manifest["kernel"]["version"] == "5.15.135"

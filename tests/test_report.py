@@ -14,6 +14,8 @@ import pytest
 
 from kernlab import plots, report
 from kernlab.errors import KernlabError
+from kernlab.report import render
+from kernlab.results import Manifest, ResultsFolder
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TRACED = FIXTURES / "results-6.1-sizing"
@@ -91,7 +93,7 @@ def test_plot_files_exist_and_markdown_points_at_them(traced_report: Path) -> No
 
 
 def test_plots_are_deterministic() -> None:
-    samples = report.load_results(TRACED).samples
+    samples = ResultsFolder.open(TRACED).samples()
     assert plots.swap_rates_png(samples) == plots.swap_rates_png(samples)
 
 
@@ -109,8 +111,8 @@ def test_counter_rates_and_ratios_from_samples() -> None:
 
 
 def test_workload_spans_follow_the_recorded_durations(traced_report: Path) -> None:
-    run = report.load_results(TRACED)
-    seconds = run.summary["workload_seconds"]
+    run = report.RunFiles.read(TRACED)
+    seconds = run.summary.workload_seconds
     shared, private = seconds["shared-hog"], seconds["private-hog"]
     assert report.workload_spans(run) == [("shared-hog", 0.0, shared), ("private-hog", shared, shared + private)]
     md = (traced_report / "report.md").read_text()
@@ -136,21 +138,30 @@ def test_incomplete_run_without_samples_still_reports_why(tmp_path: Path) -> Non
     assert "data:image/png" not in page and not (folder / "plots").exists()
 
 
-def test_empty_folder_gives_a_report_of_unknowns(tmp_path: Path) -> None:
+def test_an_empty_manifest_gives_a_report_of_unknowns(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
     report.write_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "status unknown: no reason recorded" in md
     assert "| QEMU version | unknown |" in md
+    assert "| zram compressor | unknown |" in md and "| VM | unknown CPUs, unknown |" in md
+    assert "The lab names no call chains." in md
+
+
+def test_a_folder_without_a_manifest_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(KernlabError, match="not a results folder"):
+        report.write_report(tmp_path)
+    assert not (tmp_path / "report.html").exists()
 
 
 def test_partial_last_sample_line_is_ignored_but_a_bad_middle_line_is_an_error(tmp_path: Path) -> None:
     folder = copy_run(TRACED, tmp_path / "run")
     lines = (TRACED / "samples.jsonl").read_text().splitlines()
     (folder / "samples.jsonl").write_text("\n".join(lines) + '\n{"t": 150.1, "mm.orig')
-    assert len(report.load_results(folder).samples) == len(lines)
+    assert len(report.RunFiles.read(folder).samples) == len(lines)
     (folder / "samples.jsonl").write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
     with pytest.raises(KernlabError, match=r"samples\.jsonl:2: not valid JSON"):
-        report.load_results(folder)
+        report.write_report(folder)
 
 
 def test_malformed_summary_is_an_error_naming_the_file(tmp_path: Path) -> None:
@@ -210,7 +221,7 @@ def test_branch_profile_is_rendered_with_answer_and_numbers(tmp_path: Path) -> N
     md = (folder / "report.md").read_text()
     page = (folder / "report.html").read_text()
     question = BRANCHES["question"]
-    assert BRANCHES["answer"] in md
+    assert BRANCHES["answer"] in md.split("## Figures")[0]  # the answer is said at the top
     assert "a swap-cache page &lt; often &gt; than" in page
     shared = question["per_workload"]["shared-hog"]
     wrong = 100 * shared["incorrect"] / (shared["correct"] + shared["incorrect"])
@@ -232,16 +243,16 @@ def test_unavailable_branch_profile_says_why_instead_of_zeros(tmp_path: Path) ->
     (folder / "branches.json").write_text(json.dumps({"available": False, "why": why, "question": None}))
     report.write_report(folder)
     md = (folder / "report.md").read_text()
-    section = md.split("## Branch profile")[1]
-    assert f"Branch profile not available: {why}" in section
-    assert "% wrong" not in section and "| 0 |" not in section
+    assert f"Branch profile not available: {why}" in md.split("## Figures")[0]
+    assert "## Branch profile" not in md and "% wrong" not in md
     assert f"Branch profile not available: {why}" in (folder / "report.html").read_text()
 
 
 def test_chains_absent_when_tracing_was_disabled() -> None:
-    run = report.load_results(UNTRACED)
-    assert "Tracing was disabled for this run" in report.render_markdown(run, {})
-    assert "Tracing was disabled for this run" in report.render_html(run, {})
+    view = report.run_view(report.RunFiles.read(UNTRACED))
+    assert "Tracing was disabled for this run" in report.render_markdown(view)
+    assert "Tracing was disabled for this run" in report.render_html(view, {})
+    assert "## Call chains" not in report.render_markdown(view)
 
 
 def test_settings_diff_ignores_the_name_and_sees_lists_and_absent_keys() -> None:
@@ -310,7 +321,7 @@ def test_failed_rendering_leaves_no_report(tmp_path: Path, monkeypatch: pytest.M
     def broken(*args, **kwargs):
         raise RuntimeError("renderer broke")
 
-    monkeypatch.setattr(report, "render_html", broken)
+    monkeypatch.setattr(render, "render_html", broken)
     with pytest.raises(RuntimeError, match="renderer broke"):
         report.write_report(folder)
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
@@ -318,31 +329,32 @@ def test_failed_rendering_leaves_no_report(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.undo()
     report.write_report(folder)
     written = (folder / "report.html").read_text()
-    monkeypatch.setattr(report, "render_html", broken)
+    monkeypatch.setattr(render, "render_html", broken)
     with pytest.raises(RuntimeError):
         report.write_report(folder)
     assert (folder / "report.html").read_text() == written  # the previous report survives intact
 
 
 def test_kernel_fallback_is_said_at_the_top() -> None:
-    run = report.load_results(TRACED)
-    run.manifest["kernel"].update(fallback_from="5.15.177", fallback_reason="cdn.kernel.org unreachable")
-    md = report.render_markdown(run, {})
-    top = md.split("## Setup")[0]
+    run = report.RunFiles.read(TRACED)
+    assert run.manifest.kernel is not None
+    run.manifest.kernel.fallback_from, run.manifest.kernel.fallback_reason = "5.15.177", "cdn.kernel.org unreachable"
+    view = report.run_view(run)
+    top = report.render_markdown(view).split("## Verdicts")[0]
     assert "asked for 5.15.177, ran debian:6.1 (cdn.kernel.org unreachable)" in top
-    assert "asked for 5.15.177, ran debian:6.1" in report.render_html(run, {})
+    assert "asked for 5.15.177, ran debian:6.1" in report.render_html(view, {}).split("<h2>Verdicts")[0]
 
 
 def test_a_run_without_a_recorded_lab_does_not_widen_the_diff(tmp_path: Path) -> None:
-    traced, untraced = report.load_results(TRACED), report.load_results(UNTRACED)
-    early = report.RunData(folder=tmp_path / "early", manifest={"status": "incomplete", "why": "kernel build failed"})
+    traced, untraced = report.RunFiles.read(TRACED), report.RunFiles.read(UNTRACED)
+    early = report.RunFiles(tmp_path / "early", Manifest(status="incomplete", why="kernel build failed"))
     keys, rows = report.comparison_rows([traced, untraced, early, (tmp_path / "bad", "x: not valid JSON")], tmp_path)
     assert keys == ["tracing.enabled"]
     assert [row.params for row in rows] == [
-        ["tracing.enabled=true"],
-        ["tracing.enabled=false"],
-        ["tracing.enabled=unset"],
-        ["?"],
+        ("tracing.enabled=true",),
+        ("tracing.enabled=false",),
+        ("tracing.enabled=unset",),
+        ("?",),
     ]
     assert [row.complete for row in rows] == [True, True, False, False]
     assert rows[2].status == "INCOMPLETE: kernel build failed" and rows[3].status == "unreadable: x: not valid JSON"
@@ -370,3 +382,50 @@ def test_trees_are_drawn_as_the_article_writes_them(tmp_path: Path) -> None:
     assert ('<tr class="v-inlined"><td class="fn" style="padding-left: 13.0rem">zram_get_handle</td>'
             '<td class="verdict">inlined into __zram_bvec_read</td><td class="num">-</td>') in page
     assert "mapping-&gt;a_ops-&gt;writepage =&gt; swap_writepage" in page
+
+
+def test_the_answer_leads_and_the_setup_follows(traced_report: Path) -> None:
+    md = (traced_report / "report.md").read_text()
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings == ["## Verdicts", "## Figures", "## Call chains", "## Setup", "## All figures"]
+    top = md.split("## Figures")[0]
+    assert "| `pageout` | holds | 227,564 | expected to hold: ok |" in top
+    assert "| `wrong-read-under-writepage` | does not hold | 0 | expected not to hold: ok |" in top
+    page = (traced_report / "report.html").read_text()
+    positions = [page.index(f"<h2>{name}</h2>") for name in ("Verdicts", "Figures", "Call chains", "Setup")]
+    assert positions == sorted(positions)
+
+
+def test_failed_step_lost_events_and_escaping(tmp_path: Path) -> None:
+    folder = copy_run(TRACED, tmp_path / "run")
+    (folder / "samples.jsonl").unlink()
+    manifest = read_json(folder / "manifest.json")
+    manifest.update(status="incomplete", why="guest did not answer SSH", failed_step="boot")
+    manifest["lab"]["description"] = "Does <script>alert(1)</script> run?"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    chains = read_json(folder / "chains.json")
+    chains["lost_events"] = 1234
+    chains["chains"][0]["name"] = "a|b"
+    (folder / "chains.json").write_text(json.dumps(chains))
+    workload = read_json(folder / "workloads" / "shared-hog.json")
+    workload["command"] = "memhog | tee\nlog"
+    (folder / "workloads" / "shared-hog.json").write_text(json.dumps(workload))
+    report.write_report(folder)
+    md, page = (folder / "report.md").read_text(), (folder / "report.html").read_text()
+    top = md.split("## Verdicts")[0]
+    assert "> **Status: INCOMPLETE: guest did not answer SSH (failed step: boot)**" in top
+    assert "1,234 trace events were lost" in top
+    assert "| `a\\|b` | holds |" in md and "| shared-hog | memhog \\| tee log | 0 |" in md
+    assert "Does &lt;script&gt;alert(1)&lt;/script&gt; run?" in page and "<script" not in page
+    assert "1,234 trace events were lost" in page.split("<h2>Verdicts")[0]
+    assert "(failed step: boot)" in page and '<p class="status warning">' in page
+
+
+def test_chains_only_in_the_manifest_still_give_verdicts(tmp_path: Path) -> None:
+    folder = copy_run(TRACED, tmp_path / "run")
+    (folder / "samples.jsonl").unlink()
+    (folder / "chains.json").unlink()
+    report.write_report(folder)
+    md = (folder / "report.md").read_text()
+    assert "| `pageout` | holds | 227,564 | expected to hold: ok |" in md
+    assert "(no per-function detail: chains.json is missing)" in md

@@ -19,7 +19,6 @@ from kernlab.cache import Cache, stable_key
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
 
-REPO = Path(__file__).resolve().parent.parent
 MAKEFILE = "VERSION = 5\nPATCHLEVEL = 15\nSUBLEVEL = 999\nEXTRAVERSION =\nNAME = Test\n"
 
 

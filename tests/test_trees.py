@@ -10,7 +10,7 @@ import pytest
 
 from kernlab import chains, specs
 from kernlab.errors import KernlabError
-from kernlab.verify import load_evidence, verify_results
+from kernlab.evidence import load_evidence, verify_results
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_515 = FIXTURES / "results-5.15.135-shared"

@@ -10,6 +10,7 @@ import pytest
 
 from kernlab import vm
 from kernlab.lab import VmSpec
+from kernlab.paths import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures" / "console"
 
@@ -141,10 +142,9 @@ def test_sigterm_to_kernlab_reaps_qemu(kernel_build, image, real_cache, tmp_path
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parent.parent
     process = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(kernel_build.bzimage),
                                 str(tmp_path / "console.log"), str(real_cache.root)],
-                               cwd=repo, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+                               cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         pid = int(process.stdout.readline())
         assert pid_alive(pid)

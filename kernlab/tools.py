@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kernlab.errors import KernlabError
 
-log = logging.getLogger("kernlab")
+log = logging.getLogger(__name__)
 
 
 def require_tool(name: str, package: str) -> str:

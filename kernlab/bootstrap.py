@@ -1,6 +1,6 @@
 """One-time machine setup (stdlib only, so it runs before anything is installed): Debian packages and the venv.
 
-    sudo python3 -m kernlab.setup        # apt-get packages, then .venv with kernlab and its dev tools
+    sudo python3 -m kernlab.bootstrap        # apt-get packages, then .venv with kernlab and its dev tools
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from kernlab.paths import REPO
 
 # What kernlab runs on the host, by the Debian package that has it.
 DEBIAN_PACKAGES = [
@@ -35,7 +34,7 @@ def main(argv: list[str]) -> int:
     skip_apt = "--no-apt" in argv
     if not skip_apt:
         if os.geteuid() != 0:
-            print("kernlab.setup: apt-get needs root: run `sudo python3 -m kernlab.setup` (or pass --no-apt)",
+            print("kernlab.bootstrap: apt-get needs root: run `sudo python3 -m kernlab.bootstrap` (or pass --no-apt)",
                   file=sys.stderr)
             return 1
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")

@@ -1,4 +1,5 @@
-"""Chain verification over a results folder, no VM: load its evidence, verify the lab's chains, write chains.json.
+"""A run's evidence and its verification, no VM: hist stacks, System.map and vmlinux facts from a results folder,
+the lab's chains verified against them (kernlab.chains) and written to chains.json.
 
 What needs vmlinux (inline records at return sites, inline trees, ops structures) is read from it once,
 while it is at hand, and kept in the folder's trace/ so later verifications run offline.
@@ -11,20 +12,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 from kernlab import chains, specs, trace, vmlinux
-from kernlab.cache import load_json_object, write_json_atomic
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab, parse_lab
+from kernlab.results import ChainsFile, FactTable, Manifest, ResultsFolder
 from kernlab.trace import Frame
 
+WHY_NOT_COLLECTED = "the run stopped before it was collected, or the folder was cut short"
 
-def recorded(path: Path, wanted: Iterable[str], compute: Callable[[list[str]], dict] | None) -> dict:
-    """A JSON table of facts about vmlinux kept in the results folder, topped up from vmlinux when at hand."""
-    table: dict = load_json_object(path) if path.exists() else {}
+
+def recorded(folder: ResultsFolder, table_name: FactTable, wanted: Iterable[str],
+             compute: Callable[[list[str]], dict] | None) -> dict:
+    """A table of facts about vmlinux kept in the results folder, topped up from vmlinux when at hand."""
+    table = folder.fact_table(table_name)
     missing = sorted(set(wanted) - table.keys())
     if missing and compute is not None:
         table.update(compute(missing))
-        write_json_atomic(path, table)
+        folder.write_fact_table(table_name, table)
     return table
 
 
@@ -68,42 +72,36 @@ def lab_chains(lab: Lab, version: str) -> list[tuple[specs.ResolvedChain, str]]:
     return [(specs.resolve_chain(use.spec, version), use.expect) for use in lab.chains]
 
 
-def run_manifest(results: Path) -> dict:
-    """A finished or stopped run's manifest, with the keys verification needs; one-line errors otherwise."""
-    if not results.is_dir():
-        raise KernlabError(f"{results}: no such results folder")
-    manifest = load_json_object(results / "manifest.json")
-    if not isinstance(manifest.get("lab"), dict):
-        raise KernlabError(f"{results / 'manifest.json'}: no lab: not a kernlab run manifest")
-    if not isinstance(manifest.get("kernel"), dict):
-        raise KernlabError(f"{results / 'manifest.json'}: no kernel (the run stopped before its kernel was built)")
-    if not manifest["kernel"].get("version"):
-        raise KernlabError(f"{results / 'manifest.json'}: kernel.version: missing")
+def run_manifest(folder: ResultsFolder) -> Manifest:
+    """A finished or stopped run's manifest, with what verification needs; one-line errors otherwise."""
+    manifest = folder.manifest()
+    where = folder.file("manifest.json")
+    if not manifest.lab:
+        raise KernlabError(f"{where}: no lab: not a kernlab run manifest")
+    if manifest.kernel is None:
+        raise KernlabError(f"{where}: no kernel (the run stopped before its kernel was built)")
+    if not manifest.kernel.version:
+        raise KernlabError(f"{where}: kernel.version: missing")
     return manifest
 
 
-def _results_text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError as error:
-        raise KernlabError(f"{path}: {error.strerror}: the run stopped before it was collected, or the folder "
-                           "was cut short") from None
-
-
-def load_evidence(results: Path, resolved: list[specs.ResolvedChain], manifest: dict | None = None) -> chains.Evidence:
-    manifest = manifest or run_manifest(results)
+def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedChain],
+                  manifest: Manifest | None = None) -> chains.Evidence:
+    folder = results if isinstance(results, ResultsFolder) else ResultsFolder.open(results)
+    manifest = manifest or run_manifest(folder)
     histograms = {}
-    for path in sorted((results / "trace" / "hist").glob("*.hist")):
-        histograms[path.stem] = trace.parse_hist(path.stem, _results_text(path))
+    for path in folder.hist_paths():
+        histograms[path.stem] = trace.parse_hist(path.stem, folder.text(f"trace/hist/{path.name}", WHY_NOT_COLLECTED))
     if not histograms:
-        raise KernlabError(f"{results}: no trace/hist/*.hist: the lab ran without chains or tracing")
-    symbols = SymbolTable.parse(_results_text(results / "System.map"))
-    binary: Path | None = Path(manifest["kernel"].get("build_dir") or "/nonexistent") / "vmlinux"
+        raise KernlabError(f"{folder.path}: no trace/hist/*.hist: the lab ran without chains or tracing")
+    symbols = SymbolTable.parse(folder.text("System.map", WHY_NOT_COLLECTED))
+    assert manifest.kernel is not None  # run_manifest refuses a manifest without one
+    binary: Path | None = Path(manifest.kernel.build_dir or "/nonexistent") / "vmlinux"
     if not binary.exists():
         binary = None
     frames = {str(frame) for h in histograms.values() for count in h.stacks for frame in count.stack
               if symbols.return_site(frame) is not None}
-    inline_table = recorded(results / "trace" / "inline.json", frames, _inline_records(symbols, binary))
+    inline_table = recorded(folder, "inline", frames, _inline_records(symbols, binary))
 
     def inlined_at(frame: Frame) -> list[str]:
         return inline_table.get(str(frame), [])
@@ -113,10 +111,10 @@ def load_evidence(results: Path, resolved: list[specs.ResolvedChain], manifest: 
     # function was inlined into on these stacks (a line no stack can show is proved inside them).
     hosts = {Frame.parse(site).name for site, names in inline_table.items() if functions & set(names)}
     wanted = sorted(name for name in functions | hosts if symbols.has_function(name))
-    trees = recorded(results / "trace" / "inline-trees.json", wanted, _inline_trees(binary))
+    trees = recorded(folder, "inline_trees", wanted, _inline_trees(binary))
     claims = {f"{claim.ops}.{claim.member}": claim for chain in resolved for claim in chain.indirect.values()}
-    ops = recorded(results / "trace" / "ops.json", claims, _ops(binary, claims)) if claims else {}
-    available = _results_text(results / "trace" / "available_filter_functions")
+    ops = recorded(folder, "ops", claims, _ops(binary, claims)) if claims else {}
+    available = folder.text("trace/available_filter_functions", WHY_NOT_COLLECTED)
     return chains.Evidence(
         histograms=histograms, traceable=set(trace.traceable_symbols(available)),
         has_symbol=symbols.has_function, is_noinstr=symbols.is_noinstr, inlined_at=inlined_at,
@@ -125,14 +123,16 @@ def load_evidence(results: Path, resolved: list[specs.ResolvedChain], manifest: 
         ops={key: value for key, value in ops.items() if key in claims})
 
 
-def verify_results(results: Path) -> list[chains.ChainResult]:
+def verify_results(results: Path | ResultsFolder) -> list[chains.ChainResult]:
     """Verify every chain the lab names against the folder's evidence; writes chains.json."""
-    manifest = run_manifest(results)
-    lab = parse_lab(manifest["lab"], f"{results / 'manifest.json'}: lab")
-    version = manifest["kernel"]["version"]
+    folder = results if isinstance(results, ResultsFolder) else ResultsFolder.open(results)
+    manifest = run_manifest(folder)
+    assert manifest.kernel is not None and manifest.kernel.version
+    lab = parse_lab(manifest.lab, f"{folder.file('manifest.json')}: lab")
+    version = manifest.kernel.version
     uses = lab_chains(lab, version)
-    evidence = load_evidence(results, [chain for chain, _ in uses], manifest)
+    evidence = load_evidence(folder, [chain for chain, _ in uses], manifest)
     outcome = [chains.verify_chain(chain, evidence, expect) for chain, expect in uses]
-    write_json_atomic(results / "chains.json", {"kernel": version, "lost_events": evidence.lost_events,
-                                                "chains": [r.as_dict() for r in outcome]})
+    folder.write(ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
+                                                   "chains": [r.as_dict() for r in outcome]}))
     return outcome

@@ -1,0 +1,80 @@
+"""`inv bench`: speed figures as JSON (cold and warm lab runs, kernel build, boot, tracing cost, verification
+throughput, the fault suite). Speed targets live in these figures, never in timed test asserts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kernlab import build, reliability, source, trace
+from kernlab.cache import Cache
+from kernlab.evidence import verify_results
+from kernlab.guest import build_guest_image
+from kernlab.lab import Lab
+from kernlab.paths import KCONFIG_DIR, REPO
+from kernlab.results import ResultsFolder
+from kernlab.run import run_lab
+
+
+def _inv(*args: str, env: dict[str, str]) -> float:
+    """Seconds one `inv` command takes in a fresh process (start-up included, as a user sees it)."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return round(time.monotonic() - started, 2)
+
+
+def _workload_seconds(folder: ResultsFolder) -> float:
+    summary = folder.summary()
+    return sum(summary.workload_seconds.values()) if summary else 0.0
+
+
+def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm: ResultsFolder,
+                    kernel: str | None) -> dict[str, Any]:
+    """What tracing costs the workloads, and how fast verification reads the evidence back."""
+    untraced_lab = lab.model_copy(update={"tracing": lab.tracing.model_copy(update={"enabled": False})})
+    plain = run_lab(untraced_lab, lab_path, cache, results, kernel=kernel, notify=lambda _: None)
+    with_s, without_s = _workload_seconds(warm), _workload_seconds(ResultsFolder(plain.folder))
+    started = time.monotonic()
+    verify_results(warm)
+    seconds = time.monotonic() - started
+    hists = warm.hist_paths()
+    lines = sum(len(path.read_text().splitlines()) for path in hists)
+    events = sum(trace.parse_hist(path.stem, path.read_text()).hits for path in hists)
+    return {"workload_s_traced": with_s, "workload_s_untraced": without_s,
+            "tracing_overhead_x": round(with_s / without_s, 2) if without_s else None,
+            "verify_s": round(seconds, 3), "verify_trace_lines_per_s": round(lines / seconds),
+            "verify_traced_events_per_s": round(events / seconds)}
+
+
+def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None, cold: bool = True) -> dict:
+    """Benchmark figures; with cold, the first lab runs from an empty cache (kernel build without ccache)."""
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "lab": str(lab_path), "cold": cold}
+    with tempfile.TemporaryDirectory(prefix="kernlab-bench-") as scratch:
+        cache = Cache(Path(scratch) / "cache") if cold else user_cache
+        results = Path(scratch) / "results"
+        env = dict(os.environ, **({"CCACHE_DISABLE": "1"} if cold else {}))
+        common = ["--lab", str(lab_path), "--cache", str(cache.root)] + (["--kernel", kernel] if kernel else [])
+        figures["lab_cold_s" if cold else "lab_first_s"] = _inv("lab", *common, "--results", str(results), env=env)
+        used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=lambda _: None)
+        figures["kernel_build_s"] = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR).info.get("duration_s")
+        figures["kernel_noop_rebuild_s"] = _inv("kernel.build", *common, env=env)
+        figures["lab_warm_s"] = _inv("lab", *common, "--results", str(results), env=env)
+        warm = ResultsFolder.open(sorted((results / lab.name).iterdir())[-1])
+        manifest = warm.manifest()
+        figures["boot_to_ssh_ready_s"] = manifest.boot.ssh_ready_s if manifest.boot else None
+        figures["accel"] = manifest.accel.model_dump() if manifest.accel else None
+        started = time.monotonic()
+        build_guest_image(lab, Cache(Path(scratch) / "image-only"))
+        figures["guest_image_build_s"] = round(time.monotonic() - started, 2)
+        if lab.chains and lab.tracing.enabled:
+            figures |= tracing_figures(lab, lab_path, cache, results, warm, kernel)
+    # The fault suite over the user's cache: what it breaks it breaks in temporary caches of its own, so the
+    # entries it finds here must all still be here after.
+    figures["reliability"] = reliability.fault_suite_figures(user_cache)
+    return figures

@@ -1,0 +1,258 @@
+"""What a run says about its call chains and branch profile, as views every format draws the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kernlab.chains import shown_text
+from kernlab.report.format import Cell, Table, fmt, table, verdict_style
+from kernlab.results import (
+    BranchCounts,
+    BranchesFile,
+    BranchSiteRecord,
+    ChainRecord,
+    ChainsFile,
+    FunctionVerdictRecord,
+    LeafRecord,
+    LineRecord,
+    Manifest,
+)
+
+NO_DETAIL = "(no per-function detail: chains.json is missing)"
+NO_FUNCTIONS = "(no functions)"
+NO_QUESTION_SITE = "No question site was found in the profile."
+TRACING_DISABLED = "Tracing was disabled for this run: no call chains were verified."
+NO_CHAINS_IN_LAB = "The lab names no call chains."
+NO_CHAINS_FILE = "No chain verification results (chains.json is missing: the run may have stopped before verifying)."
+EXPECT_TEXT = {"hold": "expected to hold", "not-hold": "expected not to hold",
+               "report": "no expectation (reported only)"}
+
+
+def holds_text(holds: bool) -> str:
+    return "holds" if holds else "does not hold"
+
+
+def lost_events_text(lost: int) -> str:
+    return f"{lost:,} trace events were lost: a missing function may have been lost rather than absent."
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    """A chain's answer in one line: does it hold, on how many stacks, and was that what the lab expected."""
+
+    name: str
+    holds: bool
+    hits: str
+    expect: str
+    ok: bool
+
+    @property
+    def holds_text(self) -> str:
+        return holds_text(self.holds)
+
+    @property
+    def expect_text(self) -> str:
+        return EXPECT_TEXT.get(self.expect, f"expected {self.expect}")
+
+    @property
+    def outcome(self) -> str:
+        """ok / FAILED against the lab's expectation (kernlab exits 3 on FAILED)."""
+        return "reported only" if self.expect == "report" else "ok" if self.ok else "FAILED"
+
+    @property
+    def header(self) -> str:
+        """"holds, 227,564 hits; expected to hold: as expected"."""
+        verdict = "reported only" if self.expect == "report" else "as expected" if self.ok else "NOT as expected"
+        return f"{self.holds_text}, {self.hits} hits; {self.expect_text}: {verdict}"
+
+
+@dataclass(frozen=True)
+class IndirectView:
+    call: str
+    claim: str
+    status: str
+    evidence: str
+
+    @property
+    def colour(self) -> str:
+        return "green" if self.status == "resolved" else "yellow" if self.status == "not checked" else "red"
+
+
+@dataclass(frozen=True)
+class TreeLineView:
+    """One documented line with its verdict; text has the name this kernel uses when a variant renamed it."""
+
+    depth: int
+    text: str
+    verdict: str
+    label: str
+    hits: str
+    evidence: str
+    indirect: IndirectView | None
+
+    @property
+    def css(self) -> str:
+        return verdict_style(self.verdict).css
+
+    @property
+    def full_evidence(self) -> str:
+        """The evidence with the indirect call's claim and its check, when the line has one."""
+        if self.indirect is None:
+            return self.evidence
+        i = self.indirect
+        return f"{self.evidence}; {i.claim}: {i.status} ({i.evidence})"
+
+
+@dataclass(frozen=True)
+class CallView:
+    function: str
+    verdict: str
+    label: str  # "inlined into zram_bvec_rw", "tail call", ...
+    evidence: str
+
+    @property
+    def css(self) -> str:
+        return verdict_style(self.verdict).css
+
+
+@dataclass(frozen=True)
+class LeafView:
+    leaf: str
+    holds: str
+    hits: str
+    by_task: str
+    calls: tuple[CallView, ...]
+
+
+@dataclass(frozen=True)
+class ChainView:
+    verdict: ChainVerdict
+    documented: str
+    notes: tuple[str, ...]
+    tree: tuple[TreeLineView, ...]  # empty in chains.json files from before call-tree specs: leaves then
+    leaves: tuple[LeafView, ...]
+    no_detail: str | None  # why there is neither a tree nor leaves
+
+
+def chain_verdict(chain: ChainRecord) -> ChainVerdict:
+    return ChainVerdict(name=chain.name, holds=chain.holds, hits=fmt(chain.hits), expect=chain.expect,
+                        ok=chain.expectation_met())
+
+
+def _indirect(data: Mapping[str, Any] | None) -> IndirectView | None:
+    if data is None:
+        return None
+    return IndirectView(*(str(data.get(key)) for key in ("call", "claim", "status", "evidence")))
+
+
+def tree_line_view(line: LineRecord) -> TreeLineView:
+    return TreeLineView(depth=line.depth, text=shown_text(line.text, line.function), verdict=line.verdict,
+                        label=line.label or function_label(line), hits=fmt(line.hits, none="-"),
+                        evidence=line.evidence, indirect=_indirect(line.indirect))
+
+
+def function_label(record: FunctionVerdictRecord | LineRecord) -> str:
+    if record.verdict == "inlined":
+        return f"inlined into {record.into}" if record.into else "inlined"
+    return record.verdict
+
+
+def leaf_view(leaf: LeafRecord) -> LeafView:
+    calls = tuple(CallView(f.function, f.verdict, function_label(f), f.evidence) for f in leaf.functions)
+    return LeafView(leaf=leaf.leaf, holds=holds_text(leaf.holds), hits=fmt(leaf.hits),
+                    by_task=fmt(leaf.by_task) if leaf.by_task else "no hits", calls=calls)
+
+
+def chain_records(chains: ChainsFile | None, manifest: Manifest) -> list[ChainRecord]:
+    """chains.json's chains; when only the manifest's verdicts survived, those (without evidence)."""
+    if chains is not None:
+        return chains.chains
+    return [ChainRecord(name=name, holds=o.holds, hits=o.hits, expect=o.expect, ok=o.ok)
+            for name, o in manifest.chains.items()]
+
+
+def chain_view(chain: ChainRecord) -> ChainView:
+    tree = tuple(tree_line_view(line) for line in chain.lines)
+    leaves = tuple(leaf_view(leaf) for leaf in chain.leaves)
+    return ChainView(verdict=chain_verdict(chain), documented=chain.documented, notes=tuple(chain.notes), tree=tree,
+                     leaves=leaves, no_detail=None if tree or leaves else NO_DETAIL)
+
+
+def chains_absent_text(manifest: Manifest) -> str:
+    tracing = manifest.lab.get("tracing")
+    if isinstance(tracing, Mapping) and tracing.get("enabled") is False:
+        return TRACING_DISABLED
+    return NO_CHAINS_FILE if manifest.lab.get("chains") else NO_CHAINS_IN_LAB
+
+
+def verdict_table(verdicts: list[ChainVerdict]) -> Table:
+    """The answer first: one row per chain."""
+    return table(("chain", "verdict", "hits", "expectation"), [
+        (Cell(v.name, code=True), Cell(v.holds_text, css="badge yes" if v.holds else "badge no"), v.hits,
+         Cell(v.expect_text if v.expect == "report" else f"{v.expect_text}: {v.outcome}",
+              css="" if v.expect == "report" else "badge ok" if v.ok else "badge bad"))
+        for v in verdicts])
+
+
+# ----- branches.json -----
+
+
+def percent_wrong(counts: BranchCounts | None) -> str:
+    if counts is None:
+        return "unknown"
+    total = counts.correct + counts.incorrect
+    return f"{100 * counts.incorrect / total:.1f} %" if total else "no hits"
+
+
+def counts_cells(counts: BranchCounts | None) -> tuple[str, str, str]:
+    if counts is None:
+        return "unknown", "unknown", "unknown"
+    return fmt(counts.correct), fmt(counts.incorrect), percent_wrong(counts)
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    function: str
+    where: str  # "mm/util.c:775"
+    annotation: str
+    source: str
+    counts: Table  # per workload and in total
+
+
+@dataclass(frozen=True)
+class BranchView:
+    """branches.json: the answer is said at the top, these tables in the detail."""
+
+    answer: str  # "Branch profile not available: ..." when the kernel could not count branches
+    available: bool
+    question: QuestionView | None
+    no_question: str | None
+    swap_path: Table | None
+
+
+def site_where(site: BranchSiteRecord) -> str:
+    return fmt(site.file) + (f":{site.line}" if site.line is not None else "")
+
+
+def question_view(site: BranchSiteRecord) -> QuestionView:
+    rows = [(name, *counts_cells(counts)) for name, counts in site.per_workload.items()]
+    return QuestionView(function=site.function, where=site_where(site), annotation=fmt(site.annotation),
+                        source=site.source or "",
+                        counts=table(("workload", "correct", "incorrect", "% wrong"),
+                                     [*rows, ("total", *counts_cells(site.total))]))
+
+
+def branch_view(branches: BranchesFile | None) -> BranchView | None:
+    if branches is None:
+        return None
+    if not branches.available:
+        return BranchView(answer=f"Branch profile not available: {branches.why or 'no reason recorded'}",
+                          available=False, question=None, no_question=None, swap_path=None)
+    question = question_view(branches.question) if branches.question else None
+    swap_path = table(("function", "site", "annotation", "correct", "incorrect", "% wrong", "source"), [
+        (s.function, site_where(s), fmt(s.annotation), *counts_cells(s.total), Cell(s.source or "", code=True))
+        for s in branches.swap_path]) if branches.swap_path else None
+    return BranchView(answer=f"Branch profile: {branches.answer}" if branches.answer else "", available=True,
+                      question=question, no_question=None if question else NO_QUESTION_SITE, swap_path=swap_path)

@@ -1,0 +1,169 @@
+"""Several runs side by side (a sweep, repeats, a rerun): one row per run labelled by the lab settings that differ,
+and bar charts over the complete ones."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from kernlab import plots
+from kernlab.experiment import flatten, is_number
+from kernlab.report.format import Cell, Table, fmt, table
+from kernlab.report.views import PlotView, RunFiles, status_of, workload_names
+from kernlab.results import Summary
+
+MIB = 1024 * 1024
+PAGE_SIZE = 4096
+COMPARISON_PLOTS: tuple[tuple[str, str], ...] = (
+    ("compare_compression_ratio", "Compression ratio"),
+    ("compare_swapout_throughput", "Swap-out throughput"),
+    ("compare_workload_seconds", "Workload time"),
+)
+NO_DIFFERING_SETTINGS = "none (repeats of one lab)"
+INCOMPLETE_NOT_PLOTTED = "Incomplete runs are in the table only, not in the plots."
+
+
+def total_workload_seconds(summary: Summary | Mapping[str, Any] | None) -> float | None:
+    seconds = summary.workload_seconds if isinstance(summary, Summary) else (summary or {}).get("workload_seconds")
+    values = [v for v in seconds.values() if is_number(v)] if isinstance(seconds, Mapping) else []
+    return round(sum(values), 2) if values else None
+
+
+def swapout_throughput(figures: Mapping[str, Any]) -> float | None:
+    """MiB swapped out per second of workload time; None when either side is unknown or zero."""
+    mib = figures.get("pswpout_mib")
+    if not is_number(mib):
+        pages = figures.get("pswpout_pages")
+        mib = pages * PAGE_SIZE / MIB if is_number(pages) else None
+    seconds = total_workload_seconds(figures)
+    return round(mib / seconds, 2) if mib is not None and seconds else None
+
+
+# The figures compared across runs: (column, value from summary.json's figures).
+FIGURE_COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
+    ("compression ratio", lambda f: f.get("compression_ratio")),
+    ("swap-out MiB/s", swapout_throughput),
+    ("peak orig MiB", lambda f: f.get("peak_orig_data_mib")),
+    ("peak compr MiB", lambda f: f.get("peak_compr_data_mib")),
+    ("pswpout pages", lambda f: f.get("pswpout_pages")),
+    ("pswpin pages", lambda f: f.get("pswpin_pages")),
+    ("workload s", total_workload_seconds),
+)
+
+
+def figure_cells(figures: Mapping[str, Any]) -> list[str]:
+    return [fmt(value(figures)) for _, value in FIGURE_COLUMNS]
+
+
+def _value_key(flat: Mapping[str, Any], key: str) -> str:
+    return json.dumps(flat[key], default=repr, sort_keys=True) if key in flat else "(unset)"
+
+
+def differing_settings(labs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Dotted keys whose value is not the same in every lab (absent counts as a value); the name is ignored."""
+    flats = [flatten(lab) for lab in labs]
+    keys = list(dict.fromkeys(key for flat in flats for key in flat))
+    return [key for key in keys if key != "name" and len({_value_key(flat, key) for flat in flats}) > 1]
+
+
+def setting_text(flat: Mapping[str, Any], key: str) -> str:
+    if key not in flat:
+        return "unset"
+    value = flat[key]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    folder: Path
+    params: tuple[str, ...]  # KEY=VALUE of the differing settings (and the folder's name for repeats)
+    values: tuple[str, ...]  # the differing settings' values, in the order of the table's columns
+    status: str
+    complete: bool
+    figures: Mapping[str, Any]
+    report_link: str | None  # relative to the comparison's folder
+    workload_order: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return "\n".join(self.params)
+
+
+def _row(run: RunFiles | tuple[Path, str], keys: Sequence[str], out_dir: Path) -> ComparisonRow:
+    if not isinstance(run, RunFiles):
+        folder, error = run
+        return ComparisonRow(folder=folder, params=("?",) * len(keys), values=("?",) * len(keys),
+                             status=f"unreadable: {error}", complete=False, figures={}, report_link=None)
+    flat = flatten(run.manifest.lab)
+    status = status_of(run.manifest)
+    report = run.folder / "report.html"
+    return ComparisonRow(folder=run.folder, params=tuple(f"{key}={setting_text(flat, key)}" for key in keys),
+                         values=tuple(setting_text(flat, key) for key in keys), status=status.text,
+                         complete=status.complete, figures=run.figures,
+                         report_link=Path(os.path.relpath(report, out_dir)).as_posix() if report.exists() else None,
+                         workload_order=tuple(workload_names(run)))
+
+
+def comparison_rows(runs: Sequence[RunFiles | tuple[Path, str]],
+                    out_dir: Path) -> tuple[list[str], list[ComparisonRow]]:
+    """(differing setting keys, one row per run); a (folder, error) pair stands for a run that could not be read."""
+    # A run that stopped before recording its lab would make every setting "differ": leave it out of the diff.
+    keys = differing_settings([run.manifest.lab for run in runs if isinstance(run, RunFiles) and run.manifest.lab])
+    rows = [_row(run, keys, out_dir) for run in runs]
+    # Runs with identical settings (repeats) still need telling apart.
+    labels = [row.params for row in rows]
+    return keys, [row if row.params and labels.count(row.params) == 1 else
+                  replace(row, params=(*row.params, row.folder.name)) for row in rows]
+
+
+def comparison_plots(rows: Sequence[ComparisonRow]) -> dict[str, bytes]:
+    """Bar charts over the complete runs that have the figure; incomplete runs stay out of plots."""
+    done = [row for row in rows if row.complete]
+    out: dict[str, bytes] = {}
+    for name, figure, title, unit in (
+        ("compare_compression_ratio", lambda f: f.get("compression_ratio"),
+         "zram compression ratio (orig_data / compr_data)", "ratio"),
+        ("compare_swapout_throughput", swapout_throughput,
+         "swap-out throughput (pswpout / total workload time)", "MiB/s"),
+    ):
+        bars = [(row, value) for row in done if is_number(value := figure(row.figures))]
+        if bars:
+            out[name] = plots.bar_chart_png([row.label for row, _ in bars], [v for _, v in bars], title, unit)
+    timed = [row for row in done if isinstance(row.figures.get("workload_seconds"), Mapping)
+             and row.figures["workload_seconds"]]
+    # The lab's order (the order they ran in), not summary.json's sorted keys.
+    names = list(dict.fromkeys([name for row in timed for name in row.workload_order]
+                               + [name for row in timed for name in row.figures["workload_seconds"]]))
+    if timed and names:
+        groups = {name: [v if is_number(v := row.figures["workload_seconds"].get(name)) else None for row in timed]
+                  for name in names}
+        out["compare_workload_seconds"] = plots.grouped_bar_chart_png(
+            [row.label for row in timed], groups, "workload time per run", "seconds")
+    return out
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    title: str
+    count: int
+    keys: tuple[str, ...]
+    no_keys: str | None
+    table: Table
+    incomplete_note: str | None
+    plots: tuple[PlotView, ...]
+
+
+def comparison_view(title: str, keys: Sequence[str], rows: Sequence[ComparisonRow],
+                    plotted: Sequence[str]) -> ComparisonView:
+    headers = ("run", *keys, "status", *(header for header, _ in FIGURE_COLUMNS), "report")
+    cells = [(row.folder.name, *row.values, row.status, *figure_cells(row.figures),
+              Cell("report.html", href=row.report_link) if row.report_link else "none") for row in rows]
+    return ComparisonView(
+        title=title, count=len(rows), keys=tuple(keys), no_keys=None if keys else NO_DIFFERING_SETTINGS,
+        table=table(headers, cells),
+        incomplete_note=INCOMPLETE_NOT_PLOTTED if any(not row.complete for row in rows) else None,
+        plots=tuple(PlotView(key, heading) for key, heading in COMPARISON_PLOTS if key in plotted))

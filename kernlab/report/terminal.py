@@ -1,0 +1,146 @@
+"""The report's views on the terminal (rich), for the `inv lab...` tasks: the same words, figures and verdict
+styles as report.md and report.html."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from kernlab import experiment
+from kernlab.errors import KernlabError
+from kernlab.experiment import Difference
+from kernlab.report.chainviews import (
+    chain_verdict,
+    counts_cells,
+    leaf_view,
+    site_where,
+    tree_line_view,
+)
+from kernlab.report.comparison import FIGURE_COLUMNS, figure_cells
+from kernlab.report.format import figure_rows, fmt, verdict_style
+from kernlab.report.views import NO_SUMMARY, fallback_note, status_of
+from kernlab.results import AccelRecord, BranchesFile, ChainRecord, KernelRecord, ResultsFolder, SweepVariant
+
+
+def print_summary(console: Console, folder: Path) -> None:
+    """The run's status (when it did not complete), a kernel fallback, and its key figures."""
+    results = ResultsFolder.open(folder)
+    manifest, summary = results.manifest(), results.summary()
+    kernel, accel = manifest.kernel or KernelRecord(), manifest.accel or AccelRecord()
+    status = status_of(manifest)
+    if not status.complete:
+        console.print(f"[red]status:[/] {escape(status.text)}")
+    if note := fallback_note(manifest):
+        console.print(f"[yellow]{escape(note)}[/]")
+    rows = figure_rows(summary.figures() if summary else {}, only_key_figures=True)
+    if not rows:
+        console.print(NO_SUMMARY)
+        return
+    table = Table(title=f"{manifest.lab_name or results.path.name}: linux {fmt(kernel.version)} "
+                        f"({fmt(kernel.source)}), accel {fmt(accel.used)}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+
+
+def _verdict_title(chain: ChainRecord) -> str:
+    v = chain_verdict(chain)
+    holds = f"[green]{v.holds_text}[/]" if v.holds else f"[red]{v.holds_text}[/]"
+    expectation = "" if v.expect == "report" else f" ({v.expect_text}: [{'green' if v.ok else 'red'}]{v.outcome}[/])"
+    return f"chain {escape(v.name)}: {holds}, {v.hits} hits{expectation}"
+
+
+def _styled(verdict: str, label: str, evidence: str) -> str:
+    return f"[{verdict_style(verdict).colour}]{escape(label)}[/]: [dim]{escape(evidence)}[/]"
+
+
+def print_chains(console: Console, chains: Sequence[ChainRecord]) -> None:
+    """Each chain as its documented tree, indented like the article, every line with its verdict and hits
+    (chains.json files from before call trees: each leaf's path)."""
+    for chain in chains:
+        table = Table(title=_verdict_title(chain), title_justify="left", box=box.SIMPLE_HEAD, expand=True)
+        # The tree reads like the article's code block; a long note line is cut here (the report has it whole).
+        table.add_column("documented line", no_wrap=True, overflow="ellipsis", max_width=52)
+        table.add_column("hits", justify="right", no_wrap=True)
+        table.add_column("verdict: evidence", overflow="fold", ratio=1)
+        tree = [tree_line_view(line) for line in chain.lines]
+        for t in tree:
+            table.add_row("  " * t.depth + escape(t.text), t.hits, _styled(t.verdict, t.label, t.evidence))
+        for leaf in [] if tree else [leaf_view(leaf) for leaf in chain.leaves]:
+            for index, call in enumerate(leaf.calls):
+                table.add_row(("↓ " if index else "") + escape(call.function), leaf.hits if not index else "",
+                              _styled(call.verdict, call.label, call.evidence))
+        console.print(table)
+        for t in tree:
+            if t.indirect:
+                i = t.indirect
+                console.print(f"  indirect call {escape(i.call)}: {escape(i.claim)}: [{i.colour}]{escape(i.status)}[/] "
+                              f"({escape(i.evidence)})")
+        for note in chain.notes:
+            console.print(f"  note: {escape(note)}")
+
+
+def print_branches(console: Console, branches: BranchesFile | Path | None) -> bool:
+    """The branch-profile answer (branches.json, or the results folder holding it), if the lab asked for one;
+    False when the kernel could not count branches."""
+    if isinstance(branches, Path):
+        branches = ResultsFolder.open(branches).branches()
+    if branches is None:
+        return True
+    if not branches.available:
+        console.print(f"[red]branch profile unavailable:[/] {escape(branches.why or 'no reason recorded')}")
+        return False
+    table = Table(title="annotated branches on the swap path (counted during the workloads)", title_justify="left")
+    for column in ("function", "source", "annotation", "correct", "incorrect", "% wrong"):
+        table.add_column(column, justify="right" if column in ("correct", "incorrect", "% wrong") else "left")
+    for site in branches.swap_path:
+        table.add_row(site.function, site_where(site), fmt(site.annotation), *counts_cells(site.total))
+    console.print(table)
+    console.print(f"[bold]answer:[/] {escape(branches.answer)}")
+    return True
+
+
+def _figures(folder: Path) -> dict:
+    try:
+        summary = ResultsFolder.open(folder).summary()
+    except KernlabError:
+        return {}
+    return summary.figures() if summary else {}
+
+
+def print_sweep(console: Console, folder: Path, variants: Sequence[SweepVariant], title: str) -> None:
+    """The variants a sweep ran, with their status and the figures the comparison report compares."""
+    table = Table(title=title, title_justify="left")
+    for column in ("variant", "status", *(header for header, _ in FIGURE_COLUMNS)):
+        table.add_column(column)
+    for variant in variants:
+        table.add_row(variant.label, variant.status + (f": {variant.why}" if variant.why else ""),
+                      *figure_cells(_figures(folder / variant.dir)))
+    console.print(table)
+
+
+def print_differences(console: Console, sections: Sequence[tuple[str, Sequence[Difference]]]) -> None:
+    """Tables of differences (kernlab.experiment.compare), one per (title, rows); "title: none" when empty."""
+    for title, rows in sections:
+        table = Table(title=title, title_justify="left")
+        for column in ("key", "A", "B", "change"):
+            table.add_column(column, overflow="fold", justify="right" if column == "change" else "left")
+        for row in rows:
+            table.add_row(row.key, str(row.a), str(row.b), row.change)
+        console.print(table if rows else f"{title}: none")
+
+
+def print_run_diff(console: Console, a: Path, b: Path) -> None:
+    """What differs between two runs (folders or their manifest.json): settings first, then figures."""
+    runs = [ResultsFolder.open(path) for path in (a, b)]
+    settings = experiment.compare(*(experiment.run_settings(run.manifest()) for run in runs))
+    figures = experiment.compare(*(experiment.flatten(_figures(run.path)) for run in runs), numbers_only=True)
+    print_differences(console, [(f"settings that differ: A={runs[0].path}  B={runs[1].path}", settings),
+                                ("figures", figures)])

@@ -1,0 +1,490 @@
+"""The results folder's contract: typed models of every JSON file a lab run writes, and the one reader and
+writer of them. No other module parses or writes the folder's JSON.
+
+A folder holds manifest.json (what ran, how it went, step timings), summary.json (figures from the samples),
+samples.jsonl, workloads/NAME.json, chains.json, branches.json, trace/ (probes.json, the vmlinux fact tables
+inline.json, inline-trees.json and ops.json, hist/*.hist) and text files. A sweep folder holds sweep.json and
+one results folder per variant.
+
+Files from older kernlab versions are read: every field added since the first release has a default. A folder
+written by a newer kernlab (a higher `format`) is refused with a message saying so.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kernlab.cache import check_child, write_bytes_atomic
+from kernlab.errors import KernlabError
+
+# Bump when a file changes meaning so that an older kernlab would misread it; new optional fields need no bump.
+FORMAT = 1
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
+SAMPLES = "samples.jsonl"
+CHAINS = "chains.json"
+BRANCHES = "branches.json"
+SWEEP = "sweep.json"
+PROBES = "trace/probes.json"
+WORKLOADS = "workloads"
+HIST_DIR = "trace/hist"
+# vmlinux facts kept beside the evidence so verification runs offline later (kernlab.evidence)
+FACT_TABLES = {"inline": "trace/inline.json", "inline_trees": "trace/inline-trees.json", "ops": "trace/ops.json"}
+FactTable = Literal["inline", "inline_trees", "ops"]
+
+RunStatus = Literal["running", "complete", "incomplete"]
+M = TypeVar("M", bound=BaseModel)
+
+
+class Record(BaseModel):
+    """A JSON object on disk: keys a newer kernlab added are kept when an older one rewrites the file."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# ----- manifest.json -----
+
+
+class KernelRecord(Record):
+    """The kernel a run used, as fetched and built."""
+
+    version: str | None = None
+    source: str | None = None  # the ref used, e.g. "5.15.135" or "tarball:/path"
+    origin: str | None = None  # URL, package or path it came from
+    sha256: str | None = None
+    fallback_from: str | None = None  # the ref the lab asked for when another was used
+    fallback_reason: str | None = None
+    build_dir: str | None = None
+    build_key: str | None = None
+    config_sha256: str | None = None
+    compiler: str | None = None
+    bzimage_sha256: str | None = None
+
+
+class GuestImageRecord(Record):
+    sha256: str | None = None
+    path: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)  # kernlab.guest's guest.json
+
+
+class AccelRecord(Record):
+    used: str | None = None  # kvm or tcg
+    why: str | None = None
+
+
+class BootRecord(Record):
+    console_ready_s: float | None = None
+    ssh_ready_s: float | None = None
+
+
+class HostRecord(Record):
+    machine: str | None = None
+    python: str | None = None
+    kernel: str | None = None
+    cpus: int | None = None
+
+
+class ChainOutcome(Record):
+    """A chain's verdict as the manifest keeps it (chains.json has the evidence)."""
+
+    holds: bool
+    hits: int
+    expect: str
+    ok: bool | None = None
+
+
+class BranchProfileRecord(Record):
+    available: bool
+    why: str | None = None
+    question: dict[str, Any] | None = None
+
+
+class SweepPoint(Record):
+    index: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str = ""
+
+
+class Manifest(Record):
+    """manifest.json: rewritten after every step, so a run that stopped still says what it did and why."""
+
+    format: int = FORMAT
+    lab: dict[str, Any] = Field(default_factory=dict)  # the lab as run (kernlab.lab.parse_lab reads it)
+    lab_file: str | None = None
+    status: RunStatus | None = None
+    why: str | None = None  # why an incomplete run stopped
+    failed_step: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    host: HostRecord | None = None
+    kernlab_command: str | None = None
+    kernel: KernelRecord | None = None
+    guest_image: GuestImageRecord | None = None
+    qemu_version: str | None = None
+    accel: AccelRecord | None = None
+    boot: BootRecord | None = None
+    branch_profile: BranchProfileRecord | None = None
+    chains: dict[str, ChainOutcome] = Field(default_factory=dict)
+    steps_s: dict[str, float] = Field(default_factory=dict)
+    sweep: SweepPoint | None = None
+
+    @property
+    def lab_name(self) -> str | None:
+        name = self.lab.get("name")
+        return name if isinstance(name, str) and name else None
+
+
+# ----- summary.json, samples.jsonl, workloads/ -----
+
+
+class Summary(Record):
+    """summary.json: figures from the samples (kernlab.zram.summarize) and each workload's duration.
+    The zram and vmstat figures are extra keys: which exist depends on the kernel's counters."""
+
+    workload_seconds: dict[str, float] = Field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class WorkloadRecord(Record):
+    """workloads/NAME.json: one workload as it ran over SSH."""
+
+    name: str
+    command: str | None = None
+    exit_code: int | None = None
+    seconds: float | None = None
+    stdout: str = ""
+    stderr: str = ""
+    report: dict[str, Any] | None = None  # memhog's JSON report line
+
+
+# ----- chains.json (kernlab.chains.ChainResult) -----
+
+
+class FunctionVerdictRecord(Record):
+    function: str
+    verdict: str
+    evidence: str
+    into: str | None = None
+
+
+class LeafRecord(Record):
+    leaf: str
+    holds: bool
+    hits: int
+    stacks_seen: int = 0
+    by_task: dict[str, int] = Field(default_factory=dict)
+    functions: list[FunctionVerdictRecord] = Field(default_factory=list)
+    example: list[str] = Field(default_factory=list)
+
+
+class LineRecord(Record):
+    number: int
+    depth: int
+    text: str
+    function: str | None = None
+    verdict: str
+    label: str = ""
+    evidence: str = ""
+    hits: int | None = None
+    by_task: dict[str, int] = Field(default_factory=dict)
+    into: str | None = None
+    indirect: dict[str, Any] | None = None
+
+
+class ChainRecord(Record):
+    name: str
+    documented: str = ""
+    expect: str = "hold"
+    holds: bool
+    hits: int
+    leaves: list[LeafRecord] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    lost_events: int = 0
+    lines: list[LineRecord] = Field(default_factory=list)  # empty in folders from before call-tree specs
+    ok: bool | None = None  # older folders lack it: derived from expect and holds
+
+    def expectation_met(self) -> bool:
+        if self.ok is not None:
+            return self.ok
+        return {"hold": self.holds, "not-hold": not self.holds}.get(self.expect, True)
+
+
+class ChainsFile(Record):
+    kernel: str | None = None
+    lost_events: int = 0
+    chains: list[ChainRecord] = Field(default_factory=list)
+
+
+# ----- branches.json (kernlab.branches) -----
+
+
+class BranchCounts(Record):
+    correct: int = 0
+    incorrect: int = 0
+
+
+class BranchSiteRecord(Record):
+    function: str
+    file: str | None = None
+    line: int | None = None
+    source: str | None = None
+    annotation: str | None = None
+    per_workload: dict[str, BranchCounts] = Field(default_factory=dict)
+    total: BranchCounts = Field(default_factory=BranchCounts)
+    before_workloads: BranchCounts | None = None
+
+
+class BranchesFile(Record):
+    available: bool
+    why: str | None = None
+    question: BranchSiteRecord | None = None
+    swap_path: list[BranchSiteRecord] = Field(default_factory=list)
+    answer: str = ""
+
+
+# ----- trace/probes.json, sweep.json -----
+
+
+class ProbeSet(Record):
+    stack: list[str] = Field(default_factory=list)  # full stacks recorded at these
+    caller: list[str] = Field(default_factory=list)  # only the return address recorded at these
+    not_probed: dict[str, str] = Field(default_factory=dict)
+    table_size: int | None = None
+
+
+class SweepVariant(Record):
+    index: int
+    label: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    dir: str
+    in_shard: bool = True
+    status: str = "pending"
+    why: str | None = None
+
+
+class SweepPlan(Record):
+    lab_file: str | None = None
+    sweep: dict[str, Any] = Field(default_factory=dict)
+    shard: str | None = None
+    variants: list[SweepVariant] = Field(default_factory=list)
+
+
+# ----- reading and writing -----
+
+FILE_OF: dict[type[BaseModel], str] = {Manifest: MANIFEST, Summary: SUMMARY, ChainsFile: CHAINS,
+                                       BranchesFile: BRANCHES, ProbeSet: PROBES}
+
+
+def _dump(model: BaseModel | dict | list) -> bytes:
+    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_model(path: Path, model: BaseModel | dict | list) -> None:
+    """Atomically: a reader never sees half a file, and a crash leaves the previous one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, _dump(model))
+
+
+def _validation_text(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def parse_json(text: str, path: Path) -> Any:
+    if not text.strip():
+        raise KernlabError(f"{path}: empty (the run was cut short while writing it?)")
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise KernlabError(f"{path}: not valid JSON ({str(error).splitlines()[0]})") from None
+
+
+def read_text(path: Path, why_missing: str = "") -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise KernlabError(f"{path}: missing" + (f": {why_missing}" if why_missing else "")) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise KernlabError(f"{path}: unreadable ({getattr(error, 'strerror', None) or error})") from None
+
+
+def validate(data: Any, path: Path, model: type[M]) -> M:
+    """Parsed JSON as its model; a one-line KernlabError naming the file and key otherwise."""
+    if not isinstance(data, dict):
+        raise KernlabError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    if isinstance(data.get("format"), int) and data["format"] > FORMAT:
+        raise KernlabError(f"{path}: written by a newer kernlab (format {data['format']}; this one reads up to "
+                           f"{FORMAT}): update kernlab to read it")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise KernlabError(f"{path}: {_validation_text(error)}") from None
+
+
+def read_model(path: Path, model: type[M]) -> M:
+    return validate(parse_json(read_text(path), path), path, model)
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """samples.jsonl rows (kernlab.zram.Sample.as_row); a run killed mid-write leaves a partial last line,
+    which is dropped; any other bad line is an error naming it."""
+    if not path.exists():
+        return []
+    text = read_text(path)
+    lines = text.splitlines()
+    samples = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            if number == len(lines) and not text.endswith("\n"):
+                break
+            raise KernlabError(f"{path}:{number}: not valid JSON ({error})") from None
+        if not isinstance(row, dict):
+            raise KernlabError(f"{path}:{number}: expected a JSON object per line")
+        samples.append(row)
+    return samples
+
+
+class ResultsFolder:
+    """One lab run's results folder: typed reads (absent optional files are None) and atomic writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"ResultsFolder({str(self.path)!r})"
+
+    @classmethod
+    def open(cls, path: Path) -> ResultsFolder:
+        """An existing folder of a kernlab run, given as the folder or its manifest.json; refuses anything else
+        with a one-line error."""
+        path = Path(path)
+        folder = cls(path.parent if path.name == MANIFEST and path.is_file() else path)
+        if not folder.path.is_dir():
+            raise KernlabError(f"{folder.path}: no such results folder")
+        if not (folder.path / MANIFEST).is_file():
+            raise KernlabError(f"{folder.path}: not a results folder (no {MANIFEST})")
+        return folder
+
+    @classmethod
+    def create(cls, root: Path, lab_name: str) -> ResultsFolder:
+        """A new folder root/LAB/TIMESTAMP (with -2, -3... when runs start within the same second)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        check_child(root / lab_name)
+        path = root / lab_name / stamp
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = root / lab_name / f"{stamp}-{suffix}"
+        path.mkdir(parents=True)
+        return cls(path)
+
+    def file(self, relative: str) -> Path:
+        """A path inside the folder; a name that would lead out of it (`../x`, `/x`) is refused."""
+        path = self.path / relative
+        if not path.resolve().is_relative_to(self.path.resolve()) or path.resolve() == self.path.resolve():
+            raise KernlabError(f"{path}: refusing to write outside the results folder {self.path}")
+        return path
+
+    def _optional(self, relative: str, model: type[M]) -> M | None:
+        path = self.path / relative
+        return read_model(path, model) if path.exists() else None
+
+    # reads
+    def manifest(self) -> Manifest:
+        return read_model(self.path / MANIFEST, Manifest)
+
+    def summary(self) -> Summary | None:
+        return self._optional(SUMMARY, Summary)
+
+    def chains(self) -> ChainsFile | None:
+        return self._optional(CHAINS, ChainsFile)
+
+    def branches(self) -> BranchesFile | None:
+        return self._optional(BRANCHES, BranchesFile)
+
+    def probes(self) -> ProbeSet | None:
+        return self._optional(PROBES, ProbeSet)
+
+    def samples(self) -> list[dict[str, Any]]:
+        return read_samples(self.path / SAMPLES)
+
+    def workloads(self) -> dict[str, WorkloadRecord]:
+        found: dict[str, WorkloadRecord] = {}
+        for path in sorted((self.path / WORKLOADS).glob("*.json")):
+            data = parse_json(read_text(path), path)
+            if isinstance(data, dict) and not data.get("name"):
+                data["name"] = path.stem  # a record without its name is still shown, under its file's
+            record = validate(data, path, WorkloadRecord)
+            found[record.name] = record
+        return found
+
+    def fact_table(self, table: FactTable) -> dict[str, Any]:
+        """A vmlinux fact table (empty when not recorded yet)."""
+        path = self.path / FACT_TABLES[table]
+        if not path.exists():
+            return {}
+        data = parse_json(read_text(path), path)
+        if not isinstance(data, dict):
+            raise KernlabError(f"{path}: expected a JSON object, found {type(data).__name__}")
+        return data
+
+    def hist_paths(self) -> list[Path]:
+        return sorted((self.path / HIST_DIR).glob("*.hist"))
+
+    def text(self, relative: str, why_missing: str = "") -> str:
+        return read_text(self.path / relative, why_missing)
+
+    # writes
+    def write(self, model: Manifest | Summary | ChainsFile | BranchesFile | ProbeSet) -> None:
+        """manifest.json, summary.json, chains.json, branches.json or trace/probes.json, by the model's type."""
+        write_model(self.path / FILE_OF[type(model)], model)
+
+    def write_workload(self, record: WorkloadRecord) -> None:
+        write_model(self.file(f"{WORKLOADS}/{record.name}.json"), record)
+
+    def write_fact_table(self, table: FactTable, data: dict[str, Any]) -> None:
+        write_model(self.path / FACT_TABLES[table], data)
+
+    def append_sample(self, row: dict[str, Any]) -> None:
+        with open(self.path / SAMPLES, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def write_file(self, relative: str, data: str | bytes) -> Path:
+        """A text or binary evidence file (console excerpts, hist tables, System.map), written atomically."""
+        path = self.file(relative)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data.encode() if isinstance(data, str) else data)
+        return path
+
+
+def find_folders(path: Path) -> list[Path]:
+    """Results folders at path: itself, or the run folders one or two levels below (a lab, a sweep)."""
+    if (path / MANIFEST).is_file():
+        return [path]
+    found = sorted(p.parent for p in path.glob(f"*/{MANIFEST}"))
+    found += sorted(p.parent for p in path.glob(f"*/*/{MANIFEST}"))
+    if not found:
+        raise KernlabError(f"{path}: no results folder here (no {MANIFEST} in it or below it)")
+    return found
+
+
+def read_sweep(folder: Path) -> SweepPlan:
+    return read_model(folder / SWEEP, SweepPlan)
+
+
+def write_sweep(folder: Path, plan: SweepPlan) -> None:
+    write_model(folder / SWEEP, plan)

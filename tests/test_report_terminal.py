@@ -1,0 +1,118 @@
+"""The report's views on the terminal: what `inv lab`, `inv lab.verify`, `inv lab.sweep` and `inv lab.rerun` print."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import typing
+from pathlib import Path
+
+from rich.console import Console
+
+from kernlab import chains
+from kernlab.report import terminal
+from kernlab.report.format import VERDICT_STYLES
+from kernlab.report.render import STYLESHEET
+from kernlab.results import ResultsFolder, SweepVariant
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TRACED = FIXTURES / "results-6.1-sizing"
+UNTRACED = FIXTURES / "results-6.1-untraced"
+TREES = FIXTURES / "results-5.15.135-trees"
+
+
+def console() -> Console:
+    return Console(record=True, width=200, highlight=False, color_system=None, file=io.StringIO())
+
+
+def text(out: Console) -> str:
+    return out.export_text(clear=False)
+
+
+def test_summary_shows_the_key_figures_and_an_incomplete_run_says_why(tmp_path: Path) -> None:
+    out = console()
+    terminal.print_summary(out, TRACED)
+    printed = text(out)
+    assert "sizing: linux 6.1.192 (debian:6.1), accel tcg" in printed
+    assert re.search(r"pswpout \(pages\)\s+│\s+229,186", printed)
+    assert "status:" not in printed
+    folder = Path(shutil.copytree(TRACED, tmp_path / "run"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(status="incomplete", why="guest did not answer SSH", failed_step="boot")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "summary.json").unlink()
+    out = console()
+    terminal.print_summary(out, folder / "manifest.json")
+    printed = text(out)
+    assert "status: INCOMPLETE: guest did not answer SSH (failed step: boot)" in printed
+    assert "No summary.json" in printed
+
+
+def test_chains_print_as_trees_with_verdicts_indirect_calls_and_notes() -> None:
+    recorded = ResultsFolder.open(TREES).chains()
+    assert recorded is not None
+    out = console()
+    terminal.print_chains(out, recorded.chains)
+    printed = text(out)
+    assert "chain article-pageout: holds, 229,139 hits (expected to hold: ok)" in printed
+    assert "chain wrong-read-under-writepage: does not hold, 0 hits (expected not to hold: ok)" in printed
+    assert re.search(r"    pageout\s+231,043\s+inlined into shrink_page_list: DWARF inline record", printed)
+    assert "indirect call mapping->a_ops->writepage: swap_aops.writepage = swap_writepage: resolved" in printed
+    assert "note: do_page_fault is exc_page_fault on x86_64" in printed
+
+
+def test_chains_without_trees_print_their_leaves() -> None:
+    recorded = ResultsFolder.open(TRACED).chains()
+    assert recorded is not None and not recorded.chains[0].lines
+    out = console()
+    terminal.print_chains(out, recorded.chains[:1])
+    assert re.search(r"↓ swap_writepage\s+tail call: its calls return", text(out))
+
+
+def test_branches_answer_or_say_why_not(tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(UNTRACED, tmp_path / "run"))
+    out = console()
+    assert terminal.print_branches(out, folder) is True and terminal.print_branches(out, None) is True
+    assert text(out) == ""
+    (folder / "branches.json").write_text(json.dumps({
+        "available": True, "answer": "wrong 25.0 % of the time",
+        "swap_path": [{"function": "do_swap_page", "file": "mm/memory.c", "line": 3820, "annotation": "unlikely",
+                       "total": {"correct": 276385, "incorrect": 0}}]}))
+    assert terminal.print_branches(out, folder) is True
+    assert re.search(r"do_swap_page\s+│\s+mm/memory.c:3820\s+│\s+unlikely\s+│\s+276,385\s+│\s+0\s+│\s+0.0 %", text(out))
+    assert "answer: wrong 25.0 % of the time" in text(out)
+    (folder / "branches.json").write_text(json.dumps({"available": False, "why": "no CONFIG_PROFILE_ANNOTATED"}))
+    out = console()
+    assert terminal.print_branches(out, ResultsFolder.open(folder).branches()) is False
+    assert "branch profile unavailable: no CONFIG_PROFILE_ANNOTATED" in text(out)
+
+
+def test_sweep_table_and_run_diff(tmp_path: Path) -> None:
+    shutil.copytree(TRACED, tmp_path / "traced")
+    shutil.copytree(UNTRACED, tmp_path / "untraced")
+    variants = [SweepVariant(index=0, label="tracing.enabled=true", dir="traced", status="complete"),
+                SweepVariant(index=1, label="tracing.enabled=false", dir="untraced", status="incomplete", why="x"),
+                SweepVariant(index=2, label="never ran", dir="missing", status="incomplete", why="build failed")]
+    out = console()
+    terminal.print_sweep(out, tmp_path, variants, "sweep sizing")
+    printed = text(out)
+    assert re.search(r"tracing.enabled=true\s+│\s+complete\s+│\s+1.95\s+│\s+6.51\s+│", printed)
+    assert re.search(r"tracing.enabled=false\s+│\s+incomplete: x\s+│\s+1.94\s+│", printed)
+    assert re.search(r"never ran\s+│\s+incomplete: build failed\s+│\s+unknown\s+│", printed)
+    out = console()
+    terminal.print_run_diff(out, tmp_path / "traced", tmp_path / "untraced" / "manifest.json")
+    printed = text(out)
+    assert re.search(r"lab.tracing.enabled\s+│\s+True\s+│\s+False", printed)
+    assert re.search(r"compression_ratio\s+│\s+1.95\s+│\s+1.94\s+│\s+-0.5%", printed)
+    out = console()
+    terminal.print_differences(out, [("settings that differ", [])])
+    assert text(out).strip() == "settings that differ: none"
+
+
+def test_every_verdict_has_one_style_used_by_terminal_and_stylesheet() -> None:
+    verdicts = typing.get_args(chains.Verdict)
+    assert sorted(VERDICT_STYLES) == sorted(verdicts)
+    css = STYLESHEET.read_text()
+    assert all(f".{style.css}" in css for style in VERDICT_STYLES.values())

@@ -1,0 +1,146 @@
+"""The results folder's contract: every recorded real run loads through the models without losing a fact,
+bad files are refused naming the file and key, and a run's steps are recorded on every exit path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kernlab import results
+from kernlab.errors import KernlabError
+from kernlab.paths import TESTS_DIR
+from kernlab.results import Manifest, ResultsFolder
+from kernlab.run import RunRecorder
+
+FIXTURES = TESTS_DIR / "fixtures"
+RECORDED = sorted(path.parent for path in FIXTURES.glob("results-*/manifest.json"))
+FILES = {"manifest.json": Manifest, "summary.json": results.Summary, "chains.json": results.ChainsFile,
+         "branches.json": results.BranchesFile, "trace/probes.json": results.ProbeSet}
+
+
+def test_there_are_recorded_runs_to_check() -> None:
+    assert len(RECORDED) >= 5, RECORDED
+
+
+@pytest.mark.parametrize("fixture", RECORDED, ids=lambda path: path.name)
+def test_every_recorded_run_loads_through_the_models_with_every_fact_kept(fixture: Path) -> None:
+    folder = ResultsFolder.open(fixture)
+    manifest = folder.manifest()
+    assert manifest.status == "complete" and manifest.kernel is not None and manifest.kernel.version
+    assert manifest.lab_name and manifest.steps_s["total"] > 0
+    workloads = folder.workloads()
+    assert set(workloads) == {"shared-hog", "private-hog"}
+    assert all(record.exit_code == 0 and record.report and record.report["ok"] for record in workloads.values())
+    assert len(folder.samples()) > 10
+    summary = folder.summary()
+    assert summary is not None and summary.figures()["pswpout_pages"] > 0
+    for relative, model in FILES.items():
+        path = fixture / relative
+        if not path.exists():
+            continue
+        on_disk = json.loads(path.read_text())
+        # Same facts back out: nothing dropped, renamed or retyped on the way through the model.
+        assert results.read_model(path, model).model_dump(mode="json", exclude_unset=True) == on_disk, relative
+    for path in (fixture / "workloads").glob("*.json"):
+        on_disk = json.loads(path.read_text())
+        assert workloads[on_disk["name"]].model_dump(mode="json", exclude_unset=True) == on_disk
+
+
+@pytest.mark.parametrize("fixture", [path for path in RECORDED if (path / "chains.json").exists()],
+                         ids=lambda path: path.name)
+def test_chain_verdicts_in_the_manifest_agree_with_chains_json(fixture: Path) -> None:
+    folder = ResultsFolder.open(fixture)
+    chains = folder.chains()
+    assert chains is not None and chains.chains
+    manifest = folder.manifest()
+    for chain in chains.chains:
+        kept = manifest.chains[chain.name]
+        assert (kept.holds, kept.hits, kept.ok) == (chain.holds, chain.hits, chain.expectation_met())
+
+
+def copy_run(tmp_path: Path, name: str = "results-6.1-untraced") -> Path:
+    return Path(shutil.copytree(FIXTURES / name, tmp_path / name))
+
+
+def test_bad_files_are_refused_naming_the_file_and_key(tmp_path: Path) -> None:
+    folder = copy_run(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "steps_s": {"boot": "slow"}}))
+    with pytest.raises(KernlabError, match=r"manifest\.json: steps_s\.boot: Input should be a valid number"):
+        ResultsFolder.open(folder).manifest()
+    (folder / "summary.json").write_text("[1, 2]")
+    with pytest.raises(KernlabError, match=r"summary\.json: expected a JSON object, found list"):
+        ResultsFolder.open(folder).summary()
+    (folder / "workloads" / "shared-hog.json").write_text("{not json")
+    with pytest.raises(KernlabError, match=r"shared-hog\.json: not valid JSON"):
+        ResultsFolder.open(folder).workloads()
+
+
+def test_a_folder_from_a_newer_kernlab_is_refused_and_an_older_one_read(tmp_path: Path) -> None:
+    folder = copy_run(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "format" not in manifest  # recorded before the format field existed: read as format 1
+    assert ResultsFolder.open(folder).manifest().format == 1
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": results.FORMAT + 1}))
+    with pytest.raises(KernlabError, match=r"written by a newer kernlab \(format 2; this one reads up to 1\)"):
+        ResultsFolder.open(folder).manifest()
+
+
+def test_not_a_results_folder(tmp_path: Path) -> None:
+    with pytest.raises(KernlabError, match="no such results folder"):
+        ResultsFolder.open(tmp_path / "nope")
+    with pytest.raises(KernlabError, match=r"not a results folder \(no manifest\.json\)"):
+        ResultsFolder.open(tmp_path)
+    with pytest.raises(KernlabError, match="no results folder here"):
+        results.find_folders(tmp_path)
+
+
+def test_a_cut_short_sample_line_is_dropped_and_a_bad_one_named(tmp_path: Path) -> None:
+    folder = copy_run(tmp_path)
+    samples = folder / "samples.jsonl"
+    count = len(ResultsFolder(folder).samples())
+    samples.write_text(samples.read_text() + '{"t": 1')  # a run killed mid-write
+    assert len(ResultsFolder(folder).samples()) == count
+    samples.write_text('{"t": 1}\nnot json\n{"t": 2}\n')
+    with pytest.raises(KernlabError, match=r"samples\.jsonl:2: not valid JSON"):
+        ResultsFolder(folder).samples()
+
+
+def test_steps_are_timed_and_a_failed_step_is_named(tmp_path: Path) -> None:
+    folder = ResultsFolder.create(tmp_path, "lab")
+    assert ResultsFolder.create(tmp_path, "lab").path != folder.path  # two runs in the same second
+    run = RunRecorder(folder, Manifest(lab={"name": "lab"}, status="running"))
+    with run.step("kernel"):
+        pass
+    with pytest.raises(KernlabError), run.step("boot"):
+        raise KernlabError("guest did not boot: no console output\nmore detail")
+    run.finish(KernlabError("guest did not boot"))
+    manifest = ResultsFolder.open(folder.path).manifest()
+    assert manifest.status == "incomplete" and manifest.failed_step == "boot"
+    assert manifest.why == "guest did not boot: no console output"
+    assert set(manifest.steps_s) == {"kernel", "boot", "total"}
+    assert not list(folder.path.rglob("*.tmp"))
+
+
+def test_an_interrupted_step_and_a_clean_finish(tmp_path: Path) -> None:
+    folder = ResultsFolder.create(tmp_path, "lab")
+    run = RunRecorder(folder, Manifest(lab={"name": "lab"}, status="running"))
+    with pytest.raises(KeyboardInterrupt), run.step("workloads"):
+        raise KeyboardInterrupt
+    assert folder.manifest().why == "interrupted (Ctrl-C)"
+    clean = RunRecorder(ResultsFolder.create(tmp_path, "other"), Manifest(status="running"))
+    with clean.step("kernel"):
+        pass
+    clean.finish()
+    manifest = clean.folder.manifest()
+    assert manifest.status == "complete" and manifest.failed_step is None and manifest.finished
+
+
+def test_a_workload_name_cannot_escape_the_folder(tmp_path: Path) -> None:
+    folder = ResultsFolder.create(tmp_path, "lab")
+    with pytest.raises(KernlabError):
+        folder.write_workload(results.WorkloadRecord(name="../../evil"))
+    assert not (tmp_path / "evil.json").exists()
