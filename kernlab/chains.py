@@ -20,6 +20,13 @@ Verdict = Literal["observed", "inlined", "tail call", "not traceable", "missing"
 PROVEN = ("observed", "inlined", "tail call")
 
 
+def verdict_label(verdict: str, into: str | None = None) -> str:
+    """A verdict as a reader sees it: "inlined into zram_bvec_rw", "not in this kernel", "tail call"."""
+    if verdict == "inlined":
+        return f"inlined into {into}" if into else "inlined"
+    return {"annotation": "not a function: annotation", "gone": "not in this kernel"}.get(verdict, verdict)
+
+
 @dataclass
 class FunctionVerdict:
     function: str
@@ -28,8 +35,7 @@ class FunctionVerdict:
     into: str | None = None  # for inlined: the frame it was inlined into
 
     def label(self) -> str:
-        return {"inlined": f"inlined into {self.into}", "annotation": "not a function: annotation",
-                "gone": "not in this kernel"}.get(self.verdict, self.verdict)
+        return verdict_label(self.verdict, self.into)
 
 
 class InlineTree(Protocol):

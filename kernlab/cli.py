@@ -25,7 +25,7 @@ from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, load_lab
 from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, REPO
 from kernlab.report import terminal
-from kernlab.results import ChainRecord, ResultsFolder, find_folders
+from kernlab.results import ResultsFolder, find_folders
 from kernlab.ssh import GuestSSH
 
 OBJECT_LINE = re.compile(r"^\s+(CC|AS|LD|AR)\s")
@@ -245,7 +245,7 @@ def plain_console() -> Console:
 
 
 def lab_verify(results_dir: Path, console: Console) -> int:
-    outcome = [ChainRecord.model_validate(result.as_dict()) for result in verify_results(results_dir)]
+    outcome = verify_results(results_dir)
     terminal.print_chains(console, outcome)
     return 0 if all(chain.expectation_met() for chain in outcome) else 3
 

@@ -15,7 +15,7 @@ from kernlab import chains, specs, trace, vmlinux
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab, parse_lab
-from kernlab.results import ChainsFile, FactTable, Manifest, ResultsFolder
+from kernlab.results import ChainRecord, ChainsFile, FactTable, Manifest, ResultsFolder
 from kernlab.trace import Frame
 
 WHY_NOT_COLLECTED = "the run stopped before it was collected, or the folder was cut short"
@@ -123,8 +123,8 @@ def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedCh
         ops={key: value for key, value in ops.items() if key in claims})
 
 
-def verify_results(results: Path | ResultsFolder) -> list[chains.ChainResult]:
-    """Verify every chain the lab names against the folder's evidence; writes chains.json."""
+def verify_results(results: Path | ResultsFolder) -> list[ChainRecord]:
+    """Verify every chain the lab names against the folder's evidence; writes chains.json and returns its chains."""
     folder = results if isinstance(results, ResultsFolder) else ResultsFolder.open(results)
     manifest = run_manifest(folder)
     assert manifest.kernel is not None and manifest.kernel.version
@@ -133,6 +133,7 @@ def verify_results(results: Path | ResultsFolder) -> list[chains.ChainResult]:
     uses = lab_chains(lab, version)
     evidence = load_evidence(folder, [chain for chain, _ in uses], manifest)
     outcome = [chains.verify_chain(chain, evidence, expect) for chain, expect in uses]
-    folder.write(ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
-                                                   "chains": [r.as_dict() for r in outcome]}))
-    return outcome
+    written = ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
+                                         "chains": [r.as_dict() for r in outcome]})
+    folder.write(written)
+    return written.chains

@@ -411,7 +411,7 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                 available=True, question=outcome.branches.question.model_dump() if outcome.branches.question else None)
         if probes:
             with run.step("verify"):
-                outcome.chains = [ChainRecord.model_validate(r.as_dict()) for r in verify_results(folder)]
+                outcome.chains = verify_results(folder)
                 manifest.chains = {chain.name: ChainOutcome(holds=chain.holds, hits=chain.hits, expect=chain.expect,
                                                             ok=chain.expectation_met()) for chain in outcome.chains}
     except BaseException as error:

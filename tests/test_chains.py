@@ -13,6 +13,7 @@ from kernlab.dwarf import InlineResolver, SymbolTable, parse_addr2line
 from kernlab.errors import KernlabError
 from kernlab.evidence import verify_results
 from kernlab.paths import CHAIN_DIR
+from kernlab.results import ChainRecord
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results-6.1-sizing"
 
@@ -28,12 +29,12 @@ def results(tmp_path: Path) -> Path:
     return folder
 
 
-def by_name(outcome: list[chains.ChainResult]) -> dict[str, chains.ChainResult]:
+def by_name(outcome: list[ChainRecord]) -> dict[str, ChainRecord]:
     return {result.name: result for result in outcome}
 
 
 def verdicts(leaf: chains.LeafResult) -> dict[str, str]:
-    return {function.function: function.label() for function in leaf.functions}
+    return {function.function: chains.verdict_label(function.verdict, function.into) for function in leaf.functions}
 
 
 def test_recorded_run_verifies_all_chains(results: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from kernlab import chains, specs
 from kernlab.errors import KernlabError
 from kernlab.evidence import load_evidence, verify_results
+from kernlab.results import ChainRecord, LineRecord
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_515 = FIXTURES / "results-5.15.135-shared"
@@ -27,7 +28,7 @@ def copy_results(fixture: Path, tmp_path: Path) -> Path:
     return folder
 
 
-def labels(result: chains.ChainResult) -> dict[str, str]:
+def labels(result: ChainRecord) -> dict[str, str]:
     return {line.function or line.text: line.label for line in result.lines}
 
 
@@ -143,7 +144,7 @@ def test_515_and_61_differ_where_the_kernels_do(tmp_path: Path) -> None:
     old = {r.name: r for r in verify_results(copy_results(TREES_515, tmp_path / "a"))}
     new = {r.name: r for r in verify_results(copy_results(TREES_61, tmp_path / "b"))}
 
-    def line(outcome: dict, chain: str, text: str) -> chains.LineResult:
+    def line(outcome: dict, chain: str, text: str) -> LineRecord:
         return next(line for line in outcome[chain].lines if line.text == text)
 
     assert line(old, "article-pageout", "pageout").label == "inlined into shrink_page_list"

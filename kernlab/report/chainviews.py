@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kernlab.chains import shown_text
+from kernlab.chains import shown_text, verdict_label
 from kernlab.report.format import Cell, Table, fmt, table, verdict_style
 from kernlab.results import (
     BranchCounts,
@@ -154,9 +154,7 @@ def tree_line_view(line: LineRecord) -> TreeLineView:
 
 
 def function_label(record: FunctionVerdictRecord | LineRecord) -> str:
-    if record.verdict == "inlined":
-        return f"inlined into {record.into}" if record.into else "inlined"
-    return record.verdict
+    return verdict_label(record.verdict, record.into)
 
 
 def leaf_view(leaf: LeafRecord) -> LeafView:
