@@ -38,7 +38,7 @@ def test_sweep_of_two_compressors_writes_a_comparison_from_the_runs(kernel_build
     manifests = [json.loads((folder / o.dir / "manifest.json").read_text()) for o in outcomes]
     summaries = [json.loads((folder / o.dir / "summary.json").read_text()) for o in outcomes]
     # One kernel build for both variants: the lab kernel the other tests use, found in the cache.
-    assert {m["kernel"]["build_key"] for m in manifests} == {kernel_build.info.key}
+    assert {m["kernel"]["build_key"] for m in manifests} == {kernel_build.info["key"]}
     assert [m["lab"]["zram"]["comp_algorithm"] for m in manifests] == ["lzo-rle", "zstd"]
     assert [m["sweep"]["params"] for m in manifests] == [{"zram.comp_algorithm": "lzo-rle"},
                                                          {"zram.comp_algorithm": "zstd"}]
@@ -73,7 +73,7 @@ def test_branch_profile_lab_counts_the_swapcache_annotation(branch_kernel, real_
     lab_path = LABS_DIR / "branch-profile.yaml"
     folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None).folder
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["kernel"]["build_key"] == branch_kernel.info.key
+    assert manifest["status"] == "complete" and manifest["kernel"]["build_key"] == branch_kernel.info["key"]
     data = json.loads((folder / "branches.json").read_text())
     assert data["available"] is True
     question = data["question"]

@@ -10,6 +10,7 @@ import pytest
 from kernlab import run
 from kernlab.lab import load_lab
 from kernlab.paths import DEFAULT_LAB, LABS_DIR, REPO
+from kernlab.results import ResultsFolder
 
 
 @pytest.mark.vm
@@ -73,9 +74,14 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
     """The article's kernel, built by kernlab from the local 5.15.135 tarball: every chain as expected, and
     every function line of the article's two code blocks proved, its two indirect calls read from vmlinux."""
     lab_path = LABS_DIR / "zram-swap-5.15.yaml"
-    folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None).folder
+    outcome = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=lambda _: None)
+    folder = outcome.folder
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "complete", manifest.get("why")
+    # The steps as recorded, and what the CLI prints (the outcome) is what chains.json says, not a second verify.
+    assert set(manifest["steps_s"]) == {"kernel", "guest_image", "boot", "setup", "workloads", "collect_trace",
+                                        "verify", "total"} and manifest["failed_step"] is None
+    assert outcome.ok and outcome.chains == ResultsFolder.open(folder).chains().chains
     assert manifest["kernel"]["version"] == "5.15.135"
     assert manifest["kernel"]["source"] == f"tarball:{(REPO.parent / 'shared/kernels/linux-5.15.135.tar.xz').resolve()}"
     assert manifest["kernel"]["build_key"] == kernel_build_515.info["key"]
