@@ -25,6 +25,20 @@ DEBIAN_PACKAGES = [
 ]
 
 
+# Installed where apt has a candidate (this Debian 12 machine offers linux-source-6.12 6.12.117-1~deb12u1).
+OPTIONAL_PACKAGES = ["linux-source-6.12"]
+
+
+def available(packages: list[str]) -> list[str]:
+    """The packages apt knows a candidate version of."""
+    found = []
+    for package in packages:
+        shown = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True).stdout
+        if "Candidate:" in shown and "Candidate: (none)" not in shown:
+            found.append(package)
+    return found
+
+
 def run(cmd: list[str], **kwargs) -> None:
     print(f"+ {shlex.join(cmd)}", flush=True)
     subprocess.run(cmd, check=True, **kwargs)
@@ -39,7 +53,8 @@ def main(argv: list[str]) -> int:
             return 1
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         run(["apt-get", "update"], env=env)
-        run(["apt-get", "install", "-y", "--no-install-recommends", *DEBIAN_PACKAGES], env=env)
+        run(["apt-get", "install", "-y", "--no-install-recommends", *DEBIAN_PACKAGES, *available(OPTIONAL_PACKAGES)],
+            env=env)
     venv = REPO / ".venv"
     if not (venv / "bin" / "python").exists():
         run([sys.executable, "-m", "venv", str(venv)])

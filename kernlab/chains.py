@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from kernlab.specs import ResolvedChain, TreeLine
 from kernlab.trace import Frame, Histogram, base_name, task_kind
+
+if TYPE_CHECKING:  # kernlab.instead builds on this module
+    from kernlab.instead import RecordedPath
 
 Verdict = Literal["observed", "inlined", "tail call", "not traceable", "missing", "gone", "annotation"]
 PROVEN = ("observed", "inlined", "tail call")
@@ -104,6 +107,8 @@ class ChainResult:
     notes: list[str]
     lost_events: int
     lines: list[LineResult] = field(default_factory=list)
+    # When the chain does not hold: what the kernel does instead (kernlab.instead.RecordedPath per leaf path).
+    instead: list[RecordedPath] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from kernlab import chains, specs, trace, vmlinux
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
+from kernlab.instead import recorded_paths
 from kernlab.lab import Lab, parse_lab
 from kernlab.results import ChainRecord, ChainsFile, FactTable, Manifest, ResultsFolder
 from kernlab.trace import Frame
@@ -69,7 +70,7 @@ def _ops(binary: Path | None, claims: dict[str, specs.IndirectClaim]) -> Callabl
 
 def lab_chains(lab: Lab, version: str) -> list[tuple[specs.ResolvedChain, str]]:
     """The lab's chains resolved for a kernel version, with what the lab expects of each."""
-    return [(specs.resolve_chain(use.spec, version), use.expect) for use in lab.chains]
+    return [(specs.resolve_chain(use.spec, version), use.expectation(version)) for use in lab.chains]
 
 
 def run_manifest(folder: ResultsFolder) -> Manifest:
@@ -133,6 +134,9 @@ def verify_results(results: Path | ResultsFolder) -> list[ChainRecord]:
     uses = lab_chains(lab, version)
     evidence = load_evidence(folder, [chain for chain, _ in uses], manifest)
     outcome = [chains.verify_chain(chain, evidence, expect) for chain, expect in uses]
+    for chain, result in zip((chain for chain, _ in uses), outcome, strict=True):
+        if not result.holds:
+            result.instead = recorded_paths(chain, evidence)
     written = ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
                                          "chains": [r.as_dict() for r in outcome]})
     folder.write(written)

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from kernlab import yamlfile
 from kernlab.errors import KernlabError
+from kernlab.version import KernelVersion, parse_guard
 from kernlab.yamlfile import clip
 
 # debian:6.1, 5.15.135 (a kernel.org release), tarball:/some/linux-X.tar.xz, path:/some/tree
@@ -126,11 +127,30 @@ class SamplingSpec(Strict):
     interval_s: Annotated[float, Field(gt=0)] = 1.0
 
 
+Expectation = Literal["hold", "not-hold", "report"]
+
+
+def _valid_guards(expect: Expectation | dict[str, Expectation]) -> Expectation | dict[str, Expectation]:
+    for guard in expect if isinstance(expect, dict) else ():
+        try:
+            parse_guard(guard)
+        except KernlabError as error:
+            raise ValueError(str(error)) from None
+    return expect
+
+
 class ChainUse(Strict):
-    """A chain spec (labs/chains/<spec>.yaml) and what the lab expects of it."""
+    """A chain spec (labs/chains/<spec>.yaml) and what the lab expects of it: one expectation, or one per kernel
+    version guard (`{">= 6.12": not-hold, "< 6.12": hold}`; the first guard the kernel meets wins, none: report)."""
 
     spec: Name
-    expect: Literal["hold", "not-hold", "report"] = "report"
+    expect: Annotated[Expectation | dict[str, Expectation], AfterValidator(_valid_guards)] = "report"
+
+    def expectation(self, kernel_version: str) -> Expectation:
+        if isinstance(self.expect, str):
+            return self.expect
+        version = KernelVersion.parse(kernel_version)
+        return next((want for guard, want in self.expect.items() if version.satisfies(guard)), "report")
 
 
 class TracingSpec(Strict):

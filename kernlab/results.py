@@ -1,14 +1,6 @@
-"""The results folder's contract: typed models of every JSON file a lab run writes, and the one reader and
-writer of them. No other module parses or writes the folder's JSON.
-
-A folder holds manifest.json (what ran, how it went, step timings), summary.json (figures from the samples),
-samples.jsonl, workloads/NAME.json, chains.json, branches.json, trace/ (probes.json, the vmlinux fact tables
-inline.json, inline-trees.json and ops.json, hist/*.hist) and text files. A sweep folder holds sweep.json and
-one results folder per variant.
-
-Files from older kernlab versions are read: every field added since the first release has a default. A folder
-written by a newer kernlab (a higher `format`) is refused with a message saying so.
-"""
+"""The results folder's contract: a model of every JSON file a lab run writes (manifest, summary, samples,
+workloads/, chains, branches, trace/ probes and vmlinux fact tables, a sweep's plan), and the one reader and writer
+of them. Older folders are read (fields added since have defaults); a newer `format` is refused, saying so."""
 
 from __future__ import annotations
 
@@ -198,6 +190,22 @@ class LineRecord(Record):
     indirect: dict[str, Any] | None = None
 
 
+class AlignedStepRecord(Record):
+    documented: str | None = None
+    recorded: str | None = None
+    status: str
+    why: str = ""
+
+
+class RecordedPathRecord(Record):
+    """kernlab.instead.RecordedPath: a recorded path to a leaf aligned with the documented one."""
+
+    leaf: str
+    hits: int
+    share: float
+    steps: list[AlignedStepRecord] = Field(default_factory=list)
+
+
 class ChainRecord(Record):
     name: str
     documented: str = ""
@@ -209,6 +217,7 @@ class ChainRecord(Record):
     lost_events: int = 0
     lines: list[LineRecord] = Field(default_factory=list)  # empty in folders from before call-tree specs
     ok: bool | None = None  # older folders lack it: derived from expect and holds
+    instead: list[RecordedPathRecord] = Field(default_factory=list)  # when it does not hold
 
     def expectation_met(self) -> bool:
         if self.ok is not None:

@@ -48,7 +48,9 @@ def task_kind(stack: list[Frame]) -> str:
 
 TRACEFS = "/sys/kernel/tracing"
 PROBE_GROUP = "kernlab"
-HIST_HEADER = re.compile(r"^\{\s*stacktrace:\s*$")
+# The stack key's name as `hist` prints it: `stacktrace:` before 6.4, `common_stacktrace:` since ("tracing:
+# Rename stacktrace field to common_stacktrace", Steven Rostedt, in the v6.4-rc3 tracing fixes); both are read.
+HIST_HEADER = re.compile(r"^\{\s*(common_)?stacktrace:\s*$")
 HIST_END = re.compile(r"^\}\s*hitcount:\s*(\d+)\s*$")
 HIST_TOTAL = re.compile(r"^\s*(Hits|Entries|Dropped):\s*(\d+)\s*$")
 HIST_RET = re.compile(r"^\{\s*ret:\s*\[[0-9a-f]+\]\s*(?P<site>\S+)\s*\}\s*hitcount:\s*(?P<hits>\d+)\s*$")

@@ -39,6 +39,17 @@ def kernel_build(debian_source: source.KernelSource, real_cache: Cache) -> build
     return build.build_kernel(debian_source, lab.kernel, real_cache, KCONFIG_DIR)
 
 
+@pytest.fixture(scope="session")
+def kernel_build_612(real_cache: Cache) -> build.KernelBuild:
+    """Debian's 6.12 with the default lab's fragments (the zram backends since 6.12): built once, then cached."""
+    lab = load_lab(DEFAULT_LAB)
+    try:
+        used = source.fetch_source(lab.kernel, real_cache, kernel="debian:6.12")
+    except Exception as error:  # linux-source-6.12 exists on Debian 12 (bookworm backports) and later
+        pytest.skip(f"debian:6.12 source unavailable: {error}")
+    return build.build_kernel(used, lab.kernel, real_cache, KCONFIG_DIR)
+
+
 SHARED_TARBALL_515 = REPO.parent / "shared" / "kernels" / "linux-5.15.135.tar.xz"
 LAB_515 = LABS_DIR / "zram-swap-5.15.yaml"
 

@@ -121,3 +121,27 @@ def assert_every_article_line_proved(chains: dict, folder: Path) -> None:
     ops = json.loads((folder / "trace" / "ops.json").read_text())
     assert ops["swap_aops.writepage"]["target"] == "swap_writepage"
     assert ops["zram_devops.rw_page"]["target"] == "zram_rw_page"
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_default_lab_on_612_breaks_where_the_article_path_is_gone(kernel_build_612, real_cache, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """6.12: the lab's lz4 is offered (zram backends), stacks are read under `common_stacktrace:`, the article's
+    chains do not hold as the lab expects there, and each says what the kernel does instead."""
+    monkeypatch.setenv("KERNLAB_OFFLINE", "1")
+    outcome = run.run_lab(load_lab(DEFAULT_LAB), DEFAULT_LAB, real_cache, tmp_path / "results", kernel="debian:6.12",
+                          notify=lambda _: None)
+    manifest = ResultsFolder.open(outcome.folder).manifest()
+    assert manifest.status == "complete" and manifest.kernel.version.startswith("6.12.")
+    assert outcome.ok, {chain.name: (chain.holds, chain.expect) for chain in outcome.chains}
+    chains = {chain.name: chain for chain in outcome.chains}
+    pageout = chains["article-pageout"]
+    assert not pageout.holds and pageout.expect == "not-hold"
+    lines = {line.function: line for line in pageout.lines if line.function}
+    assert lines["swap_writepage"].verdict == "observed" and lines["swap_writepage"].hits > 0
+    assert lines["bdev_write_page"].verdict == "missing"
+    new = {step.recorded for path in pageout.instead for step in path.steps if step.documented is None}
+    assert {"swap_writepage_bdev_sync", "submit_bio_wait", "zram_submit_bio"} <= new
+    summary = ResultsFolder.open(outcome.folder).summary()
+    assert summary.figures()["pswpout_pages"] > 0 and summary.figures()["compression_ratio"] > 1.2

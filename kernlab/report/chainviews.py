@@ -9,6 +9,7 @@ from typing import Any
 from kernlab.chains import shown_text, verdict_label
 from kernlab.report.format import Cell, Table, fmt, table, verdict_style
 from kernlab.results import (
+    AlignedStepRecord,
     BranchCounts,
     BranchesFile,
     BranchSiteRecord,
@@ -18,6 +19,7 @@ from kernlab.results import (
     LeafRecord,
     LineRecord,
     Manifest,
+    RecordedPathRecord,
 )
 
 NO_DETAIL = "(no per-function detail: chains.json is missing)"
@@ -127,6 +129,14 @@ class LeafView:
 
 
 @dataclass(frozen=True)
+class InsteadView:
+    """A recorded path to a leaf of a chain that does not hold, aligned with the documented one."""
+
+    title: str  # "path to zcomp_compress: 223,210 hits, 100.0% of its recorded stacks"
+    steps: tuple[str, ...]  # outermost first: "pageout", "shrink_folio_list (was shrink_page_list)", "+new", ...
+
+
+@dataclass(frozen=True)
 class ChainView:
     verdict: ChainVerdict
     documented: str
@@ -134,6 +144,7 @@ class ChainView:
     tree: tuple[TreeLineView, ...]  # empty in chains.json files from before call-tree specs: leaves then
     leaves: tuple[LeafView, ...]
     no_detail: str | None  # why there is neither a tree nor leaves
+    instead: tuple[InsteadView, ...] = ()  # what the kernel does instead, when the chain does not hold
 
 
 def chain_verdict(chain: ChainRecord) -> ChainVerdict:
@@ -171,11 +182,29 @@ def chain_records(chains: ChainsFile | None, manifest: Manifest) -> list[ChainRe
             for name, o in manifest.chains.items()]
 
 
+def step_text(step: AlignedStepRecord) -> str:
+    """One aligned step as read in a path: `+new`, `-gone (gone)`, `new (was old)`, `f (inlined into g)`."""
+    if step.recorded is None:
+        return f"-{step.documented} ({step.status})"
+    if step.documented is None:
+        return f"+{step.recorded}" + (step.status[len("new"):] if step.status.startswith("new ") else "")
+    where = step.why if step.status == "renamed" else step.status
+    name = f"{step.recorded} (was {step.documented}" + (f", {where})" if where != "observed" else ")") \
+        if step.status == "renamed" else step.recorded
+    return name if where == "observed" or step.status == "renamed" else f"{name} ({where})"
+
+
+def instead_view(path: RecordedPathRecord) -> InsteadView:
+    return InsteadView(f"path to {path.leaf}: {fmt(path.hits)} hits, {path.share:.1%} of its recorded stacks",
+                       tuple(step_text(step) for step in path.steps))
+
+
 def chain_view(chain: ChainRecord) -> ChainView:
     tree = tuple(tree_line_view(line) for line in chain.lines)
     leaves = tuple(leaf_view(leaf) for leaf in chain.leaves)
     return ChainView(verdict=chain_verdict(chain), documented=chain.documented, notes=tuple(chain.notes), tree=tree,
-                     leaves=leaves, no_detail=None if tree or leaves else NO_DETAIL)
+                     leaves=leaves, no_detail=None if tree or leaves else NO_DETAIL,
+                     instead=tuple(instead_view(path) for path in chain.instead))
 
 
 def chains_absent_text(manifest: Manifest) -> str:

@@ -17,6 +17,7 @@ from kernlab.experiment import Difference
 from kernlab.report.chainviews import (
     chain_verdict,
     counts_cells,
+    instead_view,
     leaf_view,
     site_where,
     tree_line_view,
@@ -85,6 +86,10 @@ def print_chains(console: Console, chains: Sequence[ChainRecord]) -> None:
                               f"({escape(i.evidence)})")
         for note in chain.notes:
             console.print(f"  note: {escape(note)}")
+        if chain.instead:
+            console.print("  [bold]what this kernel does instead[/] (+ new on the path, - documented but not on it):")
+        for path in map(instead_view, chain.instead):
+            console.print(f"    {escape(path.title)}:\n      {escape(' > '.join(path.steps))}")
 
 
 def print_branches(console: Console, branches: BranchesFile | Path | None) -> bool:

@@ -1,0 +1,99 @@
+"""What the kernel does instead: when a documented chain does not hold, the most frequent recorded paths to each
+of its leaves, aligned with the documented path (observed, inlined, renamed, gone, and what is new in between)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from kernlab.chains import Evidence, PathEntry, expand
+from kernlab.specs import ResolvedChain
+
+TOP_PATHS = 2  # per leaf: the most frequent recorded paths, enough to show the main path and its sibling
+CONTEXT = 12  # recorded entries kept above the leaf when no documented function is on the path at all
+
+
+@dataclass(frozen=True)
+class AlignedStep:
+    """One row of an alignment: a documented function, a recorded one, or both when they match."""
+
+    documented: str | None  # the name as documented (None: a function the documentation does not have)
+    recorded: str | None  # the name on the recorded path (None: the documented function is not on it)
+    status: str  # observed, inlined into X, renamed, new, new (inlined into X), gone, not on this path
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class RecordedPath:
+    leaf: str
+    hits: int
+    share: float  # of the leaf's recorded stacks
+    steps: tuple[AlignedStep, ...]
+
+
+def _cut(entries: list[PathEntry], documented: set[str]) -> list[PathEntry]:
+    """From the outermost documented function on the path down to the leaf (what the chain is about)."""
+    for index, entry in enumerate(entries):
+        if entry.name in documented:
+            return entries[index:]
+    return entries[-CONTEXT:]
+
+
+def _absent(function: str, chain: ResolvedChain, evidence: Evidence) -> AlignedStep:
+    documented = next((old for old, new in chain.renamed.items() if new == function), function)
+    if function in chain.gone:
+        return AlignedStep(documented, None, "gone", chain.gone[function])
+    if not evidence.has_symbol(function) and function not in evidence.traceable:
+        return AlignedStep(documented, None, "gone", "no such function in this kernel")
+    return AlignedStep(documented, None, "not on this path", "this kernel has it, but these stacks do not pass it")
+
+
+def _matched(function: str, entry: PathEntry, chain: ResolvedChain) -> AlignedStep:
+    documented = next((old for old, new in chain.renamed.items() if new == function), function)
+    where = f"inlined into {entry.inlined_into}" if entry.inlined_into else "observed"
+    if documented != function:
+        return AlignedStep(documented, function, "renamed", where)
+    return AlignedStep(documented, function, where)
+
+
+def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain,
+          evidence: Evidence) -> tuple[AlignedStep, ...]:
+    """The documented path (this kernel's names) against one recorded path, outermost first."""
+    recorded = [entry.name for entry in entries]
+    steps: list[AlignedStep] = []
+    for op, d1, d2, r1, r2 in SequenceMatcher(None, documented, recorded, autojunk=False).get_opcodes():
+        if op == "equal":
+            steps += [_matched(documented[d], entries[r], chain) for d, r in zip(range(d1, d2), range(r1, r2),
+                                                                                 strict=True)]
+            continue
+        steps += [_absent(documented[d], chain, evidence) for d in range(d1, d2)]
+        steps += [AlignedStep(None, entries[r].name, "new" if entries[r].inlined_into is None
+                              else f"new (inlined into {entries[r].inlined_into})") for r in range(r1, r2)]
+    return tuple(steps)
+
+
+def recorded_paths(chain: ResolvedChain, evidence: Evidence, top: int = TOP_PATHS) -> list[RecordedPath]:
+    """Per leaf with recorded stacks: the `top` recorded paths (from the chain's first function down) that keep
+    most of the documented path, then the most frequent, each aligned with the documented path to that leaf.
+
+    (On 6.12 zs_map_object is reached from swap-out too; for a swap-in chain that path shares only the leaf.)
+    """
+    paths: list[RecordedPath] = []
+    for index in chain.leaf_lines():
+        documented = [chain.lines[i].function or "" for i in chain.path_to(index)]
+        histogram = evidence.histograms.get(documented[-1])
+        if histogram is None or not histogram.stacks:
+            continue
+        counted: Counter[tuple[PathEntry, ...]] = Counter()
+        for count in histogram.stacks:
+            entries = _cut(expand(list(reversed(count.stack)), evidence.inlined_at), set(documented))
+            # Two stacks that differ only in return offsets are one path.
+            counted[tuple(PathEntry(e.name, e.inlined_into, None) for e in entries)] += count.hits
+        total = sum(counted.values())
+        aligned = [(align(documented, list(entries), chain, evidence), hits) for entries, hits in counted.items()]
+        aligned.sort(key=lambda pair: (-sum(step.documented is not None and step.recorded is not None
+                                            for step in pair[0]), -pair[1]))
+        paths += [RecordedPath(documented[-1], hits, round(hits / total, 4) if total else 0.0, steps)
+                  for steps, hits in aligned[:top]]
+    return paths

@@ -1,0 +1,94 @@
+"""Linux 6.12, recorded by kernlab on Debian's linux-source-6.12 (tests/fixtures/results-6.12-trees): the hist
+key is `common_stacktrace:` and stacks start with the kprobe's own frames; the article's rw_page path is gone,
+and the verifier says so and shows what the kernel does instead. Also: a lab's per-kernel expectations."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kernlab import trace
+from kernlab.errors import KernlabError
+from kernlab.evidence import verify_results
+from kernlab.lab import ChainUse, load_lab
+from kernlab.paths import DEFAULT_LAB, TESTS_DIR
+from kernlab.results import ChainRecord, ResultsFolder
+
+FIXTURES = TESTS_DIR / "fixtures"
+RUN_612 = FIXTURES / "results-6.12-trees"
+
+
+def test_612_hist_key_and_probe_frames_are_read() -> None:
+    text = (RUN_612 / "trace" / "hist" / "zcomp_compress.hist").read_text()
+    assert "{ common_stacktrace:" in text and "kprobe_ftrace_handler+" in text
+    histogram = trace.parse_hist("zcomp_compress", text)
+    # kswapd's and direct reclaim's stacks, every hit the kernel counted (Hits: 223210).
+    assert len(histogram.stacks) == histogram.entries == 2 and histogram.dropped == 0
+    assert sum(count.hits for count in histogram.stacks) == histogram.hits == 223_210
+    for count in histogram.stacks:
+        # The stack starts at the probed function: no kprobe handler, no bare trampoline address.
+        assert count.stack[0].name == "zcomp_compress", count.stack[:3]
+        assert not any(trace.PLUMBING.match(frame.symbol) for frame in count.stack)
+    # The same stack under the pre-6.4 key name parses the same.
+    old = trace.parse_hist("zcomp_compress", text.replace("common_stacktrace:", "stacktrace:"))
+    assert [c.stack for c in old.stacks] == [c.stack for c in histogram.stacks]
+
+
+def verify_copy(tmp_path: Path, fixture: Path, lab_chains: list | None = None) -> dict[str, ChainRecord]:
+    """Verify a copy of a recorded run; lab_chains: the lab's chains as if the run had used them."""
+    folder = ResultsFolder(Path(shutil.copytree(fixture, tmp_path / fixture.name)))
+    if lab_chains is not None:
+        manifest = folder.manifest()
+        manifest.lab["chains"] = lab_chains
+        folder.write(manifest)
+    return {chain.name: chain for chain in verify_results(folder)}
+
+
+def steps(chain: ChainRecord, leaf: str) -> list[tuple[str | None, str | None, str]]:
+    path = next(path for path in chain.instead if path.leaf == leaf)
+    return [(step.documented, step.recorded, step.status) for step in path.steps]
+
+
+def test_the_article_pageout_tree_breaks_at_bdev_write_page_on_612_and_the_new_path_is_shown(tmp_path: Path) -> None:
+    # The default lab as it is now, with its per-kernel expectations (the run recorded expect: hold).
+    chains = verify_copy(tmp_path, RUN_612, load_lab(DEFAULT_LAB).model_dump(mode="json")["chains"])
+    pageout = chains["article-pageout"]
+    assert not pageout.holds and pageout.expect == "not-hold" and pageout.expectation_met()
+    lines = {line.function: line for line in pageout.lines if line.function}
+    assert lines["swap_writepage"].verdict == "observed"  # still on the path ...
+    assert lines["bdev_write_page"].verdict == "missing"  # ... and here it breaks
+    aligned = steps(pageout, "zcomp_compress")
+    assert aligned[:4] == [("shrink_inactive_list", "shrink_inactive_list", "inlined into shrink_lruvec"),
+                           ("shrink_page_list", "shrink_folio_list", "renamed"),
+                           ("pageout", "pageout", "observed"), ("swap_writepage", "swap_writepage", "observed")]
+    assert ("bdev_write_page", None, "gone") in aligned and ("zram_rw_page", None, "gone") in aligned
+    new = [recorded for documented, recorded, _ in aligned if documented is None]
+    # The bio path that replaced rw_page, in call order.
+    for before, after in (("swap_writepage_bdev_sync", "submit_bio_wait"), ("submit_bio_wait", "__submit_bio"),
+                          ("__submit_bio", "zram_submit_bio")):
+        assert new.index(before) < new.index(after)
+    assert aligned[-1] == ("zcomp_compress", "zcomp_compress", "observed")
+    pagein = steps(chains["article-pagein"], "zs_map_object")
+    assert ("__do_page_fault", "do_user_addr_fault", "renamed") in pagein
+    assert (None, "swap_read_folio_bdev_sync", "new") in pagein and (None, "zram_read_from_zspool", "new") in pagein
+    assert all(chain.expectation_met() for chain in chains.values())
+
+
+def test_chains_that_hold_have_nothing_instead(tmp_path: Path) -> None:
+    for fixture in ("results-5.15.135-trees", "results-6.1-trees"):
+        chains = verify_copy(tmp_path, FIXTURES / fixture)
+        assert chains["article-pageout"].holds and chains["article-pageout"].instead == []
+        assert not chains["wrong-read-under-writepage"].holds and chains["wrong-read-under-writepage"].instead
+
+
+def test_per_kernel_expectations() -> None:
+    use = ChainUse(spec="pageout", expect={"< 6.12": "hold", ">= 6.12": "not-hold"})
+    assert [use.expectation(v) for v in ("5.15.135", "6.1.192", "6.12.117")] == ["hold", "hold", "not-hold"]
+    assert ChainUse(spec="pageout", expect={">= 7.0": "hold"}).expectation("6.1.192") == "report"
+    assert ChainUse(spec="pageout", expect="hold").expectation("6.12.117") == "hold"
+    with pytest.raises(ValueError, match="bad version guard"):
+        ChainUse(spec="pageout", expect={"6.12+": "hold"})
+    with pytest.raises(KernlabError):
+        use.expectation("not-a-version")
