@@ -106,6 +106,15 @@ def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=Non
     raise Exit(code=_call(cli.sweep, _ctx(lab, cache, verbose), shard=shard, kernel=kernel, results=results))
 
 
+@task(name="matrix", help={**LAB_HELP, "kernels": "comma-separated kernel refs (default: the lab's matrix: list), e.g. "
+                                                   "tarball:../shared/kernels/linux-5.15.135.tar.xz,debian:6.1,debian:6.12",
+                            "shard": "run slice I/N of the kernels (e.g. 1/3), for split CI runners",
+                            "results": "results root (default results/)"})
+def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False):
+    """Run the same lab on each kernel and compare every documented line's verdict across them."""
+    raise Exit(code=_call(cli.matrix, _ctx(lab, cache, verbose), kernels=kernels, shard=shard, results=results))
+
+
 @task(name="rerun", help={"manifest": "RESULTS_DIR/manifest.json of a finished run",
                           "results": "results root (default results/)", "cache": LAB_HELP["cache"],
                           "verbose": LAB_HELP["verbose"]})
@@ -130,5 +139,5 @@ def lab_report(c, results_dir, more=None):
 kernel = Collection("kernel", fetch, config, build)
 guest = Collection("guest", guest_build)
 vm = Collection("vm", vm_boot, vm_ssh)
-lab = Collection("lab", lab_run, lab_verify, lab_sweep, lab_rerun, lab_compare, lab_report)
+lab = Collection("lab", lab_run, lab_verify, lab_sweep, lab_matrix, lab_rerun, lab_compare, lab_report)
 namespace = Collection(kernel, guest, vm, lab, bench, test)

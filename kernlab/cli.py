@@ -205,6 +205,21 @@ def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, res
     return 0 if all(o.status == "complete" for o in outcomes) else 1
 
 
+def matrix(ctx: Context, kernels: str | None = None, shard: str | None = None, results: str = "results") -> int:
+    """Exit 0 when every kernel ran and behaved as the lab expects, 3 when a chain did not, 1 when a run failed."""
+    refs = [ref.strip() for ref in kernels.split(",") if ref.strip()] if kernels else ctx.lab.matrix
+    started = time.monotonic()
+    chosen = experiment.parse_shard(shard) if shard else None
+    folder, outcomes = sweeps.run_matrix(ctx.lab, ctx.lab_path, ctx.cache, Path(results), refs, shard=chosen,
+                                         notify=lambda line: ctx.console.print(line))
+    title = f"matrix {ctx.lab.name}" + (f", shard {chosen}" if chosen else "")
+    terminal.print_sweep(ctx.console, folder, outcomes, title)
+    ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
+    if not all(o.status == "complete" for o in outcomes):
+        return 1
+    return 0 if all(o.expectations_met for o in outcomes) else 3
+
+
 def rerun(ctx: Context, manifest_path: Path, results: str = "results") -> int:
     original = ResultsFolder.open(manifest_path)
     manifest = original.manifest()

@@ -136,7 +136,8 @@ def verify_results(results: Path | ResultsFolder) -> list[ChainRecord]:
     outcome = [chains.verify_chain(chain, evidence, expect) for chain, expect in uses]
     for chain, result in zip((chain for chain, _ in uses), outcome, strict=True):
         if not result.holds:
-            result.instead = recorded_paths(chain, evidence)
+            result.instead = recorded_paths(chain, evidence, {line.function for line in result.lines
+                                                              if line.function and line.verdict == "tail call"})
     written = ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
                                          "chains": [r.as_dict() for r in outcome]})
     folder.write(written)

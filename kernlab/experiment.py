@@ -44,7 +44,9 @@ class Variant:
     @property
     def slug(self) -> str:
         """A folder name: 03-lz4-random."""
-        values = "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)) for value in self.params.values())
+        # A tarball or tree ref is named by its last part: 00-linux-5.15.135.tar.xz, not the whole path.
+        values = "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value).rsplit("/", 1)[-1])
+                          for value in self.params.values())
         return f"{self.index:02d}-{values}" if values else f"{self.index:02d}"
 
 
@@ -97,6 +99,22 @@ def expand_sweep(lab: Lab, source: str) -> list[Variant]:
             _set_path(document, path, value, source)
         variant = Variant(index, params, lab)
         variants.append(Variant(index, params, parse_lab(document, f"{source}: sweep {variant.label}")))
+    return variants
+
+
+def kernel_variants(lab: Lab, kernels: list[str], source: str) -> list[Variant]:
+    """The same lab on each kernel ref: no fallback (each column is the kernel it names), and the lab's sha256
+    only where the ref is the lab's own kernel (a tarball's comes from its SHA256SUMS, a release's from kernlab)."""
+    if not kernels:
+        raise KernlabError(f"{source}: matrix: no kernels (give --kernels K1,K2 or a `matrix:` list in the lab)")
+    if len(set(kernels)) != len(kernels):
+        raise KernlabError(f"{source}: matrix: a kernel is listed twice ({', '.join(kernels)})")
+    variants = []
+    for index, ref in enumerate(kernels):
+        kernel = lab.kernel.model_copy(update={"version": ref, "fallback": None,
+                                               "sha256": lab.kernel.sha256 if ref == lab.kernel.version else None})
+        document = lab_as_dict(lab) | {"kernel": kernel.model_dump(mode="json"), "sweep": {}, "matrix": []}
+        variants.append(Variant(index, {"kernel": ref}, parse_lab(document, f"{source}: matrix kernel {ref}")))
     return variants
 
 

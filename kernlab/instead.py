@@ -4,6 +4,7 @@ of its leaves, aligned with the documented path (observed, inlined, renamed, gon
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Set
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -40,8 +41,10 @@ def _cut(entries: list[PathEntry], documented: set[str]) -> list[PathEntry]:
     return entries[-CONTEXT:]
 
 
-def _absent(function: str, chain: ResolvedChain, evidence: Evidence) -> AlignedStep:
+def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str]) -> AlignedStep:
     documented = next((old for old, new in chain.renamed.items() if new == function), function)
+    if function in tail_calls:
+        return AlignedStep(documented, None, "tail call", "never a frame: it jumps to its callee (proved above)")
     if function in chain.gone:
         return AlignedStep(documented, None, "gone", chain.gone[function])
     if not evidence.has_symbol(function) and function not in evidence.traceable:
@@ -57,8 +60,8 @@ def _matched(function: str, entry: PathEntry, chain: ResolvedChain) -> AlignedSt
     return AlignedStep(documented, function, where)
 
 
-def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain,
-          evidence: Evidence) -> tuple[AlignedStep, ...]:
+def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain, evidence: Evidence,
+          tail_calls: Set[str] = frozenset()) -> tuple[AlignedStep, ...]:
     """The documented path (this kernel's names) against one recorded path, outermost first."""
     recorded = [entry.name for entry in entries]
     steps: list[AlignedStep] = []
@@ -67,15 +70,17 @@ def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain,
             steps += [_matched(documented[d], entries[r], chain) for d, r in zip(range(d1, d2), range(r1, r2),
                                                                                  strict=True)]
             continue
-        steps += [_absent(documented[d], chain, evidence) for d in range(d1, d2)]
+        steps += [_absent(documented[d], chain, evidence, tail_calls) for d in range(d1, d2)]
         steps += [AlignedStep(None, entries[r].name, "new" if entries[r].inlined_into is None
                               else f"new (inlined into {entries[r].inlined_into})") for r in range(r1, r2)]
     return tuple(steps)
 
 
-def recorded_paths(chain: ResolvedChain, evidence: Evidence, top: int = TOP_PATHS) -> list[RecordedPath]:
+def recorded_paths(chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str] = frozenset(),
+                   top: int = TOP_PATHS) -> list[RecordedPath]:
     """Per leaf with recorded stacks: the `top` recorded paths (from the chain's first function down) that keep
     most of the documented path, then the most frequent, each aligned with the documented path to that leaf.
+    tail_calls: documented functions the verifier proved to be tail calls (never a frame, yet taken).
 
     (On 6.12 zs_map_object is reached from swap-out too; for a swap-in chain that path shares only the leaf.)
     """
@@ -91,7 +96,8 @@ def recorded_paths(chain: ResolvedChain, evidence: Evidence, top: int = TOP_PATH
             # Two stacks that differ only in return offsets are one path.
             counted[tuple(PathEntry(e.name, e.inlined_into, None) for e in entries)] += count.hits
         total = sum(counted.values())
-        aligned = [(align(documented, list(entries), chain, evidence), hits) for entries, hits in counted.items()]
+        aligned = [(align(documented, list(entries), chain, evidence, tail_calls), hits)
+                   for entries, hits in counted.items()]
         aligned.sort(key=lambda pair: (-sum(step.documented is not None and step.recorded is not None
                                             for step in pair[0]), -pair[1]))
         paths += [RecordedPath(documented[-1], hits, round(hits / total, 4) if total else 0.0, steps)

@@ -210,6 +210,15 @@ class Lab(Strict):
     # Dotted lab keys and the values to try, e.g. {"zram.comp_algorithm": [lz4, zstd],
     # "workloads.*.memhog.data": [text, random]}; `inv lab.sweep` runs the cross product.
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    # Kernel refs (as kernel.version takes them) that `inv lab.matrix` runs this same lab on, one after another.
+    matrix: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+
+    @field_validator("matrix")
+    @classmethod
+    def _matrix(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a kernel is listed twice")
+        return value
 
     @field_validator("sweep")
     @classmethod
@@ -260,7 +269,8 @@ def load_lab(path: Path) -> Lab:
     data = yamlfile.load(text, str(path))
     lab = parse_lab(data, str(path))
     return lab.model_copy(update={"kernel": lab.kernel.model_copy(update={
-        "version": _anchor(lab.kernel.version, path.parent), "fallback": _anchor(lab.kernel.fallback, path.parent)})})
+        "version": _anchor(lab.kernel.version, path.parent), "fallback": _anchor(lab.kernel.fallback, path.parent)}),
+        "matrix": [_anchor(ref, path.parent) for ref in lab.matrix]})
 
 
 def _anchor(ref: str | None, lab_dir: Path) -> str | None:

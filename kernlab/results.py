@@ -39,9 +39,6 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-# ----- manifest.json -----
-
-
 class KernelRecord(Record):
     """The kernel a run used, as fetched and built."""
 
@@ -131,9 +128,6 @@ class Manifest(Record):
         return name if isinstance(name, str) and name else None
 
 
-# ----- summary.json, samples.jsonl, workloads/ -----
-
-
 class Summary(Record):
     """summary.json: figures from the samples (kernlab.zram.summarize) and each workload's duration.
     The zram and vmstat figures are extra keys: which exist depends on the kernel's counters."""
@@ -154,9 +148,6 @@ class WorkloadRecord(Record):
     stdout: str = ""
     stderr: str = ""
     report: dict[str, Any] | None = None  # memhog's JSON report line
-
-
-# ----- chains.json (kernlab.chains.ChainResult) -----
 
 
 class FunctionVerdictRecord(Record):
@@ -231,9 +222,6 @@ class ChainsFile(Record):
     chains: list[ChainRecord] = Field(default_factory=list)
 
 
-# ----- branches.json (kernlab.branches) -----
-
-
 class BranchCounts(Record):
     correct: int = 0
     incorrect: int = 0
@@ -258,9 +246,6 @@ class BranchesFile(Record):
     answer: str = ""
 
 
-# ----- trace/probes.json, sweep.json -----
-
-
 class ProbeSet(Record):
     stack: list[str] = Field(default_factory=list)  # full stacks recorded at these
     caller: list[str] = Field(default_factory=list)  # only the return address recorded at these
@@ -276,6 +261,7 @@ class SweepVariant(Record):
     in_shard: bool = True
     status: str = "pending"
     why: str | None = None
+    expectations_met: bool | None = None  # every chain as the lab expects it on this variant's kernel
 
 
 class SweepPlan(Record):
@@ -284,8 +270,6 @@ class SweepPlan(Record):
     shard: str | None = None
     variants: list[SweepVariant] = Field(default_factory=list)
 
-
-# ----- reading and writing -----
 
 FILE_OF: dict[type[BaseModel], str] = {Manifest: MANIFEST, Summary: SUMMARY, ChainsFile: CHAINS,
                                        BranchesFile: BRANCHES, ProbeSet: PROBES}

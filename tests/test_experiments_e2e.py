@@ -9,7 +9,7 @@ import pytest
 
 from kernlab import build, report, run, sweep
 from kernlab.lab import lab_as_dict, load_lab, parse_lab
-from kernlab.paths import KCONFIG_DIR, LABS_DIR
+from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, LABS_DIR
 
 
 def _lab(path: Path, **changes) -> object:
@@ -105,3 +105,25 @@ def test_branch_profile_on_a_kernel_without_the_option_says_so(kernel_build, rea
     assert any("CONFIG_PROFILE_ANNOTATED_BRANCHES" in note for note in notes)
     assert not (folder / "branches").exists()
     assert "CONFIG_PROFILE_ANNOTATED_BRANCHES" in (folder / "report.md").read_text()
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_kernel_matrix_puts_each_documented_line_on_each_kernel(kernel_build, kernel_build_612, real_cache,
+                                                                 tmp_path: Path) -> None:
+    """The default lab on 6.1 and 6.12 (the built kernels found in the cache): every expectation met, and the
+    comparison's chain tables show 6.1's rename and where 6.12 breaks, with what it does instead."""
+    notes: list[str] = []
+    folder, outcomes = sweep.run_matrix(load_lab(DEFAULT_LAB), DEFAULT_LAB, real_cache, tmp_path / "results",
+                                        ["debian:6.1", "debian:6.12"], notify=notes.append)
+    assert [(o.status, o.expectations_met) for o in outcomes] == [("complete", True), ("complete", True)], outcomes
+    plan = json.loads((folder / "sweep.json").read_text())
+    assert plan["sweep"] == {"kernel": ["debian:6.1", "debian:6.12"]} and folder.name.startswith("matrix-")
+    table = (folder / "comparison.md").read_text()
+    assert "## Chains on each run" in table
+    row = next(line for line in table.splitlines() if line.startswith("| `shrink_page_list` |"))
+    assert row.count("renamed to shrink_folio_list, observed") == 2
+    row = next(line for line in table.splitlines() if line.startswith("| `        bdev_write_page` |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "observed" and cells[2].startswith("no symbol")
+    assert "linux 6.12." in table and "+zram_submit_bio" in table

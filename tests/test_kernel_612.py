@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import trace
+from kernlab import chains, experiment, specs, trace
 from kernlab.errors import KernlabError
-from kernlab.evidence import verify_results
+from kernlab.evidence import load_evidence, verify_results
+from kernlab.instead import recorded_paths
 from kernlab.lab import ChainUse, load_lab
 from kernlab.paths import DEFAULT_LAB, TESTS_DIR
+from kernlab.report.across import chains_across
+from kernlab.report.views import RunFiles
 from kernlab.results import ChainRecord, ResultsFolder
 
 FIXTURES = TESTS_DIR / "fixtures"
@@ -92,3 +95,63 @@ def test_per_kernel_expectations() -> None:
         ChainUse(spec="pageout", expect={"6.12+": "hold"})
     with pytest.raises(KernlabError):
         use.expectation("not-a-version")
+
+
+def test_kernel_variants_run_the_same_lab_on_each_kernel() -> None:
+    lab = load_lab(DEFAULT_LAB)
+    variants = experiment.kernel_variants(lab, lab.matrix, str(DEFAULT_LAB))
+    assert [v.lab.kernel.version for v in variants] == lab.matrix
+    assert [v.slug for v in variants] == ["00-linux-5.15.135.tar.xz", "01-debian_6.1", "02-debian_6.12"]
+    assert all(v.lab.kernel.fallback is None and v.lab.zram == lab.zram for v in variants)
+    assert all(v.lab.chains == lab.chains and not v.lab.matrix for v in variants)
+    with pytest.raises(KernlabError, match="matrix: no kernels"):
+        experiment.kernel_variants(lab, [], "x.yaml")
+    with pytest.raises(KernlabError, match="matrix: a kernel is listed twice"):
+        experiment.kernel_variants(lab, ["debian:6.1", "debian:6.1"], "x.yaml")
+
+
+def test_chains_across_kernels_show_the_rename_on_61_and_the_break_on_612(tmp_path: Path) -> None:
+    lab_chains = load_lab(DEFAULT_LAB).model_dump(mode="json")["chains"]
+    runs = []
+    for name in ("results-5.15.135-trees", "results-6.1-trees", "results-6.12-trees"):
+        verify_copy(tmp_path, FIXTURES / name, lab_chains)
+        runs.append(RunFiles.read(tmp_path / name))
+    across = {chain.name: chain for chain in chains_across(runs)}
+    pageout = across["article-pageout"]
+    assert pageout.table.headers == ("documented line", "linux 5.15.135", "linux 6.1.192", "linux 6.12.117")
+    rows = {row[0].text.strip(): [cell.text for cell in row[1:]] for row in pageout.table.rows[1:]}
+    assert [cell.text for cell in pageout.table.rows[0][1:]] == [
+        "holds (expected: ok)", "holds (expected: ok)", "does not hold (expected: ok)"]
+    assert rows["shrink_page_list"] == ["observed", "renamed to shrink_folio_list, observed",
+                                        "renamed to shrink_folio_list, observed"]
+    assert rows["pageout"] == ["inlined into shrink_page_list", "observed", "observed"]
+    assert rows["bdev_write_page"][:2] == ["observed", "observed"]
+    assert rows["bdev_write_page"][2].startswith("no symbol")
+    ((kernel, instead),) = pageout.instead
+    assert kernel == "linux 6.12.117"
+    assert "+zram_submit_bio" in instead.steps and "-bdev_write_page (gone)" in instead.steps
+
+
+@pytest.mark.parametrize(("fixture", "version", "pageout", "writepage"), [
+    ("results-5.15.135-trees", "5.15.135", ("pageout", "pageout", "inlined into shrink_page_list"),
+     ("swap_writepage", None, "tail call")),  # a tail call leaves no frame: said so, not "not on this path"
+    ("results-6.1-trees", "6.1.192", ("pageout", "pageout", "observed"), ("swap_writepage", None, "tail call")),
+])
+def test_alignment_on_515_and_61_stacks(tmp_path: Path, fixture: str, version: str, pageout: tuple,
+                                        writepage: tuple) -> None:
+    """The alignment itself, run on kernels where the article's path is taken: nothing gone, nothing new between
+    bdev_write_page and zcomp_compress, and the rename on 6.1."""
+    chain = specs.resolve_chain("article-pageout", version)
+    evidence = load_evidence(Path(shutil.copytree(FIXTURES / fixture, tmp_path / fixture)), [chain])
+    verified = chains.verify_chain(chain, evidence)
+    tail_calls = {line.function for line in verified.lines if line.verdict == "tail call"}
+    path = next(path for path in recorded_paths(chain, evidence, tail_calls) if path.leaf == "zcomp_compress")
+    aligned = [(step.documented, step.recorded, step.status) for step in path.steps]
+    assert pageout in aligned and writepage in aligned
+    assert not [step for step in aligned if step[2] == "gone"]
+    names = [recorded for _, recorded, _ in aligned]
+    assert names[names.index("bdev_write_page"):] == ["bdev_write_page", "zram_rw_page", "zram_bvec_rw",
+                                                       "zram_bvec_write", "__zram_bvec_write", "zcomp_compress"]
+    shrink = next(step for step in aligned if step[0] == "shrink_page_list")
+    assert shrink == (("shrink_page_list", "shrink_page_list", "observed") if version.startswith("5.15")
+                      else ("shrink_page_list", "shrink_folio_list", "renamed"))

@@ -12,6 +12,7 @@ from typing import Any
 
 from kernlab import plots
 from kernlab.experiment import flatten, is_number
+from kernlab.report.across import ChainAcross, chains_across
 from kernlab.report.format import Cell, Table, fmt, table
 from kernlab.report.views import PlotView, RunFiles, status_of, workload_names
 from kernlab.results import Summary
@@ -155,10 +156,11 @@ class ComparisonView:
     table: Table
     incomplete_note: str | None
     plots: tuple[PlotView, ...]
+    chains: tuple[ChainAcross, ...] = ()  # each chain's lines on each run (a kernel matrix)
 
 
 def comparison_view(title: str, keys: Sequence[str], rows: Sequence[ComparisonRow],
-                    plotted: Sequence[str]) -> ComparisonView:
+                    plotted: Sequence[str], runs: Sequence[RunFiles] = ()) -> ComparisonView:
     headers = ("run", *keys, "status", *(header for header, _ in FIGURE_COLUMNS), "report")
     cells = [(row.folder.name, *row.values, row.status, *figure_cells(row.figures),
               Cell("report.html", href=row.report_link) if row.report_link else "none") for row in rows]
@@ -166,4 +168,5 @@ def comparison_view(title: str, keys: Sequence[str], rows: Sequence[ComparisonRo
         title=title, count=len(rows), keys=tuple(keys), no_keys=None if keys else NO_DIFFERING_SETTINGS,
         table=table(headers, cells),
         incomplete_note=INCOMPLETE_NOT_PLOTTED if any(not row.complete for row in rows) else None,
-        plots=tuple(PlotView(key, heading) for key, heading in COMPARISON_PLOTS if key in plotted))
+        plots=tuple(PlotView(key, heading) for key, heading in COMPARISON_PLOTS if key in plotted),
+        chains=chains_across(runs))

@@ -128,7 +128,7 @@ def write_comparison(folders: list[Path], out_dir: Path, title: str) -> Path:
             runs.append((Path(folder), str(error)))
     keys, rows = comparison_rows(runs, out_dir)
     pngs = comparison_plots(rows)
-    view = comparison_view(title, keys, rows, list(pngs))
+    view = comparison_view(title, keys, rows, list(pngs), [run for run in runs if isinstance(run, RunFiles)])
     texts = {"comparison.md": render_comparison_markdown(view), "comparison.html": render_comparison_html(view, pngs)}
     _write_all(out_dir, pngs, texts)
     return out_dir / "comparison.html"
