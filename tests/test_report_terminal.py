@@ -92,15 +92,16 @@ def test_branches_answer_or_say_why_not(tmp_path: Path) -> None:
 def test_sweep_table_and_run_diff(tmp_path: Path) -> None:
     shutil.copytree(TRACED, tmp_path / "traced")
     shutil.copytree(UNTRACED, tmp_path / "untraced")
-    variants = [SweepVariant(index=0, label="tracing.enabled=true", dir="traced", status="complete"),
+    variants = [SweepVariant(index=0, label="tracing.enabled=true", dir="traced", status="complete",
+                             expectations_met=True),
                 SweepVariant(index=1, label="tracing.enabled=false", dir="untraced", status="incomplete", why="x"),
                 SweepVariant(index=2, label="never ran", dir="missing", status="incomplete", why="build failed")]
     out = console()
     terminal.print_sweep(out, tmp_path, variants, "sweep sizing")
     printed = text(out)
-    assert re.search(r"tracing.enabled=true\s+│\s+complete\s+│\s+1.95\s+│\s+6.51\s+│", printed)
-    assert re.search(r"tracing.enabled=false\s+│\s+incomplete: x\s+│\s+1.94\s+│", printed)
-    assert re.search(r"never ran\s+│\s+incomplete: build failed\s+│\s+unknown\s+│", printed)
+    assert re.search(r"tracing.enabled=true\s+│\s+complete\s+│\s+yes\s+│\s+1.95\s+│\s+6.51\s+│", printed)
+    assert re.search(r"tracing.enabled=false\s+│\s+incomplete: x\s+│\s+unknown\s+│\s+1.94\s+│", printed)
+    assert re.search(r"never ran\s+│\s+incomplete: build failed\s+│\s+unknown\s+│\s+unknown\s+│", printed)
     out = console()
     terminal.print_run_diff(out, tmp_path / "traced", tmp_path / "untraced" / "manifest.json")
     printed = text(out)
