@@ -135,7 +135,7 @@ def expand(stack_outermost_first: list[Frame], inlined_at: Callable[[Frame], lis
     return entries
 
 
-def _callers(histograms: Iterable[Histogram]) -> dict[str, set[str]]:
+def return_sites(histograms: Iterable[Histogram]) -> dict[str, set[str]]:
     """function -> the return sites (`caller+0xOFF/0xLEN`) its calls return to, from its caller or stack probe."""
     seen: dict[str, set[str]] = {}
     for histogram in histograms:
@@ -322,7 +322,7 @@ def _indirect(chain: ResolvedChain, line: TreeLine, evidence: Evidence) -> dict 
 
 def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold") -> ChainResult:
     """Every line of the chain's tree gets a verdict, each child checked under its own parent."""
-    callers = _callers(evidence.histograms.values())
+    callers = return_sites(evidence.histograms.values())
     leaves: list[LeafResult] = []
     proofs: dict[int, _PathProof] = {}  # line -> the path proof with the most hits for it
     probed: list[int] = []  # leaf lines with a stack histogram

@@ -8,7 +8,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from kernlab.chains import Evidence, PathEntry, expand
+from kernlab.chains import Evidence, PathEntry, expand, return_sites
 from kernlab.specs import ResolvedChain
 
 TOP_PATHS = 2  # per leaf: the most frequent recorded paths, enough to show the main path and its sibling
@@ -41,10 +41,16 @@ def _cut(entries: list[PathEntry], documented: set[str]) -> list[PathEntry]:
     return entries[-CONTEXT:]
 
 
-def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str]) -> AlignedStep:
+def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str],
+            before: PathEntry | None, sites: dict[str, set[str]]) -> AlignedStep:
     documented = next((old for old, new in chain.renamed.items() if new == function), function)
     if function in tail_calls:
         return AlignedStep(documented, None, "tail call", "never a frame: it jumps to its callee (proved above)")
+    # Its calls return into the frame just above this gap: it was entered there and jumped on (6.12:
+    # __swap_writepage's calls return to swap_writepage+0x1e4, whose next frame is swap_writepage_bdev_sync).
+    if before is not None and before.frame is not None and before.inlined_into is None \
+            and str(before.frame) in sites.get(function, set()):
+        return AlignedStep(documented, None, "tail call", f"never a frame: its calls return to {before.frame}")
     if function in chain.gone:
         return AlignedStep(documented, None, "gone", chain.gone[function])
     if not evidence.has_symbol(function) and function not in evidence.traceable:
@@ -64,13 +70,15 @@ def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain,
           tail_calls: Set[str] = frozenset()) -> tuple[AlignedStep, ...]:
     """The documented path (this kernel's names) against one recorded path, outermost first."""
     recorded = [entry.name for entry in entries]
+    sites = return_sites(evidence.histograms.values())
     steps: list[AlignedStep] = []
     for op, d1, d2, r1, r2 in SequenceMatcher(None, documented, recorded, autojunk=False).get_opcodes():
         if op == "equal":
             steps += [_matched(documented[d], entries[r], chain) for d, r in zip(range(d1, d2), range(r1, r2),
                                                                                  strict=True)]
             continue
-        steps += [_absent(documented[d], chain, evidence, tail_calls) for d in range(d1, d2)]
+        before = entries[r1 - 1] if r1 else None
+        steps += [_absent(documented[d], chain, evidence, tail_calls, before, sites) for d in range(d1, d2)]
         steps += [AlignedStep(None, entries[r].name, "new" if entries[r].inlined_into is None
                               else f"new (inlined into {entries[r].inlined_into})") for r in range(r1, r2)]
     return tuple(steps)
@@ -90,14 +98,16 @@ def recorded_paths(chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str
         histogram = evidence.histograms.get(documented[-1])
         if histogram is None or not histogram.stacks:
             continue
-        counted: Counter[tuple[PathEntry, ...]] = Counter()
+        counted: Counter[tuple[tuple[str, str | None], ...]] = Counter()
+        shown: dict[tuple[tuple[str, str | None], ...], list[PathEntry]] = {}
         for count in histogram.stacks:
             entries = _cut(expand(list(reversed(count.stack)), evidence.inlined_at), set(documented))
-            # Two stacks that differ only in return offsets are one path.
-            counted[tuple(PathEntry(e.name, e.inlined_into, None) for e in entries)] += count.hits
+            # Two stacks that differ only in return offsets are one path (aligned on its most frequent stack).
+            key = tuple((e.name, e.inlined_into) for e in entries)
+            counted[key] += count.hits
+            shown.setdefault(key, entries)
         total = sum(counted.values())
-        aligned = [(align(documented, list(entries), chain, evidence, tail_calls), hits)
-                   for entries, hits in counted.items()]
+        aligned = [(align(documented, shown[key], chain, evidence, tail_calls), hits) for key, hits in counted.items()]
         aligned.sort(key=lambda pair: (-sum(step.documented is not None and step.recorded is not None
                                             for step in pair[0]), -pair[1]))
         paths += [RecordedPath(documented[-1], hits, round(hits / total, 4) if total else 0.0, steps)

@@ -67,6 +67,8 @@ def test_the_article_pageout_tree_breaks_at_bdev_write_page_on_612_and_the_new_p
                            ("shrink_page_list", "shrink_folio_list", "renamed"),
                            ("pageout", "pageout", "observed"), ("swap_writepage", "swap_writepage", "observed")]
     assert ("bdev_write_page", None, "gone") in aligned and ("zram_rw_page", None, "gone") in aligned
+    # __swap_writepage is traceable but never a frame: its calls return into swap_writepage, it jumps on.
+    assert ("__swap_writepage", None, "tail call") in aligned
     new = [recorded for documented, recorded, _ in aligned if documented is None]
     # The bio path that replaced rw_page, in call order.
     for before, after in (("swap_writepage_bdev_sync", "submit_bio_wait"), ("submit_bio_wait", "__submit_bio"),

@@ -123,10 +123,11 @@ def _figures(folder: Path) -> dict:
 def print_sweep(console: Console, folder: Path, variants: Sequence[SweepVariant], title: str) -> None:
     """The variants a sweep ran, with their status and the figures the comparison report compares."""
     table = Table(title=title, title_justify="left")
-    for column in ("variant", "status", "chains as expected", *(header for header, _ in FIGURE_COLUMNS)):
+    table.add_column("variant", no_wrap=True)  # its folder's name: short, and where to look
+    for column in ("status", "chains as expected", *(header for header, _ in FIGURE_COLUMNS)):
         table.add_column(column)
     for variant in variants:
-        table.add_row(variant.label, variant.status + (f": {variant.why}" if variant.why else ""),
+        table.add_row(variant.dir, variant.status + (f": {variant.why}" if variant.why else ""),
                       fmt(variant.expectations_met), *figure_cells(_figures(folder / variant.dir)))
     console.print(table)
 
