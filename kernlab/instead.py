@@ -67,10 +67,10 @@ def _matched(function: str, entry: PathEntry, chain: ResolvedChain) -> AlignedSt
 
 
 def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain, evidence: Evidence,
-          tail_calls: Set[str] = frozenset()) -> tuple[AlignedStep, ...]:
-    """The documented path (this kernel's names) against one recorded path, outermost first."""
+          tail_calls: Set[str], sites: dict[str, set[str]]) -> tuple[AlignedStep, ...]:
+    """The documented path (this kernel's names) against one recorded path, outermost first.
+    sites: function -> the return sites its calls return to (kernlab.chains.return_sites)."""
     recorded = [entry.name for entry in entries]
-    sites = return_sites(evidence.histograms.values())
     steps: list[AlignedStep] = []
     for op, d1, d2, r1, r2 in SequenceMatcher(None, documented, recorded, autojunk=False).get_opcodes():
         if op == "equal":
@@ -93,6 +93,7 @@ def recorded_paths(chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str
     (On 6.12 zs_map_object is reached from swap-out too; for a swap-in chain that path shares only the leaf.)
     """
     paths: list[RecordedPath] = []
+    sites = return_sites(evidence.histograms.values())
     for index in chain.leaf_lines():
         documented = [chain.lines[i].function or "" for i in chain.path_to(index)]
         histogram = evidence.histograms.get(documented[-1])
@@ -107,7 +108,8 @@ def recorded_paths(chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str
             counted[key] += count.hits
             shown.setdefault(key, entries)
         total = sum(counted.values())
-        aligned = [(align(documented, shown[key], chain, evidence, tail_calls), hits) for key, hits in counted.items()]
+        aligned = [(align(documented, shown[key], chain, evidence, tail_calls, sites), hits)
+                   for key, hits in counted.items()]
         aligned.sort(key=lambda pair: (-sum(step.documented is not None and step.recorded is not None
                                             for step in pair[0]), -pair[1]))
         paths += [RecordedPath(documented[-1], hits, round(hits / total, 4) if total else 0.0, steps)
