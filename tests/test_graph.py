@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import gzip
 
-from kernlab import graph
+import pytest
+
+from kernlab import graph, witness
 from kernlab.paths import TESTS_DIR
+from kernlab.results import ResultsFolder
 
 GRAPHS = TESTS_DIR / "fixtures" / "graph"
 SWAP_IN_515 = ["do_swap_page", "swapin_readahead", "swap_readpage", "bdev_read_page", "zram_rw_page",
@@ -80,3 +83,34 @@ def test_lost_events_lines() -> None:
     # As kernel/trace/trace.c prints them into the trace when a reader fell behind (none in the recordings).
     text = "CPU:0 [LOST 1234 EVENTS]\nCPU:1 [LOST 6 EVENTS]\n"
     assert graph.parse_trace(text, ["do_swap_page"]).lost_events == 1240
+
+
+@pytest.mark.parametrize(("fixture", "trace", "cache_lookup"), [
+    ("results-5.15.135-trees", "5.15.135-do_swap_page", "pagecache_get_page"),
+    ("results-6.1-trees", "6.1.192-do_swap_page", "__filemap_get_folio"),
+])
+def test_the_graph_witnesses_every_traceable_edge_of_the_swap_in_tree(fixture: str, trace: str,
+                                                                    cache_lookup: str) -> None:
+    """Stack histograms (a recorded lab run) and the function graph (a recording of the same kernel config) agree
+    on every edge of the article's swap-in tree that the do_swap_page window covers."""
+    roots = graph.merge(graph.parse_trace(recorded(trace)[0], ["do_swap_page"]).calls)
+    chain = next(c for c in ResultsFolder.open(TESTS_DIR / "fixtures" / fixture).chains().chains
+                 if c.name == "article-pagein")
+    edges = {(w.caller, w.callee): w for w in witness.graph_witness(chain, roots)}
+    # Above the graph function the window sees nothing: said so, not "not seen".
+    assert edges[("__handle_mm_fault", "do_swap_page")].status == "outside the window"
+    # swap_vma_readahead and find_get_page are inlined (no frame in either witness): their callers stand in.
+    assert ("swapin_readahead", "__read_swap_cache_async") in edges
+    assert ("__read_swap_cache_async", cache_lookup) in edges
+    inside = [w for w in edges.values() if w.status != "outside the window"]
+    assert len(inside) == 10 and all(w.status == "seen" and w.calls > 0 and w.agrees for w in inside), inside
+    assert edges[("__zram_bvec_read", "zs_map_object")].text.startswith("graph: seen ")
+
+
+def test_a_call_the_graph_never_saw_contradicts_a_proved_line() -> None:
+    roots = graph.merge(graph.parse_trace(recorded("5.15.135-do_swap_page")[0], ["do_swap_page"]).calls)
+    chain = next(c for c in ResultsFolder.open(TESTS_DIR / "fixtures" / "results-5.15.135-trees").chains().chains
+                 if c.name == "article-pagein")
+    del roots["do_swap_page"].children["swapin_readahead"].children["swap_readpage"]
+    (edge,) = [w for w in witness.graph_witness(chain, roots) if w.callee == "swap_readpage"]
+    assert (edge.status, edge.agrees) == ("not seen", False)
