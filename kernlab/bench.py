@@ -17,6 +17,7 @@ from kernlab.evidence import verify_results
 from kernlab.guest import build_guest_image
 from kernlab.lab import Lab
 from kernlab.paths import KCONFIG_DIR, REPO
+from kernlab.report import total_workload_seconds
 from kernlab.results import ResultsFolder
 from kernlab.run import run_lab
 
@@ -30,8 +31,7 @@ def _inv(*args: str, env: dict[str, str]) -> float:
 
 
 def _workload_seconds(folder: ResultsFolder) -> float:
-    summary = folder.summary()
-    return sum(summary.workload_seconds.values()) if summary else 0.0
+    return total_workload_seconds(folder.summary()) or 0.0
 
 
 def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm: ResultsFolder,

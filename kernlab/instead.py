@@ -41,9 +41,14 @@ def _cut(entries: list[PathEntry], documented: set[str]) -> list[PathEntry]:
     return entries[-CONTEXT:]
 
 
+def _documented_name(function: str, chain: ResolvedChain) -> str:
+    """The name the documentation uses for this kernel's function (a variant may have renamed it)."""
+    return next((old for old, new in chain.renamed.items() if new == function), function)
+
+
 def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str],
             before: PathEntry | None, sites: dict[str, set[str]]) -> AlignedStep:
-    documented = next((old for old, new in chain.renamed.items() if new == function), function)
+    documented = _documented_name(function, chain)
     if function in tail_calls:
         return AlignedStep(documented, None, "tail call", "never a frame: it jumps to its callee (proved above)")
     # Its calls return into the frame just above this gap: it was entered there and jumped on (6.12:
@@ -59,7 +64,7 @@ def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls:
 
 
 def _matched(function: str, entry: PathEntry, chain: ResolvedChain) -> AlignedStep:
-    documented = next((old for old, new in chain.renamed.items() if new == function), function)
+    documented = _documented_name(function, chain)
     where = f"inlined into {entry.inlined_into}" if entry.inlined_into else "observed"
     if documented != function:
         return AlignedStep(documented, function, "renamed", where)
