@@ -71,15 +71,31 @@ class GuestSSH:
             raise KernlabError("ssh: not connected")
         return self.client
 
+    def _open_channel(self, what: str) -> paramiko.Channel:
+        """A new channel; a connection that dropped (paramiko reads EOF) is made once more before giving up,
+        since the guest behind it may well be alive (the caller then checks whether it is)."""
+        for attempt in (1, 2):
+            transport = self._client().get_transport()
+            try:
+                if transport is None or not transport.is_active():
+                    raise EOFError("the transport is closed")
+                return transport.open_session(timeout=10)
+            except (OSError, paramiko.SSHException, EOFError) as error:
+                log.warning("ssh: connection to the guest lost (%s); %s", error or type(error).__name__,
+                            "connecting again" if attempt == 1 else "giving up")
+                if attempt == 2:
+                    raise KernlabError(f"ssh: connection to the guest lost: {what}: "
+                                       f"{error or type(error).__name__}") from None
+                self.close()
+                self.connect(deadline_s=30.0)
+        raise AssertionError("unreachable")
+
     def run(self, command: str, *, timeout: float = 60.0, check: bool = True, stdin: bytes | None = None,
             what: str | None = None) -> CommandResult:
         """Run a shell command in the guest; with check, a non-zero exit raises with its stderr."""
         started = time.monotonic()
         log.debug("guest$ %s", command)
-        transport = self._client().get_transport()
-        if transport is None:
-            raise KernlabError("ssh: connection lost")
-        channel = transport.open_session(timeout=10)
+        channel = self._open_channel(what or command)
         channel.settimeout(timeout)
         try:
             channel.exec_command(command)
@@ -101,6 +117,9 @@ class GuestSSH:
             code = channel.recv_exit_status()
         except TimeoutError:
             raise KernlabError(f"guest command timed out after {timeout:.0f} s: {what or command}") from None
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise KernlabError(f"ssh: connection to the guest lost during {what or command}: "
+                               f"{error or type(error).__name__}") from None
         finally:
             channel.close()
         result = CommandResult(command, code, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
