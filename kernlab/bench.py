@@ -36,17 +36,30 @@ def _workload_seconds(folder: ResultsFolder) -> float:
 
 def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm: ResultsFolder,
                     kernel: str | None) -> dict[str, Any]:
-    """What tracing costs the workloads, and how fast verification reads the evidence back."""
+    """What tracing costs the workloads (all evidence, and the stack histograms alone when the lab records a
+    function graph too), and how fast verification reads the evidence back."""
     untraced_lab = lab.model_copy(update={"tracing": lab.tracing.model_copy(update={"enabled": False})})
     plain = run_lab(untraced_lab, lab_path, cache, results, kernel=kernel, notify=lambda _: None)
     with_s, without_s = _workload_seconds(warm), _workload_seconds(ResultsFolder(plain.folder))
+    figures: dict[str, Any] = {}
+    if lab.tracing.graph.enabled:
+        no_graph = lab.tracing.model_copy(update={"graph": lab.tracing.graph.model_copy(update={"enabled": False})})
+        stacks = run_lab(lab.model_copy(update={"tracing": no_graph}), lab_path, cache, results, kernel=kernel,
+                         notify=lambda _: None)
+        stacks_s = _workload_seconds(ResultsFolder(stacks.folder))
+        graph = warm.graph()
+        figures = {"workload_s_stacks_only": stacks_s,
+                   "stacks_overhead_x": round(stacks_s / without_s, 2) if without_s else None,
+                   "graph_windows_s": graph.window_seconds if graph else None,
+                   "graph_overhead_x": round(with_s / stacks_s, 2) if stacks_s else None}
     started = time.monotonic()
     verify_results(warm)
     seconds = time.monotonic() - started
     hists = warm.hist_paths()
     lines = sum(len(path.read_text().splitlines()) for path in hists)
     events = sum(trace.parse_hist(path.stem, path.read_text()).hits for path in hists)
-    return {"workload_s_traced": with_s, "workload_s_untraced": without_s,
+    return figures | {
+            "workload_s_traced": with_s, "workload_s_untraced": without_s,
             "tracing_overhead_x": round(with_s / without_s, 2) if without_s else None,
             "verify_s": round(seconds, 3), "verify_trace_lines_per_s": round(lines / seconds),
             "verify_traced_events_per_s": round(events / seconds)}

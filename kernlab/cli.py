@@ -174,6 +174,7 @@ def _finish_run(ctx: Context, outcome: run.LabOutcome) -> int:
     """Summary, chains, branches of one finished run, as the runner verified them; the exit code for it."""
     terminal.print_summary(ctx.console, outcome.folder)
     terminal.print_chains(ctx.console, outcome.chains)
+    terminal.print_graph(ctx.console, outcome.folder)
     if outcome.branches is not None:
         terminal.print_branches(ctx.console, outcome.branches)
     return 0 if outcome.ok else 3
@@ -262,6 +263,7 @@ def plain_console() -> Console:
 def lab_verify(results_dir: Path, console: Console) -> int:
     outcome = verify_results(results_dir)
     terminal.print_chains(console, outcome)
+    terminal.print_graph(console, results_dir)
     return 0 if all(chain.expectation_met() for chain in outcome) else 3
 
 

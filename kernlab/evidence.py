@@ -7,17 +7,28 @@ while it is at hand, and kept in the folder's trace/ so later verifications run 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
-from kernlab import chains, specs, trace, vmlinux
+from kernlab import chains, graph, specs, trace, vmlinux
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
 from kernlab.instead import recorded_paths
 from kernlab.lab import Lab, parse_lab
-from kernlab.results import ChainRecord, ChainsFile, FactTable, Manifest, ResultsFolder
+from kernlab.results import (
+    ChainRecord,
+    ChainsFile,
+    EdgeRecord,
+    FactTable,
+    GraphCapture,
+    GraphFile,
+    GraphNodeRecord,
+    Manifest,
+    ResultsFolder,
+)
 from kernlab.trace import Frame
+from kernlab.witness import EdgeShare, graph_witness
 
 WHY_NOT_COLLECTED = "the run stopped before it was collected, or the folder was cut short"
 
@@ -138,7 +149,74 @@ def verify_results(results: Path | ResultsFolder) -> list[ChainRecord]:
         if not result.holds:
             result.instead = recorded_paths(chain, evidence, {line.function for line in result.lines
                                                               if line.function and line.verdict == "tail call"})
+    hidden = {name: count for name, histogram in evidence.histograms.items()
+              if (count := trace.hidden_returns(histogram))}
     written = ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
-                                         "chains": [r.as_dict() for r in outcome]})
+                                         "chains": [r.as_dict() for r in outcome], "graph_hidden_returns": hidden})
+    if capture := folder.graph_capture():
+        trees = graph_trees(folder, capture)
+        folder.write(graph_file(trees, capture))
+        for chain in written.chains:
+            add_graph_witness(chain, trees, capture.max_depth, edge_share(evidence.histograms))
     folder.write(written)
     return written.chains
+
+
+def graph_trees(folder: ResultsFolder, capture: GraphCapture) -> tuple[dict[str, graph.Node], graph.Trace]:
+    """The windows' traces parsed and merged into one tree per root, and what they lost altogether."""
+    roots = [trace.base_name(symbol) for symbol in capture.roots] + capture.roots
+    total = graph.Trace([], 0, 0, 0)
+    for window in capture.windows:
+        if window.trace is None:
+            continue
+        parsed = graph.parse_trace(folder.text(window.trace, WHY_NOT_COLLECTED), roots)
+        total.calls += parsed.calls
+        total.truncated += parsed.truncated
+        total.lost_events += parsed.lost_events + window.overruns + window.dropped
+        total.other_top_level += parsed.other_top_level
+    return graph.merge(total.calls), total
+
+
+def _node_record(node: graph.Node, root_total_us: float) -> GraphNodeRecord:
+    return GraphNodeRecord(
+        name=node.name, calls=node.calls, total_us=round(node.total_us, 3), mean_us=round(node.mean_us, 3),
+        p50_us=node.percentile_us(0.5), p95_us=node.percentile_us(0.95), max_us=max(node.durations_us, default=0.0),
+        self_us=round(node.self_us, 3), share=round(node.total_us / root_total_us, 4) if root_total_us else 0.0,
+        children=[_node_record(child, root_total_us) for child in node.children.values()])
+
+
+def graph_file(trees: tuple[dict[str, graph.Node], graph.Trace], capture: GraphCapture) -> GraphFile:
+    roots, total = trees
+    opened = [w for w in capture.windows if w.opened_s is not None and w.closed_s is not None]
+    return GraphFile(trees=[_node_record(node, node.total_us) for node in roots.values()],
+                     max_depth=capture.max_depth, windows=len(opened),
+                     window_seconds=round(sum(w.closed_s - w.opened_s for w in opened), 3),  # type: ignore[operator]
+                     truncated_calls=total.truncated, lost_events=total.lost_events,
+                     other_top_level=total.other_top_level)
+
+
+def edge_share(histograms: Mapping[str, trace.Histogram]) -> EdgeShare:
+    """The share of the caller's calls (its probe's hits) that called the callee directly: the callee's hits
+    whose return site (caller probe) or next frame (stack probe) lies in the caller."""
+    def share(caller: str, callee: str) -> float | None:
+        into, outer = histograms.get(callee), histograms.get(caller)
+        if into is None or outer is None or not outer.hits:
+            return None
+        if into.callers:
+            direct = sum(hits for site, hits in into.callers.items() if Frame.parse(site).name == caller)
+        else:
+            direct = sum(count.hits for count in into.stacks if len(count.stack) > 1 and count.stack[1].name == caller)
+        return direct / outer.hits
+
+    return share
+
+
+def add_graph_witness(chain: ChainRecord, trees: tuple[dict[str, graph.Node], graph.Trace], max_depth: int,
+                      share: EdgeShare | None = None) -> None:
+    """The graph's word on each traceable edge, on the callee's line."""
+    by_callee = {id(line): witness for line, witness in graph_witness(chain, trees[0], max_depth, share)}
+    for line in chain.lines:
+        if witness := by_callee.get(id(line)):
+            line.graph = EdgeRecord(caller=witness.caller, status=witness.status, calls=witness.calls,
+                                    agrees=witness.agrees, caller_calls=witness.caller_calls,
+                                    expected=witness.expected)

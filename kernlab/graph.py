@@ -26,6 +26,7 @@ LEAF = re.compile(r"^(?P<indent>\s*)(?P<name>[\w.$]+)\(\);\s*$")
 EXIT = re.compile(r"^(?P<indent>\s*)\}(?:\s*/\*\s*(?P<name>[\w.$]+)\s*\*/)?\s*$")
 LOST = re.compile(r"^\s*CPU:\s*(\d+)\s+\[LOST\s+(\d+)\s+EVENTS\]")
 OVERRUN = re.compile(r"^overrun:\s*(\d+)\s*$", re.MULTILINE)
+DROPPED = re.compile(r"^dropped events:\s*(\d+)\s*$", re.MULTILINE)
 
 
 @dataclass
@@ -56,6 +57,11 @@ def overruns(stats: str) -> int:
     """Events the ring buffer overwrote, summed over per_cpu/cpu*/stats: the window held more than the buffer,
     and its earliest calls are gone (their closing lines count as truncated)."""
     return sum(int(count) for count in OVERRUN.findall(stats))
+
+
+def dropped(stats: str) -> int:
+    """Events a full buffer refused (overwrite off), summed over per_cpu/cpu*/stats: the window's newest."""
+    return sum(int(count) for count in DROPPED.findall(stats))
 
 
 def _duration(match: re.Match) -> float | None:

@@ -153,6 +153,22 @@ class ChainUse(Strict):
         return next((want for guard, want in self.expect.items() if version.satisfies(guard)), "report")
 
 
+class GraphSpec(Strict):
+    """A bounded function_graph capture: one window per workload, opened once the workload is swapping in."""
+
+    enabled: bool = False
+    # Graph functions; empty: the roots of the lab's chains for the kernel version (kernlab.graphwindow).
+    roots: list[str] = Field(default_factory=list)
+    # Levels below a root that are recorded (max_graph_depth counts the root as 1).
+    max_depth: Annotated[int, Field(ge=1, le=32)] = 10
+    window_s: Annotated[float, Field(gt=0, le=30)] = 0.5
+    # The window opens once the workload has faulted this many pages back in (pswpin grew by it): both a
+    # swap-in and the reclaim that makes room for it are then under way. 0: at once.
+    start_pswpin: Annotated[int, Field(ge=0)] = 2000
+    # Per CPU; a window that holds more overwrites its oldest events (counted as overruns, never hidden).
+    buffer_kb: Annotated[int, Field(ge=64, le=65536)] = 8192
+
+
 class TracingSpec(Strict):
     enabled: bool = True
     # Distinct stacks each probe's histogram can hold; more are counted as dropped.
@@ -160,6 +176,7 @@ class TracingSpec(Strict):
     table_size: Annotated[int, Field(ge=128, le=65536)] = 1024
     # Extra functions to probe besides the chains' own (e.g. anchors of interest).
     extra_functions: list[str] = Field(default_factory=list)
+    graph: GraphSpec = Field(default_factory=GraphSpec)
 
 
 class BranchSite(Strict):

@@ -25,6 +25,9 @@ SWEEP = "sweep.json"
 PROBES = "trace/probes.json"
 WORKLOADS = "workloads"
 HIST_DIR = "trace/hist"
+GRAPH_DIR = "trace/graph"  # raw function_graph trace and ring-buffer stats of each window
+GRAPH_CAPTURE = "trace/graph/windows.json"
+GRAPH = "graph.json"  # the windows' merged call trees (kernlab.evidence)
 # vmlinux facts kept beside the evidence so verification runs offline later (kernlab.evidence)
 FACT_TABLES = {"inline": "trace/inline.json", "inline_trees": "trace/inline-trees.json", "ops": "trace/ops.json"}
 FactTable = Literal["inline", "inline_trees", "ops"]
@@ -167,6 +170,17 @@ class LeafRecord(Record):
     example: list[str] = Field(default_factory=list)
 
 
+class EdgeRecord(Record):
+    """kernlab.witness.EdgeWitness: the function graph on a chain line's edge from its caller."""
+
+    caller: str
+    status: str  # seen, not seen, not traceable, outside the window
+    calls: int = 0
+    agrees: bool | None = None  # with the stack verdict (None: the graph cannot say)
+    caller_calls: int = 0  # the caller's calls in the windows (what "not seen" is out of)
+    expected: float | None = None  # calls of the edge the windows should have held, from the histograms
+
+
 class LineRecord(Record):
     number: int
     depth: int
@@ -179,6 +193,7 @@ class LineRecord(Record):
     by_task: dict[str, int] = Field(default_factory=dict)
     into: str | None = None
     indirect: dict[str, Any] | None = None
+    graph: EdgeRecord | None = None  # the second witness, when a function graph was recorded
 
 
 class AlignedStepRecord(Record):
@@ -219,6 +234,8 @@ class ChainRecord(Record):
 class ChainsFile(Record):
     kernel: str | None = None
     lost_events: int = 0
+    # function -> caller-probe hits that read the function graph's return trampoline (kernlab.trace)
+    graph_hidden_returns: dict[str, int] = Field(default_factory=dict)
     chains: list[ChainRecord] = Field(default_factory=list)
 
 
@@ -244,6 +261,57 @@ class BranchesFile(Record):
     question: BranchSiteRecord | None = None
     swap_path: list[BranchSiteRecord] = Field(default_factory=list)
     answer: str = ""
+
+
+class GraphWindowRecord(Record):
+    """One function_graph window: when it was open (guest uptime, the samples' time axis) and what it held."""
+
+    workload: str
+    opened_s: float | None = None  # None: the workload ended before it swapped in enough to open it
+    closed_s: float | None = None
+    trace: str | None = None  # the raw trace, relative to the results folder
+    stats: str | None = None  # per_cpu/cpu*/stats as read after the window
+    overruns: int = 0  # events the ring buffer overwrote: the window held more than the buffer
+    dropped: int = 0  # events a full buffer refused (overwrite off): the window's newest
+
+
+class GraphCapture(Record):
+    """trace/graph/windows.json: how the graph was recorded."""
+
+    roots: list[str] = Field(default_factory=list)  # symbols as set_graph_function took them
+    not_traced: dict[str, str] = Field(default_factory=dict)  # root -> why it is no graph function
+    max_depth: int
+    window_s: float
+    start_pswpin: int
+    buffer_kb: int
+    windows: list[GraphWindowRecord] = Field(default_factory=list)
+
+
+class GraphNodeRecord(Record):
+    """A call path merged over the windows (kernlab.graph.Node)."""
+
+    name: str
+    calls: int
+    total_us: float
+    mean_us: float
+    p50_us: float
+    p95_us: float
+    max_us: float
+    self_us: float
+    share: float  # of the root's total time
+    children: list[GraphNodeRecord] = Field(default_factory=list)
+
+
+class GraphFile(Record):
+    """graph.json: one merged tree per root, and what the windows lost."""
+
+    trees: list[GraphNodeRecord] = Field(default_factory=list)
+    max_depth: int | None = None
+    windows: int = 0  # windows that opened
+    window_seconds: float = 0.0  # their summed length
+    truncated_calls: int = 0  # calls a window cut (begun before it or still open at its end)
+    lost_events: int = 0  # LOST lines and ring-buffer overruns
+    other_top_level: int = 0  # lines of tasks resumed inside a traced call (kernlab.graph.Trace)
 
 
 class ProbeSet(Record):
@@ -272,7 +340,8 @@ class SweepPlan(Record):
 
 
 FILE_OF: dict[type[BaseModel], str] = {Manifest: MANIFEST, Summary: SUMMARY, ChainsFile: CHAINS,
-                                       BranchesFile: BRANCHES, ProbeSet: PROBES}
+                                       BranchesFile: BRANCHES, ProbeSet: PROBES, GraphCapture: GRAPH_CAPTURE,
+                                       GraphFile: GRAPH}
 
 
 def _dump(model: BaseModel | dict | list) -> bytes:
@@ -412,6 +481,12 @@ class ResultsFolder:
     def probes(self) -> ProbeSet | None:
         return self._optional(PROBES, ProbeSet)
 
+    def graph_capture(self) -> GraphCapture | None:
+        return self._optional(GRAPH_CAPTURE, GraphCapture)
+
+    def graph(self) -> GraphFile | None:
+        return self._optional(GRAPH, GraphFile)
+
     def samples(self) -> list[dict[str, Any]]:
         return read_samples(self.path / SAMPLES)
 
@@ -442,8 +517,10 @@ class ResultsFolder:
         return read_text(self.path / relative, why_missing)
 
     # writes
-    def write(self, model: Manifest | Summary | ChainsFile | BranchesFile | ProbeSet) -> None:
-        """manifest.json, summary.json, chains.json, branches.json or trace/probes.json, by the model's type."""
+    def write(self, model: Manifest | Summary | ChainsFile | BranchesFile | ProbeSet | GraphCapture
+              | GraphFile) -> None:
+        """manifest.json, summary.json, chains.json, branches.json, graph.json, trace/probes.json or
+        trace/graph/windows.json, by the model's type."""
         write_model(self.path / FILE_OF[type(model)], model)
 
     def write_workload(self, record: WorkloadRecord) -> None:

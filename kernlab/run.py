@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from kernlab import branches, build, report, source, specs, trace, zram
+from kernlab import branches, build, graph, graphwindow, report, source, specs, trace, zram
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.evidence import lab_chains, verify_results
@@ -27,12 +27,15 @@ from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, WorkloadSpec, lab_as_dict
 from kernlab.paths import KCONFIG_DIR
 from kernlab.results import (
+    GRAPH_DIR,
     AccelRecord,
     BootRecord,
     BranchesFile,
     BranchProfileRecord,
     ChainOutcome,
     ChainRecord,
+    GraphCapture,
+    GraphWindowRecord,
     GuestImageRecord,
     HostRecord,
     KernelRecord,
@@ -232,15 +235,78 @@ def setup_zram(session: GuestSession, lab: Lab, folder: ResultsFolder) -> None:
     folder.write_file("zram-setup.txt", "\n".join(step.command for step in steps) + "\n")
 
 
-def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str, folder: ResultsFolder) -> ProbeSet:
+def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str,
+                  folder: ResultsFolder) -> tuple[ProbeSet, GraphWindows | None]:
+    """The stack histograms, and the function graph's windows when the lab asks for them."""
     available = session.run(f"cat {trace.TRACEFS}/available_filter_functions", timeout=60).stdout
     folder.write_file("trace/available_filter_functions", available)
-    probes = probe_set(lab, kernel_version, trace.traceable_symbols(available))
+    traceable = trace.traceable_symbols(available)
+    probes = probe_set(lab, kernel_version, traceable)
     folder.write(probes)
     # One exec: each kprobe registration patches kernel text, slow enough under TCG without extra round trips.
     session.run(" && ".join(trace.hist_setup_commands(probes.stack, probes.caller, lab.tracing.table_size)),
                 timeout=300, what="tracing setup")
-    return probes
+    if not lab.tracing.graph.enabled:
+        return probes, None
+    spec = lab.tracing.graph
+    roots = spec.roots or graphwindow.chain_roots([resolved for resolved, _ in lab_chains(lab, kernel_version)])
+    symbols, not_traced = graphwindow.graph_symbols(roots, traceable)
+    capture = GraphCapture(roots=symbols, not_traced=not_traced, max_depth=spec.max_depth, window_s=spec.window_s,
+                           start_pswpin=spec.start_pswpin, buffer_kb=spec.buffer_kb)
+    folder.write(capture)
+    if not symbols:
+        return probes, None
+    session.run(" && ".join(graphwindow.setup_commands(spec, symbols)), timeout=300, what="function graph setup")
+    return probes, GraphWindows(session, lab, capture, folder)
+
+
+class GraphWindows:
+    """One function_graph window beside each workload (kernlab.graphwindow), its trace read once the workload
+    is over and before the next window opens."""
+
+    def __init__(self, session: GuestSession, lab: Lab, capture: GraphCapture, folder: ResultsFolder) -> None:
+        self.session, self.spec, self.capture, self.folder = session, lab.tracing.graph, capture, folder
+
+    @contextlib.contextmanager
+    def around(self, workload: str):  # noqa: ANN201 - a context manager
+        output: list[str] = []
+        errors: list[Exception] = []
+
+        def watch() -> None:
+            try:
+                script = graphwindow.window_script(self.spec, self.capture.roots)
+                output.append(self.session.ssh.run(script, what="function graph window", timeout=3600).stdout)
+            except Exception as error:  # raised below, after the workload: its own failure matters more
+                errors.append(error)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            self.session.run(f"touch {graphwindow.STOP_FILE}", check=False, timeout=30)
+            watcher.join(timeout=self.spec.window_s + 120)
+        if errors:
+            raise KernlabError(f"function graph window of {workload} failed: {errors[0]}")
+        self._read(workload, "".join(output))
+
+    def _read(self, workload: str, output: str) -> None:
+        opened, closed = graphwindow.window_times(output)
+        record = GraphWindowRecord(workload=workload, opened_s=opened, closed_s=closed)
+        if opened is not None:
+            record.trace = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.trace", self.session.run(
+                f"cat {trace.TRACEFS}/trace", timeout=600, what="reading the function graph").stdout)
+                .relative_to(self.folder.path))
+            stats = self.session.run(graphwindow.read_stats_command(), timeout=60).stdout
+            record.stats = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.stats", stats)
+                               .relative_to(self.folder.path))
+            record.overruns, record.dropped = graph.overruns(stats), graph.dropped(stats)
+        self.session.run(" && ".join(graphwindow.after_window_commands()), timeout=300)
+        self.capture.windows.append(record)
+        self.folder.write(self.capture)
+
+    def finish(self) -> None:
+        self.session.run("; ".join(graphwindow.teardown_commands()), check=False, timeout=300)
 
 
 def collect_tracing(session: GuestSession, probes: ProbeSet, folder: ResultsFolder) -> None:
@@ -285,9 +351,16 @@ def branch_profile_missing(session: GuestSession, config: Path) -> str | None:
 
 
 def run_workloads(session: GuestSession, lab: Lab, folder: ResultsFolder, profiler: BranchProfiler | None,
-                  notify: Callable[[str], None]) -> list[WorkloadRecord]:
+                  notify: Callable[[str], None], windows: GraphWindows | None = None) -> list[WorkloadRecord]:
     """The lab's workloads, in sequence or all at once; a failed one ends the run with its real cause."""
-    profiled = profiler.around if profiler else lambda _name: contextlib.nullcontext()
+    arounds = [each.around for each in (profiler, windows) if each is not None]
+
+    @contextlib.contextmanager
+    def profiled(name: str) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for around in arounds:
+                stack.enter_context(around(name))
+            yield
     if lab.run_workloads == "parallel":
         done: dict[str, WorkloadRecord] = {}
         workers = [threading.Thread(target=lambda w=w: done.__setitem__(w.name, run_workload(session, w, folder)))
@@ -378,7 +451,7 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
             with run.step("setup"):
                 setup_zram(session, lab, folder)
                 tracing = bool(lab.chains) and lab.tracing.enabled
-                probes = setup_tracing(session, lab, used.version, folder) if tracing else None
+                probes, windows = setup_tracing(session, lab, used.version, folder) if tracing else (None, None)
                 profiler = None
                 if lab.branch_profile.enabled:
                     if missing := branch_profile_missing(session, kernel_build.config):
@@ -390,10 +463,12 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                         profiler = BranchProfiler(session, folder)
 
             with run.step("workloads"), Sampler(session, used.version, lab.sampling.interval_s, folder) as sampler:
-                records = run_workloads(session, lab, folder, profiler, notify)
+                records = run_workloads(session, lab, folder, profiler, notify, windows)
 
             if probes:
                 with run.step("collect_trace"):
+                    if windows:
+                        windows.finish()
                     collect_tracing(session, probes, folder)
 
         summary = Summary.model_validate(zram.summarize(sampler.samples))

@@ -122,6 +122,9 @@ class ChainSpec(BaseModel):
     indirect: list[IndirectClaim] = Field(default_factory=list)
     absent: list[str] = Field(default_factory=list)
     variants: list[Variant] = Field(default_factory=list)
+    # Where a function graph of this chain starts (set_graph_function): a documented function called once per
+    # page, so the graph shows the path and not every page fault or reclaim pass. Default: the first function.
+    graph_root: str | None = None
 
     @model_validator(mode="after")
     def _one_shape(self) -> ChainSpec:
@@ -129,6 +132,12 @@ class ChainSpec(BaseModel):
             raise ValueError("give a tree, or a path and leaves")
         if self.tree is not None and (self.path or self.leaves):
             raise ValueError("give either a tree or a path and leaves, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _graph_root_documented(self) -> ChainSpec:
+        if self.graph_root is not None and self.graph_root not in {line.function for line in self.lines(self.name)}:
+            raise ValueError(f"graph_root {self.graph_root!r} is not a function of the chain")
         return self
 
     def lines(self, where: str) -> list[TreeLine]:
@@ -155,9 +164,11 @@ class ChainSpec(BaseModel):
             gone.update({rename.get(name, name): why for name, why in variant.gone.items()})
         lines = [replace(line, function=rename.get(line.function, line.function)) if line.function else line
                  for line in self.lines(where or self.name)]
+        root = self.graph_root or next(line.function for line in lines if line.function)
         return ResolvedChain(
             name=self.name, documented=self.documented, lines=lines, absent=[rename.get(f, f) for f in self.absent],
-            renamed=rename, gone=gone, indirect={claim.call: claim for claim in self.indirect}, notes=notes)
+            renamed=rename, gone=gone, indirect={claim.call: claim for claim in self.indirect}, notes=notes,
+            graph_root=rename.get(root, root))
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,7 @@ class ResolvedChain:
     gone: dict[str, str]
     indirect: dict[str, IndirectClaim]
     notes: list[str]
+    graph_root: str | None = None
 
     def functions(self) -> list[str]:
         return list(dict.fromkeys(line.function for line in self.lines if line.function))

@@ -126,6 +126,16 @@ PLUMBING = re.compile(r"^(0x[0-9a-f]+|kprobe_\w+|kprobe_ftrace_handler|arch_ftra
                       r"__kprobes_\w+|trace_\w+|event_triggers_call|opt_pre_handler|optimized_callback)$")
 
 
+# While function_graph runs, the return address on the stack of a traced call is the tracer's trampoline; a
+# caller probe ($stack0) reads that instead of the call site (the stacktrace unwinder restores the real one).
+GRAPH_TRAMPOLINE = "return_to_handler"
+
+
+def hidden_returns(histogram: Histogram) -> int:
+    """Hits of a caller histogram whose return address was the graph tracer's trampoline: caller unknown."""
+    return sum(hits for site, hits in histogram.callers.items() if Frame.parse(site).name == GRAPH_TRAMPOLINE)
+
+
 def strip_plumbing(stack: list[Frame], function: str) -> list[Frame]:
     """Drop the innermost probe/ftrace frames so the stack starts at the traced function."""
     names = [frame.name for frame in stack]

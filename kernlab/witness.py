@@ -4,7 +4,7 @@ agree with the stack-histogram verdict? Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from kernlab.chains import PROVEN
@@ -22,18 +22,28 @@ class EdgeWitness:
     status: str  # seen, not seen, not traceable, outside the window
     calls: int  # how often the graph saw the caller call the callee directly
     agrees: bool | None  # with the stack verdict of the callee's line (None: the graph cannot say)
+    caller_calls: int = 0  # how often the graph saw the caller at all (what "not seen" is out of)
+    expected: float | None = None  # calls the windows should have held, from the histograms' share of the edge
 
     @property
     def text(self) -> str:
         return f"graph: seen {self.calls:,} times" if self.status == "seen" else f"graph: {self.status}"
 
 
-def _nodes(roots: Mapping[str, Node]) -> Iterator[Node]:
-    stack = list(roots.values())
+# "Not seen" contradicts the stacks only when the windows ran the caller often enough that the edge, at the share
+# of the caller's calls the histograms counted for it, should have turned up: with 5 expected, a Poisson count
+# is 0 less than 1% of the time.
+MIN_EXPECTED = 5.0
+EdgeShare = Callable[[str, str], float | None]  # (caller, callee) -> the callee's share of the caller's calls
+
+
+def _nodes(roots: Mapping[str, Node]) -> Iterator[tuple[Node, int]]:
+    """Every node with its depth (a root is 1, as max_graph_depth counts)."""
+    stack = [(node, 1) for node in roots.values()]
     while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.children.values())
+        node, depth = stack.pop()
+        yield node, depth
+        stack.extend((child, depth + 1) for child in node.children.values())
 
 
 def _edges(lines: list[LineRecord]) -> Iterator[tuple[LineRecord, LineRecord]]:
@@ -51,25 +61,42 @@ def _edges(lines: list[LineRecord]) -> Iterator[tuple[LineRecord, LineRecord]]:
         open_lines.append(line)
 
 
-def graph_witness(chain: ChainRecord, roots: Mapping[str, Node]) -> list[EdgeWitness]:
-    """One witness per edge of the chain below the graph's roots; edges above them are outside the window."""
+def graph_witness(chain: ChainRecord, roots: Mapping[str, Node], max_depth: int | None = None,
+                  share: EdgeShare | None = None) -> list[tuple[LineRecord, EdgeWitness]]:
+    """One witness per edge of the chain, on the callee's line. An edge whose caller the graph never ran, or
+    ran only at max_depth (its callees were not recorded), is outside the window. An edge not seen, where the
+    histograms' share says the windows held too few of the caller's calls to expect it, says nothing."""
     calls: dict[tuple[str, str], int] = {}
-    seen_callers: set[str] = set()
-    for node in _nodes(roots):
-        seen_callers.add(base_name(node.name))
+    shallowest: dict[str, int] = {}  # caller -> the least depth it was seen at
+    ran: dict[str, int] = {}  # function -> its calls in the windows
+    for node, depth in _nodes(roots):
+        name = base_name(node.name)
+        shallowest[name] = min(depth, shallowest.get(name, depth))
+        ran[name] = ran.get(name, 0) + node.calls
         for child in node.children.values():
-            key = (base_name(node.name), base_name(child.name))
+            key = (name, base_name(child.name))
             calls[key] = calls.get(key, 0) + child.calls
     witnesses = []
     for caller, callee in _edges(chain.lines):
         assert caller.function is not None and callee.function is not None
         stack_says = callee.verdict in PROVEN
+        depth = shallowest.get(caller.function)
         if callee.verdict == "not traceable":
-            witnesses.append(EdgeWitness(caller.function, callee.function, "not traceable", 0, None))
-        elif caller.function not in seen_callers:
-            witnesses.append(EdgeWitness(caller.function, callee.function, "outside the window", 0, None))
+            witness = EdgeWitness(caller.function, callee.function, "not traceable", 0, None)
+        elif depth is None or (max_depth is not None and depth >= max_depth):
+            witness = EdgeWitness(caller.function, callee.function, "outside the window", 0, None)
         elif count := calls.get((caller.function, callee.function), 0):
-            witnesses.append(EdgeWitness(caller.function, callee.function, "seen", count, stack_says))
+            # A "missing" line is the stacks' word on this chain's order down to its leaves, not on the call
+            # itself: the call seen on another path (wrong-read-under-writepage's swap_writepage >
+            # __swap_writepage, on the write path) does not contradict it.
+            witness = EdgeWitness(caller.function, callee.function, "seen", count,
+                                  None if callee.verdict == "missing" else stack_says)
         else:
-            witnesses.append(EdgeWitness(caller.function, callee.function, "not seen", 0, not stack_says))
+            caller_calls = ran.get(caller.function, 0)
+            fraction = share(caller.function, callee.function) if share else None
+            expected = caller_calls * fraction if fraction else None
+            agrees = None if expected is not None and expected < MIN_EXPECTED else not stack_says
+            witness = EdgeWitness(caller.function, callee.function, "not seen", 0, agrees, caller_calls,
+                                  round(expected, 1) if expected is not None else None)
+        witnesses.append((callee, witness))
     return witnesses

@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+from pathlib import Path
 
 import pytest
 
-from kernlab import graph, witness
-from kernlab.paths import TESTS_DIR
-from kernlab.results import ResultsFolder
+from kernlab import graph, graphwindow, witness
+from kernlab.evidence import graph_file, lab_chains, verify_results
+from kernlab.lab import GraphSpec, load_lab
+from kernlab.paths import LABS_DIR, TESTS_DIR
+from kernlab.report import write_report
+from kernlab.report.graphviews import graph_rows, self_time
+from kernlab.results import GraphCapture, ResultsFolder
+from kernlab.trace import base_name
 
 GRAPHS = TESTS_DIR / "fixtures" / "graph"
 SWAP_IN_515 = ["do_swap_page", "swapin_readahead", "swap_readpage", "bdev_read_page", "zram_rw_page",
@@ -96,7 +103,7 @@ def test_the_graph_witnesses_every_traceable_edge_of_the_swap_in_tree(fixture: s
     roots = graph.merge(graph.parse_trace(recorded(trace)[0], ["do_swap_page"]).calls)
     chain = next(c for c in ResultsFolder.open(TESTS_DIR / "fixtures" / fixture).chains().chains
                  if c.name == "article-pagein")
-    edges = {(w.caller, w.callee): w for w in witness.graph_witness(chain, roots)}
+    edges = {(w.caller, w.callee): w for _, w in witness.graph_witness(chain, roots)}
     # Above the graph function the window sees nothing: said so, not "not seen".
     assert edges[("__handle_mm_fault", "do_swap_page")].status == "outside the window"
     # swap_vma_readahead and find_get_page are inlined (no frame in either witness): their callers stand in.
@@ -112,5 +119,102 @@ def test_a_call_the_graph_never_saw_contradicts_a_proved_line() -> None:
     chain = next(c for c in ResultsFolder.open(TESTS_DIR / "fixtures" / "results-5.15.135-trees").chains().chains
                  if c.name == "article-pagein")
     del roots["do_swap_page"].children["swapin_readahead"].children["swap_readpage"]
-    (edge,) = [w for w in witness.graph_witness(chain, roots) if w.callee == "swap_readpage"]
+    (edge,) = [w for _, w in witness.graph_witness(chain, roots) if w.callee == "swap_readpage"]
     assert (edge.status, edge.agrees) == ("not seen", False)
+
+
+def test_an_edge_below_the_recorded_depth_is_outside_the_window() -> None:
+    """The 5.15 recording was made with max_graph_depth 8. __zram_bvec_read is at depth 6 at the least (on the
+    path that skips the swap cache: do_swap_page > swap_readpage > bdev_read_page > zram_rw_page > zram_bvec_rw
+    > __zram_bvec_read). Asked as if the depth had been 6, zs_map_object's edge was never recorded: outside the
+    window, not a contradiction."""
+    roots = graph.merge(graph.parse_trace(recorded("5.15.135-do_swap_page")[0], ["do_swap_page"]).calls)
+    chain = next(c for c in ResultsFolder.open(TESTS_DIR / "fixtures" / "results-5.15.135-trees").chains().chains
+                 if c.name == "article-pagein")
+    at = {w.callee: w for _, w in witness.graph_witness(chain, roots, max_depth=6)}
+    assert at["zs_map_object"].status == "outside the window" and at["zs_map_object"].agrees is None
+    assert at["__zram_bvec_read"].status == "seen"
+
+
+@pytest.mark.parametrize(("version", "roots"), [
+    ("5.15.135", ["shrink_page_list", "do_swap_page"]),
+    ("6.1.192", ["shrink_folio_list", "do_swap_page"]),
+])
+def test_graph_roots_of_the_default_lab(version: str, roots: list[str]) -> None:
+    """Each chain's graph_root, renamed for the kernel; wrong-read-under-writepage's root (swap_writepage) is
+    under shrink_page_list in the pageout chain, so its calls are in those trees already."""
+    lab = load_lab(LABS_DIR / "zram-swap.yaml")
+    assert graphwindow.chain_roots([chain for chain, _ in lab_chains(lab, version)]) == roots
+
+
+def test_window_times_and_commands() -> None:
+    spec = GraphSpec(enabled=True, window_s=0.5, start_pswpin=100)
+    script = graphwindow.window_script(spec, ["shrink_page_list", "do_swap_page"])
+    assert "sleep 0.5" in script and "-lt 100" in script
+    # The close narrows the hooks with a filter (keeps the buffer) instead of nop (which resets it).
+    assert script.index("tracing_on") < script.index("set_ftrace_filter") and "current_tracer\n" not in script
+    assert graphwindow.window_times("window-opened 41.20\nwindow-closed 41.73\n") == (41.2, 41.73)
+    assert graphwindow.window_times(f"{graphwindow.NOT_OPENED}\n") == (None, None)
+    assert graphwindow.graph_symbols(["do_swap_page", "exc_page_fault"], {"do_swap_page": "do_swap_page"}) == (
+        ["do_swap_page"], {"exc_page_fault": "not in available_filter_functions"})
+
+
+def test_tree_rows_mark_documented_functions_and_cut_small_callees() -> None:
+    roots = graph.merge(graph.parse_trace(recorded("5.15.135-do_swap_page")[0], ["do_swap_page"]).calls)
+    capture = GraphCapture(roots=["do_swap_page"], max_depth=8, window_s=0.2, start_pswpin=0, buffer_kb=4096)
+    tree = graph_file((roots, graph.Trace([], 0, 0, 0)), capture).trees[0]
+    documented = {"do_swap_page", "swapin_readahead", "swap_readpage", "zs_map_object", "zram_bvec_rw"}
+    rows = graph_rows(tree, documented)
+    names = [row.name for row in rows]
+    # The documented path is always shown, however small its share; clones keep their names.
+    assert {"swap_readpage", "zram_bvec_rw.isra.0", "zs_map_object"} <= set(names)
+    assert all(row.documented == (base_name(row.name) in documented) for row in rows if not row.cut)
+    cuts = [row for row in rows if row.cut]
+    assert cuts and all(row.name.startswith("... ") and "of the time" in row.name for row in cuts)
+    # Each of the root's callees is on a line of its own or counted in the root's cut-off line.
+    top = [row for row in rows if row.depth == 1]
+    assert sum(int(row.name.split()[1]) if row.cut else 1 for row in top) == len(tree.children)
+    per_call = dict(self_time(tree))
+    assert abs(sum(per_call.values()) - tree.total_us / tree.calls) < 0.01  # self times add up to the root's
+    assert per_call["zcomp_decompress"] > per_call["zs_map_object"]
+
+
+
+GRAPH_RUN = TESTS_DIR / "fixtures" / "results-5.15.135-graph"  # a real 5.15 lab run, traces cut (fixtures README)
+
+
+def test_verifying_a_recorded_graph_run_again_gives_the_same_trees_and_witnesses(tmp_path) -> None:
+    folder = ResultsFolder(Path(shutil.copytree(GRAPH_RUN, tmp_path / "run")))
+    recorded_chains, recorded_graph = folder.chains(), folder.graph()
+    chains = verify_results(folder)
+    assert folder.graph() == recorded_graph and chains == recorded_chains.chains
+    # Both windows opened, in the workloads' read passes; the cut traces lost their ends, and say so.
+    capture = folder.graph_capture()
+    assert [w.workload for w in capture.windows if w.opened_s] == ["shared-hog", "private-hog"]
+    assert recorded_graph.truncated_calls > 0 and recorded_graph.lost_events > 6_000_000
+    assert {tree.name for tree in recorded_graph.trees} == {"do_swap_page", "shrink_page_list"}
+    pageout = {line.function: line.graph for line in next(c for c in chains if c.name == "article-pageout").lines}
+    assert all(pageout[name].status == "seen" and pageout[name].agrees for name in
+               ("swap_writepage", "__swap_writepage", "bdev_write_page", "zram_rw_page", "zcomp_compress", "zs_malloc"))
+    # The cut windows ran do_swap_page twice; swapin_readahead (one call per 8 pages read ahead) was not among
+    # them, and at its share of do_swap_page's calls that says nothing: not a disagreement.
+    pagein = {line.function: line.graph for line in next(c for c in chains if c.name == "article-pagein").lines}
+    assert (pagein["swapin_readahead"].status, pagein["swapin_readahead"].agrees) == ("not seen", None)
+    assert pagein["swapin_readahead"].caller_calls == 2 and pagein["swapin_readahead"].expected < 1
+    assert pagein["do_swap_page"].status == "outside the window"
+    # The caller probe of __swap_writepage read the graph tracer's trampoline while a window was open.
+    assert recorded_chains.graph_hidden_returns == {"__swap_writepage": 344}
+
+
+def test_the_report_draws_the_graph_and_names_what_it_affected(tmp_path) -> None:
+    folder = Path(shutil.copytree(GRAPH_RUN, tmp_path / "run"))
+    write_report(folder)
+    markdown = (folder / "report.md").read_text()
+    assert "## Function graph" in markdown and "### `shrink_page_list`: 3 calls" in markdown
+    assert "344 at __swap_writepage" in markdown and "return_to_handler" in markdown
+    assert "graph: seen" in markdown and "too few calls to tell" in markdown
+    assert "kprobe_ftrace_handler (kernlab's stack probe" in markdown
+    assert "The two witnesses disagree" not in markdown
+    assert (folder / "plots" / "graph-self-time-shrink_page_list.png").stat().st_size > 1000
+    html = (folder / "report.html").read_text()
+    assert "<h2>Function graph</h2>" in html and 'class="graph-tree"' in html

@@ -63,6 +63,7 @@ def test_default_lab_swaps_and_proves_the_chains(kernel_build, real_cache, tmp_p
     pagein = {line["text"]: line for line in chains["article-pagein"]["lines"]}
     assert pagein["pagecache_get_page"]["function"] == "__filemap_get_folio"
     assert pagein["pagecache_get_page"]["hits"] > 0
+    assert_graph_is_a_second_witness(folder, summary, chains, {"shrink_folio_list", "do_swap_page"})
 
 
 PROVEN = ("observed", "inlined", "tail call")
@@ -105,6 +106,17 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
     assert pagein["find_get_page"]["label"] == "inlined into __read_swap_cache_async"
     assert pagein["pagecache_get_page"]["verdict"] == "observed" and pagein["pagecache_get_page"]["hits"] > 0
     assert pagein["zram_get_handle"]["verdict"] == "inlined" and "DWARF" in pagein["zram_get_handle"]["evidence"]
+    trees = assert_graph_is_a_second_witness(folder, summary, chains, {"shrink_page_list", "do_swap_page"})
+    # The graph windows do not distort the histograms' counts: one compression per page swapped out (text
+    # data, no same-filled pages), as in runs without the graph.
+    hist = (folder / "trace" / "hist" / "zcomp_compress.hist").read_text()
+    assert f"Hits: {summary['pswpout_pages']}" in " ".join(hist.split())
+    # The article's swap-in path under do_swap_page, with a duration per call.
+    node = trees["do_swap_page"]
+    for name in ("swap_readpage", "bdev_read_page", "zram_rw_page", "zram_bvec_rw", "__zram_bvec_read",
+                 "zs_map_object"):
+        node = next(child for child in node["children"] if child["name"].split(".")[0] == name)
+        assert node["calls"] > 0 and node["mean_us"] > 0, name
 
 
 def assert_every_article_line_proved(chains: dict, folder: Path) -> None:
@@ -145,3 +157,43 @@ def test_default_lab_on_612_breaks_where_the_article_path_is_gone(kernel_build_6
     assert {"swap_writepage_bdev_sync", "submit_bio_wait", "zram_submit_bio"} <= new
     summary = ResultsFolder.open(outcome.folder).summary()
     assert summary.figures()["pswpout_pages"] > 0 and summary.figures()["compression_ratio"] > 1.2
+
+
+def assert_graph_is_a_second_witness(folder: Path, summary: dict, chains: dict, roots: set[str]) -> dict:
+    """The function graph of a real run: a window per workload, merged trees with real counts and durations
+    that fit inside the stack histograms' counts, and both witnesses agreeing on every article edge."""
+    capture = json.loads((folder / "trace" / "graph" / "windows.json").read_text())
+    assert {w["workload"] for w in capture["windows"]} == {"shared-hog", "private-hog"}
+    for window in capture["windows"]:
+        assert window["closed_s"] > window["opened_s"] > 0, window
+        assert (folder / window["trace"]).stat().st_size > 0
+    graph = json.loads((folder / "graph.json").read_text())
+    trees = {tree["name"]: tree for tree in graph["trees"]}
+    assert set(trees) == roots and all(tree["calls"] > 0 for tree in trees.values())
+    assert graph["windows"] == 2 and 0 < graph["window_seconds"] < 10
+
+    def nodes(node):
+        yield node
+        for child in node["children"]:
+            yield from nodes(child)
+
+    calls: dict[str, int] = {}
+    for tree in trees.values():
+        for node in nodes(tree):
+            calls[node["name"].split(".")[0]] = calls.get(node["name"].split(".")[0], 0) + node["calls"]
+            # A duration holds its callees' (inclusive), so no child outlasts its parent.
+            assert node["total_us"] + 0.01 >= sum(c["total_us"] for c in node["children"]), node["name"]
+            assert node["calls"] == 0 or node["max_us"] >= node["p95_us"] >= node["p50_us"] > 0, node["name"]
+    # The windows hold a sample of the calls the histograms counted over the whole workloads.
+    for leaf in ("zcomp_compress", "zs_malloc", "zs_map_object"):
+        hist = (folder / "trace" / "hist" / f"{leaf}.hist").read_text()
+        hits = int(next(line.split()[1] for line in hist.splitlines() if line.strip().startswith("Hits:")))
+        assert 0 < calls[leaf] < hits, leaf
+    lines = [line for name in ("article-pageout", "article-pagein") for line in chains[name]["lines"]]
+    witnessed = [line for line in lines if line.get("graph")]
+    assert [line["function"] for line in witnessed if line["graph"]["agrees"] is False] == []
+    seen = {line["function"]: line["graph"]["calls"] for line in witnessed if line["graph"]["status"] == "seen"}
+    assert {"swap_readpage", "zs_map_object", "zcomp_compress", "zs_malloc", "__swap_writepage"} <= set(seen)
+    report = (folder / "report.md").read_text()
+    assert "## Function graph" in report and "graph: seen" in report
+    return trees

@@ -18,7 +18,8 @@ from kernlab.run import RunRecorder
 FIXTURES = TESTS_DIR / "fixtures"
 RECORDED = sorted(path.parent for path in FIXTURES.glob("results-*/manifest.json"))
 FILES = {"manifest.json": Manifest, "summary.json": results.Summary, "chains.json": results.ChainsFile,
-         "branches.json": results.BranchesFile, "trace/probes.json": results.ProbeSet}
+         "branches.json": results.BranchesFile, "trace/probes.json": results.ProbeSet, "graph.json": results.GraphFile,
+         "trace/graph/windows.json": results.GraphCapture}
 
 
 def test_there_are_recorded_runs_to_check() -> None:

@@ -15,6 +15,7 @@ from kernlab.results import (
     BranchSiteRecord,
     ChainRecord,
     ChainsFile,
+    EdgeRecord,
     FunctionVerdictRecord,
     LeafRecord,
     LineRecord,
@@ -93,6 +94,8 @@ class TreeLineView:
     hits: str
     evidence: str
     indirect: IndirectView | None
+    graph: str = ""  # the function graph's word on the edge from the caller ("graph: seen 143 times"), if any
+    graph_agrees: bool | None = None
 
     @property
     def css(self) -> str:
@@ -145,6 +148,9 @@ class ChainView:
     leaves: tuple[LeafView, ...]
     no_detail: str | None  # why there is neither a tree nor leaves
     instead: tuple[InsteadView, ...] = ()  # what the kernel does instead, when the chain does not hold
+    # Edges where the function graph contradicts the stack verdict, each with both pieces of evidence.
+    disagreements: tuple[str, ...] = ()
+    witnessed: bool = False  # a function graph was recorded: the tree has its column
 
 
 def chain_verdict(chain: ChainRecord) -> ChainVerdict:
@@ -161,7 +167,25 @@ def _indirect(data: Mapping[str, Any] | None) -> IndirectView | None:
 def tree_line_view(line: LineRecord) -> TreeLineView:
     return TreeLineView(depth=line.depth, text=shown_text(line.text, line.function), verdict=line.verdict,
                         label=line.label or function_label(line), hits=fmt(line.hits, none="-"),
-                        evidence=line.evidence, indirect=_indirect(line.indirect))
+                        evidence=line.evidence, indirect=_indirect(line.indirect),
+                        graph=graph_text(line.graph) if line.graph else "",
+                        graph_agrees=line.graph.agrees if line.graph else None)
+
+
+def graph_text(edge: EdgeRecord) -> str:
+    if edge.status == "seen":
+        return f"seen {edge.calls:,} times"
+    if edge.status == "not seen" and edge.expected is not None and edge.agrees is None:
+        return f"not seen (too few calls to tell: {edge.expected:,.1f} expected)"
+    return edge.status
+
+
+def disagreement_text(line: LineRecord) -> str:
+    """Both witnesses of an edge they disagree on."""
+    assert line.graph is not None
+    return (f"{line.graph.caller} > {line.function}: the stacks say {line.label or function_label(line)} "
+            f"({line.evidence}); the function graph: {graph_text(line.graph)} in its windows"
+            + (f", which ran {line.graph.caller} {line.graph.caller_calls:,} times" if line.graph.caller_calls else ""))
 
 
 def function_label(record: FunctionVerdictRecord | LineRecord) -> str:
@@ -204,7 +228,10 @@ def chain_view(chain: ChainRecord) -> ChainView:
     leaves = tuple(leaf_view(leaf) for leaf in chain.leaves)
     return ChainView(verdict=chain_verdict(chain), documented=chain.documented, notes=tuple(chain.notes), tree=tree,
                      leaves=leaves, no_detail=None if tree or leaves else NO_DETAIL,
-                     instead=tuple(instead_view(path) for path in chain.instead))
+                     instead=tuple(instead_view(path) for path in chain.instead),
+                     disagreements=tuple(disagreement_text(line) for line in chain.lines
+                                         if line.graph and line.graph.agrees is False),
+                     witnessed=any(line.graph for line in chain.lines))
 
 
 def chains_absent_text(manifest: Manifest) -> str:

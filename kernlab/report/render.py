@@ -17,6 +17,7 @@ from kernlab.errors import KernlabError
 from kernlab.report.chainviews import NO_FUNCTIONS, LeafView, TreeLineView
 from kernlab.report.comparison import ComparisonView, comparison_plots, comparison_rows, comparison_view
 from kernlab.report.format import align_columns, is_number_text, md_cell, md_code_block
+from kernlab.report.graphviews import MIN_SHARE, GraphRow, self_time_pngs
 from kernlab.report.views import PLOTS, RunFiles, RunView, run_view, workload_spans
 
 PACKAGE = Path(__file__).resolve().parent
@@ -31,8 +32,19 @@ PLOT_FUNCTIONS: dict[str, Callable[..., bytes]] = {
 
 def tree_block(tree: Sequence[TreeLineView]) -> str:
     """A chain's documented tree as the article's code block: indented lines, then verdict, hits and evidence."""
-    rows = [("  " * t.depth + t.text, t.label, t.hits, t.full_evidence) for t in tree]
+    if any(t.graph for t in tree):  # the function graph's word on each edge, beside the stacks'
+        rows = [("  " * t.depth + t.text, t.label, t.hits, f"graph: {t.graph}" if t.graph else "", t.full_evidence)
+                for t in tree]
+    else:
+        rows = [("  " * t.depth + t.text, t.label, t.hits, t.full_evidence) for t in tree]
     return md_code_block("\n".join(align_columns(rows, right=(2,))))
+
+
+def graph_block(rows: Sequence[GraphRow]) -> str:
+    """A merged tree as the article's code block: `*` marks the documented functions."""
+    lines = [(("* " if row.documented else "  ") + row.text, row.calls, row.mean_us and f"{row.mean_us} µs",
+              row.share) for row in rows]
+    return md_code_block("\n".join(align_columns(lines, right=(1, 2, 3))))
 
 
 def leaf_block(leaf: LeafView) -> str:
@@ -48,7 +60,8 @@ def _autoescape(name: str | None) -> bool:
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(PACKAGE / "templates"), autoescape=_autoescape, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined)
-    env.filters.update(cell=md_cell, tree_block=tree_block, leaf_block=leaf_block,
+    env.globals["min_share"] = MIN_SHARE
+    env.filters.update(cell=md_cell, tree_block=tree_block, leaf_block=leaf_block, graph_block=graph_block,
                        b64=lambda png: base64.b64encode(png).decode("ascii"))
     env.tests["number_text"] = is_number_text
     return env
@@ -92,6 +105,16 @@ def run_plots(run: RunFiles) -> dict[str, bytes]:
     return {key: PLOT_FUNCTIONS[key](run.samples, spans) for key, _ in PLOTS}
 
 
+def write_report(folder: Path) -> Path:
+    """Write report.md, report.html and plots/*.png into a results folder; returns report.html's path."""
+    run = RunFiles.read(Path(folder))
+    view = run_view(run)
+    pngs = run_plots(run) | self_time_pngs(view.graph)
+    texts = {"report.md": render_markdown(view), "report.html": render_html(view, pngs)}
+    _write_all(run.folder, pngs, texts)
+    return run.folder / "report.html"
+
+
 def _write_all(folder: Path, pngs: dict[str, bytes], texts: dict[str, str]) -> None:
     """Everything is rendered before the first write: a failure leaves no half-written report behind."""
     for key, png in pngs.items():
@@ -100,14 +123,6 @@ def _write_all(folder: Path, pngs: dict[str, bytes], texts: dict[str, str]) -> N
         write_bytes_atomic(folder / name, text.encode())
 
 
-def write_report(folder: Path) -> Path:
-    """Write report.md, report.html and plots/*.png into a results folder; returns report.html's path."""
-    run = RunFiles.read(Path(folder))
-    pngs = run_plots(run)
-    view = run_view(run)
-    texts = {"report.md": render_markdown(view), "report.html": render_html(view, pngs)}
-    _write_all(run.folder, pngs, texts)
-    return run.folder / "report.html"
 
 
 def write_comparison(folders: list[Path], out_dir: Path, title: str) -> Path:

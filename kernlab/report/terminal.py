@@ -16,6 +16,7 @@ from kernlab.errors import KernlabError
 from kernlab.experiment import Difference
 from kernlab.report.chainviews import (
     chain_verdict,
+    chain_view,
     counts_cells,
     instead_view,
     leaf_view,
@@ -24,6 +25,7 @@ from kernlab.report.chainviews import (
 )
 from kernlab.report.comparison import FIGURE_COLUMNS, figure_cells
 from kernlab.report.format import figure_rows, fmt, verdict_style
+from kernlab.report.graphviews import graph_view
 from kernlab.report.views import NO_SUMMARY, fallback_note, status_of
 from kernlab.results import AccelRecord, BranchesFile, ChainRecord, KernelRecord, ResultsFolder, SweepVariant
 
@@ -70,14 +72,20 @@ def print_chains(console: Console, chains: Sequence[ChainRecord]) -> None:
         # The tree reads like the article's code block; a long note line is cut here (the report has it whole).
         table.add_column("documented line", no_wrap=True, overflow="ellipsis", max_width=52)
         table.add_column("hits", justify="right", no_wrap=True)
-        table.add_column("verdict: evidence", overflow="fold", ratio=1)
         tree = [tree_line_view(line) for line in chain.lines]
+        witnessed = any(t.graph for t in tree)
+        if witnessed:
+            table.add_column("graph", no_wrap=True)
+        table.add_column("verdict: evidence", overflow="fold", ratio=1)
         for t in tree:
-            table.add_row("  " * t.depth + escape(t.text), t.hits, _styled(t.verdict, t.label, t.evidence))
+            graph = [f"[{'red' if t.graph_agrees is False else 'cyan'}]{escape(t.graph)}[/]"] if witnessed else []
+            table.add_row("  " * t.depth + escape(t.text), t.hits, *graph, _styled(t.verdict, t.label, t.evidence))
         for leaf in [] if tree else [leaf_view(leaf) for leaf in chain.leaves]:
             for index, call in enumerate(leaf.calls):
                 table.add_row(("↓ " if index else "") + escape(call.function), leaf.hits if not index else "",
                               _styled(call.verdict, call.label, call.evidence))
+        for text in chain_view(chain).disagreements:
+            console.print(f"  [red bold]the two witnesses disagree:[/] {escape(text)}")
         console.print(table)
         for t in tree:
             if t.indirect:
@@ -90,6 +98,33 @@ def print_chains(console: Console, chains: Sequence[ChainRecord]) -> None:
             console.print("  [bold]what this kernel does instead[/] (+ new on the path, - documented but not on it):")
         for path in map(instead_view, chain.instead):
             console.print(f"    {escape(path.title)}:\n      {escape(' > '.join(path.steps))}")
+
+
+def print_graph(console: Console, folder: Path) -> None:
+    """Each root's merged function graph, indented like the article: documented functions bold, the rest dim,
+    small callees in a cut-off line; then where its time goes."""
+    results = ResultsFolder.open(folder)
+    chains = results.chains()
+    accel = results.manifest().accel
+    view = graph_view(results.graph(), results.graph_capture(), chains.chains if chains else [],
+                      accel.used if accel else None)
+    if view is None:
+        return
+    console.print(f"[bold]function graph[/]: {escape(view.summary)}")
+    if view.losses:
+        console.print(f"[yellow]{escape(view.losses)}[/]")
+    for tree in view.trees:
+        table = Table(title=f"{escape(tree.root)}: {tree.calls:,} calls", title_justify="left", box=box.SIMPLE_HEAD)
+        table.add_column("call path", no_wrap=True, overflow="ellipsis", max_width=80)
+        for name in ("calls", "mean µs", "share"):
+            table.add_column(name, justify="right", no_wrap=True, min_width=len(name) + 4)
+        for row in tree.rows:
+            style = "dim italic" if row.cut else "bold" if row.documented else "dim"
+            table.add_row(f"[{style}]{escape(row.text)}[/]", row.calls, row.mean_us, row.share)
+        console.print(table)
+        shares = ", ".join(f"{escape(name)} {us:,.1f} µs" for name, us in tree.self_time)
+        console.print(f"  self time per {escape(tree.root)} call: {shares}")
+    console.print(f"[dim]{escape(view.duration_note)}[/]")
 
 
 def print_branches(console: Console, branches: BranchesFile | Path | None) -> bool:

@@ -25,11 +25,14 @@ from kernlab.report.chainviews import (
     verdict_table,
 )
 from kernlab.report.format import Table, figure_rows, fmt, short_sha, table, with_unit
+from kernlab.report.graphviews import GraphView, graph_view
 from kernlab.results import (
     AccelRecord,
     BootRecord,
     BranchesFile,
     ChainsFile,
+    GraphCapture,
+    GraphFile,
     GuestImageRecord,
     HostRecord,
     KernelRecord,
@@ -63,6 +66,8 @@ class RunFiles:
     chains: ChainsFile | None = None
     workloads: Mapping[str, WorkloadRecord] = field(default_factory=dict)
     branches: BranchesFile | None = None
+    graph: GraphFile | None = None
+    graph_capture: GraphCapture | None = None
 
     @classmethod
     def read(cls, path: Path) -> RunFiles:
@@ -70,7 +75,7 @@ class RunFiles:
         folder = ResultsFolder.open(path)
         return cls(folder=folder.path, manifest=folder.manifest(), summary=folder.summary(),
                    samples=folder.samples(), chains=folder.chains(), workloads=folder.workloads(),
-                   branches=folder.branches())
+                   branches=folder.branches(), graph=folder.graph(), graph_capture=folder.graph_capture())
 
     @property
     def figures(self) -> dict[str, Any]:
@@ -116,12 +121,23 @@ class RunView:
     spans: str | None
     # 3. the chains and branches in detail
     chains: tuple[ChainView, ...]
+    graph: GraphView | None
     branches: BranchView | None
     # 4. the setup and every figure
     folder_name: str
     setup: Table
     workloads: Table
     all_figures: Table | None
+
+
+def hidden_returns_text(hidden: Mapping[str, int]) -> str | None:
+    """Which caller counts the function graph's windows affected, when any."""
+    if not hidden:
+        return None
+    counts = ", ".join(f"{count:,} at {name}" for name, count in hidden.items())
+    return (f"While the function graph was on, some return addresses read the graph tracer's trampoline "
+            f"(return_to_handler) instead of the call site: {counts}. Those hits' caller is unknown; every other "
+            "count is unaffected (stack traces are unwound past the trampoline).")
 
 
 def ran_on_text(manifest: Manifest) -> str:
@@ -296,7 +312,8 @@ def run_view(run: RunFiles) -> RunView:
         title=f"{run.lab_name}: kernlab report",
         status=status_of(m),
         ran_on=ran_on_text(m),
-        warnings=tuple(w for w in (fallback_note(m), lost_events_text(lost) if lost else None) if w),
+        warnings=tuple(w for w in (fallback_note(m), lost_events_text(lost) if lost else None,
+                                   hidden_returns_text(run.chains.graph_hidden_returns if run.chains else {})) if w),
         description=str(m.lab.get("description") or "").strip(),
         verdicts=verdict_table([chain_verdict(c) for c in records]) if records else None,
         chains_absent=None if records else chains_absent_text(m),
@@ -307,6 +324,7 @@ def run_view(run: RunFiles) -> RunView:
         no_samples=None if run.samples else NO_SAMPLES,
         spans=spans_text(spans) if spans and plotted else None,
         chains=tuple(chain_view(c) for c in records),
+        graph=graph_view(run.graph, run.graph_capture, records, m.accel.used if m.accel else None),
         branches=branches if branches and branches.available else None,
         folder_name=run.folder.name,
         setup=table(("setting", "value"), setup_rows(m)),

@@ -1,0 +1,106 @@
+"""function_graph capture: which functions the graph starts at, and the guest commands of a bounded window per
+workload. Pure: names in, shell text out (kernlab.run runs them).
+
+The window is kept short because function_graph under TCG costs every traced call a trip through the ftrace
+trampoline; the tracer is switched on only for the window (`current_tracer` resets the buffer, so the trace of
+each window is read before the next one opens) and `nop` the rest of the time, so the kprobe stack
+histograms, which count the whole workload, run alone outside the windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kernlab.lab import GraphSpec
+from kernlab.specs import ResolvedChain
+from kernlab.trace import TRACEFS
+
+STOP_FILE = "/tmp/kernlab-graph-stop"
+OPENED, CLOSED, NOT_OPENED = "window-opened", "window-closed", "window-not-opened"
+PSWPIN = "awk '$1==\"pswpin\"{print $2}' /proc/vmstat"
+UPTIME = "cut -d' ' -f1 /proc/uptime"
+
+
+def chain_roots(chains: Sequence[ResolvedChain]) -> list[str]:
+    """Each chain's graph root, without a root that another chain puts below it (its calls are in that
+    root's trees already): e.g. swap_writepage under shrink_page_list."""
+    roots = list(dict.fromkeys(chain.graph_root for chain in chains if chain.graph_root))
+
+    def below(inner: str, outer: str) -> bool:
+        for chain in chains:
+            functions = [line.function for line in chain.lines]
+            if outer in functions and inner in functions[functions.index(outer) + 1:]:
+                return True
+        return False
+
+    return [root for root in roots if not any(below(root, other) for other in roots if other != root)]
+
+
+def graph_symbols(roots: Sequence[str], traceable: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """(symbols for set_graph_function, {root: why it cannot be one}) from available_filter_functions."""
+    symbols = [traceable[root] for root in roots if root in traceable]
+    return symbols, {root: "not in available_filter_functions" for root in roots if root not in traceable}
+
+
+# proc/tail: the task and the closing function's name on every line (calls of tasks interleave on a CPU).
+# sleep-time 0: a duration is the time on the CPU, not the time the task was scheduled out inside the call
+# (with it, __cond_resched took two thirds of shrink_page_list on 5.15). irqs 0: interrupts that arrive inside a
+# traced call are not the article's tree. overwrite 0: a full buffer drops the window's newest events (counted
+# in stats as dropped) instead of overwriting its beginning, so the trees are the window's first calls.
+GRAPH_OPTIONS = {"funcgraph-proc": 1, "funcgraph-tail": 1, "sleep-time": 0, "funcgraph-irqs": 0, "overwrite": 0}
+DEFAULT_OPTIONS = {"funcgraph-proc": 0, "funcgraph-tail": 0, "sleep-time": 1, "funcgraph-irqs": 1, "overwrite": 1}
+
+
+def setup_commands(spec: GraphSpec, symbols: Sequence[str]) -> list[str]:
+    """Graph functions, depth, the proc/tail columns and the buffer; the tracer itself stays nop until a
+    window opens."""
+    return [f"echo nop > {TRACEFS}/current_tracer", f"echo {' '.join(symbols)} > {TRACEFS}/set_graph_function",
+            f"echo {spec.max_depth} > {TRACEFS}/max_graph_depth",
+            # options/ files, not trace_options: that takes a tracer's options only while it is the current one
+            *(f"echo {value} > {TRACEFS}/options/{option}" for option, value in GRAPH_OPTIONS.items()),
+            f"echo {spec.buffer_kb} > {TRACEFS}/buffer_size_kb"]
+
+
+def window_script(spec: GraphSpec, symbols: Sequence[str]) -> str:
+    """Runs beside a workload: waits until it has swapped in start_pswpin pages (or gives up when STOP_FILE
+    appears, the workload being over), then records window_s seconds. Prints the guest uptime at which the
+    window opened and closed, so the report can place it on the samples' time axis.
+
+    Closing: tracing_on 0 stops the recording at once, but the graph tracer would still hook every kernel
+    function until `nop` replaces it, which resets the buffer; so set_ftrace_filter narrows the hooks to the
+    roots (a filter change keeps the buffer) and the rest of the workload runs almost untraced."""
+    return (f"rm -f {STOP_FILE}; base=$({PSWPIN}); "
+            f"while [ $(( $({PSWPIN}) - base )) -lt {spec.start_pswpin} ]; do "
+            f"if [ -e {STOP_FILE} ]; then echo {NOT_OPENED}; exit 0; fi; sleep 0.1; done; "
+            f"echo function_graph > {TRACEFS}/current_tracer && echo {OPENED} $({UPTIME}) && sleep {spec.window_s}; "
+            f"echo 0 > {TRACEFS}/tracing_on; echo {CLOSED} $({UPTIME}); "
+            f"echo {' '.join(symbols)} > {TRACEFS}/set_ftrace_filter")
+
+
+def read_stats_command() -> str:
+    return f"for f in {TRACEFS}/per_cpu/cpu*/stats; do echo \"==> $f <==\"; cat $f; done"
+
+
+def after_window_commands() -> list[str]:
+    """Once the window's trace is read: the tracer off again, and the ring buffer back on for the next one."""
+    return [f"echo nop > {TRACEFS}/current_tracer", f"echo > {TRACEFS}/set_ftrace_filter",
+            f"echo 1 > {TRACEFS}/tracing_on"]
+
+
+def teardown_commands() -> list[str]:
+    return [f"echo nop > {TRACEFS}/current_tracer", f"echo > {TRACEFS}/set_graph_function",
+            f"echo 0 > {TRACEFS}/max_graph_depth",
+            *(f"echo {value} > {TRACEFS}/options/{option}" for option, value in DEFAULT_OPTIONS.items())]
+
+
+def window_times(output: str) -> tuple[float | None, float | None]:
+    """(opened, closed) guest uptimes from window_script's output; None where it did not print one."""
+    times: dict[str, float] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in (OPENED, CLOSED):
+            try:
+                times[parts[0]] = float(parts[1])
+            except ValueError:
+                continue
+    return times.get(OPENED), times.get(CLOSED)
