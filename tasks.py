@@ -7,12 +7,15 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from kernlab import cli
-from kernlab.errors import KernlabError
+from kernlab.errors import KernlabError, UsageError
 
 cli.usage_errors_exit_2()
 
 LAB_HELP = {"lab": "lab file (default labs/zram-swap.yaml)", "cache": "cache dir (default $KERNLAB_CACHE or XDG cache)",
             "verbose": "log every external command"}
+JUNIT_HELP = {"junit": "write JUnit XML here: one test case per chain expectation"}
+BOOT_HELP = {**LAB_HELP, "accel": "kvm, tcg or auto (default: $KERNLAB_ACCEL, else the lab's vm.accel); kvm that does "
+                                  "not work fails at once, saying why"}
 KERNEL_HELP = {**LAB_HELP, "kernel": "override the lab's kernel: debian:6.1, 5.15.177 or path:/tree",
                "install": "apt-get install a missing linux-source package",
                "strict": "never fall back to another kernel"}
@@ -21,14 +24,16 @@ KERNEL_HELP = {**LAB_HELP, "kernel": "override the lab's kernel: debian:6.1, 5.1
 def _call(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
+    except UsageError as error:
+        raise Exit(f"usage: {error}", code=2) from None
     except KernlabError as error:
         raise Exit(f"error: {error}", code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None
 
 
-def _ctx(lab, cache, verbose):
-    return _call(cli.Context.create, lab, cache, verbose)
+def _ctx(lab, cache, verbose, accel=None):
+    return _call(cli.Context.create, lab, cache, verbose, accel)
 
 
 @task(help={**KERNEL_HELP, "mirror": "kernel.org mirror base URL"})
@@ -43,6 +48,12 @@ def config(c, lab=None, kernel=None, install=False, strict=None, cache=None, ver
     _call(cli.configure, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict)
 
 
+@task(help=KERNEL_HELP)
+def key(c, lab=None, kernel=None, install=False, strict=None, cache=None, verbose=False):
+    """Print the kernel's build key (its cache folder builds/<key>) without building: a CI cache key."""
+    _call(cli.kernel_key, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict)
+
+
 @task(help={**KERNEL_HELP, "jobs": "make -j (default: all cores)"})
 def build(c, lab=None, kernel=None, install=False, strict=None, jobs=None, cache=None, verbose=False):
     """Build the kernel out of tree (cached by source + config + compiler)."""
@@ -50,17 +61,18 @@ def build(c, lab=None, kernel=None, install=False, strict=None, jobs=None, cache
           jobs=int(jobs) if jobs else None)
 
 
-@task(help={**LAB_HELP, "kernel": "override the lab's kernel", "output": "where to write the JSON",
+@task(help={**BOOT_HELP, "kernel": "override the lab's kernel", "output": "where to write the JSON",
             "warm": "use the normal cache instead of an empty one"})
-def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False):
+def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False, accel=None):
     """Benchmark figures as JSON: cold/warm lab, kernel build, no-op rebuild, boot, image, tracing overhead."""
-    _call(cli.bench, _ctx(lab, cache, verbose), Path(output), kernel=kernel, cold=not warm)
+    _call(cli.bench, _ctx(lab, cache, verbose, accel), Path(output), kernel=kernel, cold=not warm)
 
 
-@task(help={"fast": "skip tests marked slow or vm (no kernel build, no QEMU)", "k": "pytest -k expression"})
-def test(c, fast=False, k=None):
+@task(help={"fast": "skip tests marked slow or vm (no kernel build, no QEMU)", "k": "pytest -k expression",
+            "junit": "write pytest's JUnit XML here"})
+def test(c, fast=False, k=None, junit=None):
     """Run the test suite (the command CI runs)."""
-    code = cli.run_tests(fast=fast, expression=k)
+    code = cli.run_tests(fast=fast, expression=k, junit=junit)
     if code:
         raise Exit(code=code)
 
@@ -71,10 +83,10 @@ def guest_build(c, lab=None, cache=None, verbose=False):
     _call(cli.guest_image, _ctx(lab, cache, verbose))
 
 
-@task(name="boot", help={**LAB_HELP, "kernel": "override the lab's kernel"})
-def vm_boot(c, lab=None, kernel=None, cache=None, verbose=False):
+@task(name="boot", help={**BOOT_HELP, "kernel": "override the lab's kernel"})
+def vm_boot(c, lab=None, kernel=None, cache=None, verbose=False, accel=None):
     """Boot the lab's kernel and image on this terminal (Ctrl-A X leaves)."""
-    raise Exit(code=_call(cli.vm_boot, _ctx(lab, cache, verbose), kernel=kernel))
+    raise Exit(code=_call(cli.vm_boot, _ctx(lab, cache, verbose, accel), kernel=kernel))
 
 
 @task(name="ssh", help=LAB_HELP)
@@ -86,33 +98,37 @@ def vm_ssh(c, lab=None, cache=None, verbose=False):
     raise Exit(code=_call(cli.vm_ssh, _ctx(lab, cache, verbose), command))
 
 
-@task(name="run", default=True, help={**LAB_HELP, "kernel": "override the lab's kernel",
-                                      "results": "results root (default results/)"})
-def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=False):
+@task(name="run", default=True, help={**BOOT_HELP, "kernel": "override the lab's kernel",
+                                      "results": "results root (default results/)", **JUNIT_HELP})
+def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, junit=None):
     """Run a lab end to end: kernel, guest, zram, workloads, samples, chains, results folder."""
-    raise Exit(code=_call(cli.lab, _ctx(lab, cache, verbose), kernel=kernel, results=results))
+    raise Exit(code=_call(cli.lab, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results, junit=junit))
 
 
-@task(name="verify")
-def lab_verify(c, results_dir):
+@task(name="verify", help={"results_dir": "a run's results folder", **JUNIT_HELP})
+def lab_verify(c, results_dir, junit=None):
     """Verify the lab's call chains again, offline, on a results folder."""
-    raise Exit(code=_call(cli.lab_verify, Path(results_dir), cli.plain_console()))
+    raise Exit(code=_call(cli.lab_verify, Path(results_dir), cli.plain_console(), junit=junit))
 
 
-@task(name="sweep", help={**LAB_HELP, "shard": "run slice I/N of the variants (e.g. 1/2), for split CI runners",
-                           "kernel": "override the lab's kernel", "results": "results root (default results/)"})
-def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=None, verbose=False):
+@task(name="sweep", help={**BOOT_HELP, "shard": "run slice I/N of the variants (e.g. 1/2), for split CI runners",
+                           "kernel": "override the lab's kernel", "results": "results root (default results/)",
+                           **JUNIT_HELP})
+def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=None, verbose=False, accel=None,
+              junit=None):
     """Run every variant of the lab's sweep (one kernel build) and write a comparison report."""
-    raise Exit(code=_call(cli.sweep, _ctx(lab, cache, verbose), shard=shard, kernel=kernel, results=results))
+    raise Exit(code=_call(cli.sweep, _ctx(lab, cache, verbose, accel), shard=shard, kernel=kernel, results=results,
+                          junit=junit))
 
 
-@task(name="matrix", help={**LAB_HELP, "kernels": "comma-separated kernel refs (default: the lab's matrix: list), e.g. "
-                                                   "tarball:../shared/kernels/linux-5.15.135.tar.xz,debian:6.1,debian:6.12",
+@task(name="matrix", help={**BOOT_HELP,
+                            "kernels": "comma-separated kernel refs (default: the lab's matrix: list), e.g. "
+                                       "tarball:../shared/kernels/linux-5.15.135.tar.xz,debian:6.1,debian:6.12",
                             "shard": "run slice I/N of the kernels (e.g. 1/3), for split CI runners",
                             "results": "results root (default results/)"})
-def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False):
+def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False, accel=None):
     """Run the same lab on each kernel and compare every documented line's verdict across them."""
-    raise Exit(code=_call(cli.matrix, _ctx(lab, cache, verbose), kernels=kernels, shard=shard, results=results))
+    raise Exit(code=_call(cli.matrix, _ctx(lab, cache, verbose, accel), kernels=kernels, shard=shard, results=results))
 
 
 @task(name="rerun", help={"manifest": "RESULTS_DIR/manifest.json of a finished run",
@@ -136,7 +152,7 @@ def lab_report(c, results_dir, more=None):
     _call(cli.lab_report, [Path(results_dir), *map(Path, more or [])], cli.plain_console())
 
 
-kernel = Collection("kernel", fetch, config, build)
+kernel = Collection("kernel", fetch, config, build, key)
 guest = Collection("guest", guest_build)
 vm = Collection("vm", vm_boot, vm_ssh)
 lab = Collection("lab", lab_run, lab_verify, lab_sweep, lab_matrix, lab_rerun, lab_compare, lab_report)

@@ -1,20 +1,26 @@
-"""One-time machine setup (stdlib only, so it runs before anything is installed): Debian packages and the venv.
+"""One-time machine setup (stdlib only, so it runs before anything is installed): apt packages and the venv.
 
-    sudo python3 -m kernlab.bootstrap        # apt-get packages, then .venv with kernlab and its dev tools
+    python3 -m kernlab.bootstrap        # apt-get packages (as root, or through sudo), then .venv with kernlab
+
+Debian 12 and Ubuntu 22.04/24.04 (GitHub's x86 runners): the same tools everywhere; a distribution's
+linux-source packages only where they fit kernlab's `debian:X.Y` kernels (Debian's 6.1 is the offline fallback).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from kernlab.paths import REPO
 
-# What kernlab runs on the host, by the Debian package that has it.
-DEBIAN_PACKAGES = [
-    "linux-source-6.1",  # the offline kernel source
+OS_RELEASE = Path("/etc/os-release")
+# What kernlab runs on the host, by the package that has it (the same names on Debian 12 and Ubuntu 22.04/24.04).
+HOST_PACKAGES = [
     "build-essential", "flex", "bison", "bc", "libelf-dev", "libssl-dev", "cpio", "xz-utils", "kmod",
     "ccache",
     "qemu-system-x86",
@@ -25,8 +31,45 @@ DEBIAN_PACKAGES = [
 ]
 
 
-# Installed where apt has a candidate (this Debian 12 machine offers linux-source-6.12 6.12.117-1~deb12u1).
-OPTIONAL_PACKAGES = ["linux-source-6.12"]
+# Debian's kernel sources (kernlab.source reads /usr/src/linux-source-X.Y.tar.xz as `debian:X.Y`): 6.1 is the
+# offline fallback of the default lab; 6.12 where apt has it (Debian 12 offers 6.12.117-1~deb12u1 in
+# bookworm-backports/security). Ubuntu's linux-source-* ship another layout and are not installed.
+DEBIAN_REQUIRED = {"12": ["linux-source-6.1"]}
+DEBIAN_OPTIONAL = ["linux-source-6.12"]
+
+
+class Unsupported(Exception):
+    pass
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """KEY=value lines, quotes removed (os-release(5))."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            fields[key] = value.strip().strip('"').strip("'")
+    return fields
+
+
+def distro_packages(release: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(packages to install, packages to install where apt has a candidate) for this distribution."""
+    distro, version = release.get("ID", ""), release.get("VERSION_ID", "")
+    if distro == "debian":
+        return HOST_PACKAGES + DEBIAN_REQUIRED.get(version, []), DEBIAN_OPTIONAL
+    if distro == "ubuntu":
+        return list(HOST_PACKAGES), []
+    raise Unsupported(f"{OS_RELEASE}: ID={distro or '(none)'}: kernlab installs with apt on Debian and Ubuntu only; "
+                      "install its tools yourself and pass --no-apt")
+
+
+def privileged(cmd: list[str], euid: int, have_sudo: bool) -> list[str]:
+    """cmd as root: directly when root (a CI container has no sudo), else through sudo."""
+    if euid == 0:
+        return cmd
+    if have_sudo:
+        return ["sudo", "--preserve-env=DEBIAN_FRONTEND", *cmd]
+    raise Unsupported("apt-get needs root and there is no sudo: run as root, or pass --no-apt")
 
 
 def available(packages: list[str]) -> list[str]:
@@ -47,14 +90,16 @@ def run(cmd: list[str], **kwargs) -> None:
 def main(argv: list[str]) -> int:
     skip_apt = "--no-apt" in argv
     if not skip_apt:
-        if os.geteuid() != 0:
-            print("kernlab.bootstrap: apt-get needs root: run `sudo python3 -m kernlab.bootstrap` (or pass --no-apt)",
-                  file=sys.stderr)
+        try:
+            required, optional = distro_packages(parse_os_release(OS_RELEASE.read_text()))
+            as_root = functools.partial(privileged, euid=os.geteuid(), have_sudo=shutil.which("sudo") is not None)
+            update = as_root(["apt-get", "update"])
+        except (Unsupported, OSError) as error:
+            print(f"kernlab.bootstrap: {error}", file=sys.stderr)
             return 1
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(["apt-get", "update"], env=env)
-        run(["apt-get", "install", "-y", "--no-install-recommends", *DEBIAN_PACKAGES, *available(OPTIONAL_PACKAGES)],
-            env=env)
+        run(update, env=env)
+        run(as_root(["apt-get", "install", "-y", "--no-install-recommends", *required, *available(optional)]), env=env)
     venv = REPO / ".venv"
     if not (venv / "bin" / "python").exists():
         run([sys.executable, "-m", "venv", str(venv)])

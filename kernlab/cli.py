@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from kernlab import bench as benchmarks
-from kernlab import build, experiment, report, run, source, vm
+from kernlab import build, cireport, experiment, report, run, source, vm
+from kernlab import progress as ci_progress
 from kernlab import sweep as sweeps
 from kernlab.cache import Cache, read_json, write_json_atomic
-from kernlab.errors import KernlabError
+from kernlab.errors import KernlabError, UsageError
 from kernlab.evidence import verify_results
 from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, load_lab
@@ -27,8 +29,6 @@ from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, REPO
 from kernlab.report import terminal
 from kernlab.results import ResultsFolder, find_folders
 from kernlab.ssh import GuestSSH
-
-OBJECT_LINE = re.compile(r"^\s+(CC|AS|LD|AR)\s")
 
 
 @dataclass
@@ -41,10 +41,31 @@ class Context:
     console: Console
 
     @classmethod
-    def create(cls, lab: str | None = None, cache: str | None = None, verbose: bool = False) -> Context:
+    def create(cls, lab: str | None = None, cache: str | None = None, verbose: bool = False,
+               accel: str | None = None) -> Context:
+        """accel: kvm, tcg or auto over the lab's vm.accel (default: $KERNLAB_ACCEL, when set)."""
         logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s")
         lab_path = Path(lab) if lab else DEFAULT_LAB
-        return cls(load_lab(lab_path), lab_path, Cache.at(cache), plain_console())
+        loaded = load_lab(lab_path)
+        if chosen := accel_override(accel):
+            loaded = loaded.model_copy(update={"vm": loaded.vm.model_copy(update={"accel": chosen})})
+        return cls(loaded, lab_path, Cache.at(cache), plain_console())
+
+
+ACCELS = ("kvm", "tcg", "auto")
+
+
+def accel_override(flag: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """--accel, else $KERNLAB_ACCEL, else None (the lab's vm.accel)."""
+    env = os.environ if environ is None else environ
+    if flag:
+        if flag not in ACCELS:
+            raise UsageError(f"--accel: {flag!r} is not kvm, tcg or auto")
+        return flag
+    value = env.get("KERNLAB_ACCEL") or None
+    if value is not None and value not in ACCELS:
+        raise KernlabError(f"KERNLAB_ACCEL: {value!r} is not kvm, tcg or auto")
+    return value
 
 
 def fetch(ctx: Context, kernel: str | None = None, install: bool = False, mirror: str | None = None,
@@ -82,6 +103,13 @@ def build_kernel(ctx: Context, kernel: str | None = None, install: bool = False,
                  jobs: int | None = None) -> build.KernelBuild:
     used = fetch(ctx, kernel=kernel, install=install, strict=strict)
     started = time.monotonic()
+    if not ctx.console.is_terminal:  # a log file or CI: plain lines, since a transient bar prints nothing there
+        with ci_progress.group(f"build linux {used.version}", ctx.console.print), \
+                ci_progress.Heartbeat(f"building linux {used.version}", ctx.console.print) as heartbeat:
+            result = build.build_kernel(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR, jobs=jobs,
+                                        on_line=heartbeat.on_line,
+                                        on_start=lambda log_file: ctx.console.print(f"build log: {log_file}"))
+        return _built(ctx, result, time.monotonic() - started)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[objects]} objects"),
                   TimeElapsedColumn(), TextColumn("[dim]{task.fields[log]}"),
                   console=ctx.console, transient=True) as progress:
@@ -91,18 +119,31 @@ def build_kernel(ctx: Context, kernel: str | None = None, install: bool = False,
             progress.update(task, log=f"log: {log_file}")
 
         def on_line(line: str) -> None:
-            if OBJECT_LINE.match(line):
+            if ci_progress.OBJECT_LINE.match(line):
                 progress.update(task, objects=progress.tasks[0].fields["objects"] + 1)
 
         result = build.build_kernel(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR, jobs=jobs,
                                     on_line=on_line, on_start=on_start)
-    seconds = time.monotonic() - started
+    return _built(ctx, result, time.monotonic() - started)
+
+
+def _built(ctx: Context, result: build.KernelBuild, seconds: float) -> build.KernelBuild:
     if result.cached:
         ctx.console.print(f"kernel: cached, nothing to do ({seconds:.2f} s): {result.describe()}")
     else:
         ctx.console.print(f"kernel: built in {result.info['duration_s']:.0f} s: {result.describe()}")
     ctx.console.print(f"  {result.bzimage}\n  {result.vmlinux}\n  {result.dir / 'build.json'}")
     return result
+
+
+def kernel_key(ctx: Context, kernel: str | None = None, install: bool = False, strict: bool | None = None) -> str:
+    """The kernel's build key (the cache folder builds/<key>), without building: a CI cache key. Only the key
+    goes to stdout; what fetching the source says goes to stderr."""
+    quiet = dataclasses.replace(ctx, console=Console(stderr=True, highlight=False, soft_wrap=True))
+    used = fetch(quiet, kernel=kernel, install=install, strict=strict)
+    key = build.build_key(used, ctx.lab.kernel, KCONFIG_DIR, build.compiler_version())
+    print(key)
+    return key
 
 
 def bench(ctx: Context, output: Path, kernel: str | None = None, cold: bool = True) -> dict:
@@ -113,9 +154,9 @@ def bench(ctx: Context, output: Path, kernel: str | None = None, cold: bool = Tr
     return figures
 
 
-def run_tests(fast: bool = False, expression: str | None = None) -> int:
+def run_tests(fast: bool = False, expression: str | None = None, junit: str | None = None) -> int:
     """pytest over tests/; real kernels come from the normal cache, and nothing reaches kernel.org."""
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests")]
+    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests")] + ([f"--junitxml={junit}"] if junit else [])
     if fast:
         cmd += ["-m", "not slow and not vm"]
     if expression:
@@ -140,7 +181,7 @@ def vm_boot(ctx: Context, kernel: str | None = None) -> int:
     """Interactive boot on this terminal; `inv vm.ssh` reaches it while it runs."""
     kernel_build = build_kernel(ctx, kernel=kernel)
     image = guest_image(ctx)
-    accel = vm.choose_accel(ctx.lab.vm, kernel_build.bzimage, ctx.cache.dir("run"))
+    accel = vm.choose_accel(ctx.lab.vm, kernel_build.bzimage, ctx.cache.dir("run"), ctx.cache.dir("accel"))
     port = vm.free_port()
     command = vm.qemu_command(ctx.lab.vm, kernel=kernel_build.bzimage, initrd=image.path, ssh_port=port,
                               accel=accel.accel, qmp_socket=ctx.cache.dir("run") / f"{ctx.lab.name}.qmp")
@@ -180,19 +221,36 @@ def _finish_run(ctx: Context, outcome: run.LabOutcome) -> int:
     return 0 if outcome.ok else 3
 
 
-def lab(ctx: Context, kernel: str | None = None, results: str = "results") -> int:
+def ci_outputs(ctx: Context, folders: list[Path], junit: str | None) -> None:
+    """JUnit XML (when asked for) and the GitHub job summary (when $GITHUB_STEP_SUMMARY is set) of these runs."""
+    if not folders:
+        return
+    if junit:
+        ctx.console.print(f"junit: {cireport.write_junit(folders, Path(junit))}")
+    if summary := cireport.append_step_summary(folders):
+        ctx.console.print(f"job summary: {summary}")
+
+
+def lab(ctx: Context, kernel: str | None = None, results: str = "results", junit: str | None = None) -> int:
     started = time.monotonic()
     if ctx.lab.sweep:
         ctx.console.print(f"[yellow]note:[/] {ctx.lab_path} declares a sweep; this runs the lab as written, "
                           f"`inv lab.sweep --lab {ctx.lab_path}` runs every variant")
-    outcome = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
-                          notify=lambda line: ctx.console.print(line))
+    try:
+        outcome = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
+                              notify=lambda line: ctx.console.print(line))
+    except (KernlabError, KeyboardInterrupt) as error:
+        # A run that stopped still tells CI why, in the same files (its folder rides on the error).
+        ci_outputs(ctx, [folder] if (folder := getattr(error, "results_folder", None)) else [], junit)
+        raise
     code = _finish_run(ctx, outcome)
+    ci_outputs(ctx, [outcome.folder], junit)
     ctx.console.print(f"results: {outcome.folder} ({time.monotonic() - started:.0f} s)")
     return code
 
 
-def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, results: str = "results") -> int:
+def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, results: str = "results",
+          junit: str | None = None) -> int:
     if not ctx.lab.sweep:
         raise KernlabError(f"{ctx.lab_path}: sweep: the lab declares no sweep (e.g. sweep: "
                            "{zram.comp_algorithm: [lz4, zstd]}); run it with `inv lab`")
@@ -202,6 +260,7 @@ def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, res
                                         kernel=kernel, notify=lambda line: ctx.console.print(line))
     title = f"sweep {ctx.lab.name}" + (f", shard {chosen}" if chosen else "")
     terminal.print_sweep(ctx.console, folder, outcomes, title)
+    ci_outputs(ctx, [folder / o.dir for o in outcomes if (folder / o.dir / "manifest.json").exists()], junit)
     ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
     return 0 if all(o.status == "complete" for o in outcomes) else 1
 
@@ -260,10 +319,13 @@ def plain_console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 
-def lab_verify(results_dir: Path, console: Console) -> int:
+def lab_verify(results_dir: Path, console: Console, junit: str | None = None) -> int:
     outcome = verify_results(results_dir)
     terminal.print_chains(console, outcome)
     terminal.print_graph(console, results_dir)
+    if junit:
+        console.print(f"junit: {cireport.write_junit([results_dir], Path(junit))}")
+    cireport.append_step_summary([results_dir])
     return 0 if all(chain.expectation_met() for chain in outcome) else 3
 
 

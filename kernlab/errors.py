@@ -3,3 +3,7 @@
 
 class KernlabError(Exception):
     """A failure a user can act on; its message is one line naming what is wrong."""
+
+
+class UsageError(KernlabError):
+    """A command line kernlab cannot take (a bad option value): exit code 2, not 1."""

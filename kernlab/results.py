@@ -67,11 +67,13 @@ class GuestImageRecord(Record):
 class AccelRecord(Record):
     used: str | None = None  # kvm or tcg
     why: str | None = None
+    probe_kept: bool | None = None  # auto's KVM probe verdict reused from an earlier run on this host
 
 
 class BootRecord(Record):
     console_ready_s: float | None = None
     ssh_ready_s: float | None = None
+    clocksource: str | None = None  # the guest's current_clocksource right after boot
 
 
 class HostRecord(Record):
@@ -79,6 +81,28 @@ class HostRecord(Record):
     python: str | None = None
     kernel: str | None = None
     cpus: int | None = None
+
+
+class KernlabRecord(Record):
+    """The kernlab that ran: its version and, from a git checkout, the commit and whether it had changes."""
+
+    version: str | None = None
+    commit: str | None = None
+    dirty: bool | None = None
+
+
+class CiRecord(Record):
+    """The CI run around a lab run (kernlab.provenance): provider and, on GitHub Actions, the run's ids."""
+
+    provider: str
+    run_id: str | None = None
+    run_attempt: str | None = None
+    job: str | None = None
+    workflow: str | None = None
+    repository: str | None = None
+    sha: str | None = None
+    ref: str | None = None
+    server_url: str | None = None
 
 
 class ChainOutcome(Record):
@@ -115,6 +139,8 @@ class Manifest(Record):
     finished: str | None = None
     host: HostRecord | None = None
     kernlab_command: str | None = None
+    kernlab: KernlabRecord | None = None  # None in folders from before it was recorded
+    ci: CiRecord | None = None
     kernel: KernelRecord | None = None
     guest_image: GuestImageRecord | None = None
     qemu_version: str | None = None
@@ -542,11 +568,11 @@ class ResultsFolder:
 
 
 def find_folders(path: Path) -> list[Path]:
-    """Results folders at path: itself, or the run folders one or two levels below (a lab, a sweep)."""
+    """Results folders at path: itself, or every run folder below it (a lab's runs, a sweep, the shards of a
+    sweep downloaded side by side by CI), in path order."""
     if (path / MANIFEST).is_file():
         return [path]
-    found = sorted(p.parent for p in path.glob(f"*/{MANIFEST}"))
-    found += sorted(p.parent for p in path.glob(f"*/*/{MANIFEST}"))
+    found = sorted(p.parent for p in path.rglob(MANIFEST))
     if not found:
         raise KernlabError(f"{path}: no results folder here (no {MANIFEST} in it or below it)")
     return found

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from kernlab import branches, build, graph, graphwindow, report, source, specs, trace, zram
+from kernlab import branches, build, graph, graphwindow, progress, provenance, report, source, specs, trace, zram
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.evidence import lab_chains, verify_results
@@ -49,6 +49,9 @@ from kernlab.session import GuestSession, guest_session
 from kernlab.vm import GuestFailed, qemu_version, scan_console
 
 log = logging.getLogger(__name__)
+# The guest's clock, as proof of what ran: kvm-clock under KVM; under TCG tsc, until the watchdog finds it
+# unstable and switches to refined-jiffies.
+CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
 
 
 def stop_reason(error: BaseException) -> str:
@@ -63,8 +66,9 @@ class RunRecorder:
     """The results folder of a run in progress: the manifest is rewritten after every step, so a run that
     stops (error or Ctrl-C) still says how far it got, which step failed and why."""
 
-    def __init__(self, folder: ResultsFolder, manifest: Manifest) -> None:
+    def __init__(self, folder: ResultsFolder, manifest: Manifest, say: Callable[[str], None] | None = None) -> None:
         self.folder, self.manifest = folder, manifest
+        self.say = say or (lambda _line: None)  # where a step's GitHub Actions log group is opened and closed
         self.started = time.monotonic()
 
     def save(self) -> None:
@@ -75,7 +79,8 @@ class RunRecorder:
         """Times one step into steps_s; a failure marks the run incomplete with the step's name and why."""
         began = time.monotonic()
         try:
-            yield
+            with progress.group(name, self.say):
+                yield
         except (Exception, KeyboardInterrupt) as error:
             self.manifest.failed_step = name
             self.manifest.status, self.manifest.why = "incomplete", stop_reason(error)
@@ -402,8 +407,9 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     run = RunRecorder(folder, Manifest.model_validate({
         "lab": lab_as_dict(lab), "lab_file": str(lab_path), "status": "running",
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "host": host_facts(),
+        "kernlab": provenance.kernlab_record(), "ci": provenance.ci_record(),
         "kernlab_command": command or f"inv lab --lab {lab_path}" + (f" --kernel {kernel}" if kernel else ""),
-        **(extra or {})}))
+        **(extra or {})}), say=notify)
     folder.write_file("lab.yaml", yaml.safe_dump(lab_as_dict(lab), sort_keys=False))
     run.save()
     manifest = run.manifest
@@ -416,8 +422,10 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                 pins.check_source(used.version, used.sha256)
                 compiler = build.compiler_version()
                 pins.check_build_key(build.build_key(used, lab.kernel, KCONFIG_DIR, compiler), compiler)
-            kernel_build = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, check_config=lambda text: (
-                zram.check_compressor_config(lab.zram.comp_algorithm, text, used.version)))
+            with progress.Heartbeat(f"building linux {used.version}", notify) as heartbeat:
+                kernel_build = build.build_kernel(
+                    used, lab.kernel, cache, KCONFIG_DIR, on_line=heartbeat.on_line,
+                    check_config=lambda text: zram.check_compressor_config(lab.zram.comp_algorithm, text, used.version))
             if pins:
                 pins.check_config(kernel_build.info["config"]["config_sha256"])
             notify(f"kernel: {'cached' if kernel_build.cached else 'built'}: {kernel_build.describe()}")
@@ -442,10 +450,14 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                 # An OOM kill anywhere in the guest fails the run too (with its console excerpt) once it ends.
                 session = guest.enter_context(guest_session(lab.vm, kernel_build.bzimage, image,
                                                             folder.file("console.log"),
-                                                            watch=("panic", "oops", "bug", "oom")))
-                manifest.accel = AccelRecord(used=session.accel.accel, why=session.accel.reason)
+                                                            watch=("panic", "oops", "bug", "oom"),
+                                                            accel_verdicts=cache.dir("accel")))
+                manifest.accel = AccelRecord(used=session.accel.accel, why=session.accel.reason,
+                                             probe_kept=session.accel.cached)
                 manifest.boot = BootRecord(console_ready_s=round(session.console_ready_s, 2),
-                                           ssh_ready_s=round(session.ssh_ready_s, 2))
+                                           ssh_ready_s=round(session.ssh_ready_s, 2),
+                                           clocksource=session.run(f"cat {CLOCKSOURCE}", check=False).stdout.strip()
+                                           or None)
                 notify(f"guest up in {session.ssh_ready_s:.1f} s ({session.accel.accel}: {session.accel.reason})")
 
             with run.step("setup"):
@@ -492,6 +504,7 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     except BaseException as error:
         run.finish(error)
         _report_incomplete(folder.path, notify)
+        error.results_folder = folder.path  # type: ignore[attr-defined] # for the caller's CI outputs
         raise
     run.finish()
     notify(f"report: {report.write_report(folder.path)}")

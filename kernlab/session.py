@@ -47,11 +47,13 @@ class GuestSession:
 
 @contextmanager
 def guest_session(spec: VmSpec, kernel: Path, image: GuestImage, console_log: Path, *,
-                  watch: tuple[str, ...] = ("panic", "oops", "bug")) -> Iterator[GuestSession]:
-    """Boot, wait until the init said KERNLAB-READY and SSH answers, yield; QEMU is reaped on every exit path."""
+                  watch: tuple[str, ...] = ("panic", "oops", "bug"),
+                  accel_verdicts: Path | None = None) -> Iterator[GuestSession]:
+    """Boot, wait until the init said KERNLAB-READY and SSH answers, yield; QEMU is reaped on every exit path.
+    accel_verdicts: where `auto`'s KVM probe verdict is kept per host (kernlab.accelcache)."""
     with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="kernlab-vm-") as scratch:
         workdir = Path(scratch)
-        accel = choose_accel(spec, kernel, workdir)
+        accel = choose_accel(spec, kernel, workdir, accel_verdicts)
         vm: RunningVM | None = None
         ssh: GuestSSH | None = None
         try:

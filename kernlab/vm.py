@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pexpect
 
-from kernlab import tools
+from kernlab import accelcache, tools
 from kernlab.errors import KernlabError
 from kernlab.lab import VmSpec
 
@@ -120,27 +120,19 @@ class GuestFailed(KernlabError):
 class AccelChoice:
     accel: str
     reason: str
+    cached: bool = False  # auto's verdict came from an earlier probe on this host (kernlab.accelcache)
 
 
 def _kvm_usable() -> str | None:
-    if not os.path.exists("/dev/kvm"):
-        return "no /dev/kvm"
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "/dev/kvm is not accessible to this user"
+    if not os.path.exists(accelcache.KVM_DEVICE):
+        return f"no {accelcache.KVM_DEVICE}"
+    if not os.access(accelcache.KVM_DEVICE, os.R_OK | os.W_OK):
+        return f"{accelcache.KVM_DEVICE} is not writable by this user (add it to the kvm group, or a udev rule)"
     return None
 
 
-def choose_accel(spec: VmSpec, kernel: Path, workdir: Path) -> AccelChoice:
-    """kvm or tcg; for `auto`, KVM only if a short probe boot prints kernel output in time."""
-    if spec.accel == "tcg":
-        return AccelChoice("tcg", "asked for tcg")
-    problem = _kvm_usable()
-    if spec.accel == "kvm":
-        if problem:
-            raise KernlabError(f"vm.accel: kvm asked for, but {problem}")
-        return AccelChoice("kvm", "asked for kvm")
-    if problem:
-        return AccelChoice("tcg", f"auto: {problem}")
+def _probe(spec: VmSpec, kernel: Path, workdir: Path) -> AccelChoice:
+    """A short KVM boot of the lab's kernel: does it print kernel output in time?"""
     probe_spec = spec.model_copy(update={"memory_mib": 128, "cpus": 1})
     command = qemu_command(probe_spec, kernel=kernel, initrd=None, ssh_port=free_port(), accel="kvm",
                            qmp_socket=workdir / "kvm-probe.qmp")
@@ -154,6 +146,32 @@ def choose_accel(spec: VmSpec, kernel: Path, workdir: Path) -> AccelChoice:
         _kill(process.pid)
         process.wait()
     return probe_verdict(output, exited, time.monotonic() - started)
+
+
+def choose_accel(spec: VmSpec, kernel: Path, workdir: Path, verdicts: Path | None = None) -> AccelChoice:
+    """kvm or tcg. `kvm` must work or the run fails at once, saying why (never a silent fallback); `auto` uses
+    KVM only if a short probe boot prints kernel output in time. The probe's verdict is kept in `verdicts`
+    (per host: kernlab.accelcache) and reused, so it is paid once."""
+    if spec.accel == "tcg":
+        return AccelChoice("tcg", "asked for tcg")
+    if problem := _kvm_usable():
+        if spec.accel == "kvm":
+            raise KernlabError(f"accel kvm asked for, but {problem}")
+        return AccelChoice("tcg", f"auto: {problem}")
+    key = accelcache.host_key(qemu_version()) if verdicts is not None else {}
+    kept = accelcache.load(verdicts, key) if verdicts is not None else None
+    if kept is not None:
+        choice = AccelChoice(kept.accel, f"{kept.reason} (probe verdict kept since {kept.probed})", cached=True)
+    else:
+        choice = _probe(spec, kernel, workdir)
+        if verdicts is not None:
+            accelcache.store(verdicts, key, choice.accel, choice.reason)
+    if spec.accel == "kvm":
+        shown = choice.reason.removeprefix("auto: ")
+        if choice.accel != "kvm":
+            raise KernlabError(f"accel kvm asked for, but KVM does not work here: {shown}")
+        return AccelChoice("kvm", f"asked for kvm; {shown}", choice.cached)
+    return choice
 
 
 def probe_verdict(output: bytes, exit_code: int | None, seconds: float) -> AccelChoice:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kernlab import build, source
@@ -15,6 +17,17 @@ def fake_kernel_makefile(sublevel: int, config: str, bzimage_recipe: list[str]) 
     recipe = "".join(f"\t{line}\n" for line in bzimage_recipe)
     return (f"VERSION = 5\nPATCHLEVEL = 15\nSUBLEVEL = {sublevel}\nEXTRAVERSION =\n"
             f"tinyconfig:\n\tprintf '{config}\\n' > $(O)/.config\nolddefconfig:\n\t@true\nbzImage:\n{recipe}")
+
+
+def fake_kernel_tree(root: Path, makefile: str) -> tuple[Path, Path]:
+    """(tree, kconfigs) under root: a stand-in kernel tree with this Makefile, and one fragment `one`
+    (CONFIG_SWAP=y)."""
+    tree, kconfigs = root / "tree", root / "kconfigs"
+    tree.mkdir()
+    (tree / "Makefile").write_text(makefile)
+    kconfigs.mkdir()
+    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
+    return tree, kconfigs
 
 
 @pytest.fixture(scope="session")

@@ -15,19 +15,14 @@ from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
 from kernlab.paths import REPO
-from tests.conftest import fake_kernel_makefile
+from tests.conftest import fake_kernel_makefile, fake_kernel_tree
 
 FAKE_MAKEFILE = fake_kernel_makefile(999, "# CONFIG_SWAP is not set", [
     "printf 'int main(void) { return nope; }\\n' > $(O)/broken.c", "gcc -c $(O)/broken.c -o $(O)/broken.o"])
 
 
 def test_failed_build_names_log_and_first_error(tmp_path: Path) -> None:
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    (tree / "Makefile").write_text(FAKE_MAKEFILE)
-    kconfigs = tmp_path / "kconfigs"
-    kconfigs.mkdir()
-    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
+    tree, kconfigs = fake_kernel_tree(tmp_path, FAKE_MAKEFILE)
     cache = Cache(tmp_path / "cache")
     used = source.fetch_source(KernelSpec(version=f"path:{tree}"), cache)
     spec = KernelSpec(version=f"path:{tree}", fragments=["one"])

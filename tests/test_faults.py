@@ -24,7 +24,7 @@ from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
 from kernlab.paths import DEFAULT_LAB, REPO
 from kernlab.results import WorkloadRecord
-from tests.conftest import fake_kernel_makefile
+from tests.conftest import fake_kernel_makefile, fake_kernel_tree
 
 
 @pytest.mark.parametrize("where", ["name: {}\n", "name: x\nworkloads: [{{name: {}, command: 'true'}}]\n",
@@ -365,11 +365,8 @@ def _read(path: Path) -> bytes:
 
 
 def test_ctrl_c_during_make_stops_the_whole_build_and_publishes_nothing(tmp_path: Path) -> None:
-    tree, cache, kconfigs = tmp_path / "tree", tmp_path / "cache", tmp_path / "kconfigs"
-    tree.mkdir()
-    kconfigs.mkdir()
-    (tree / "Makefile").write_text(SLOW_MAKEFILE)
-    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
+    tree, kconfigs = fake_kernel_tree(tmp_path, SLOW_MAKEFILE)
+    cache = tmp_path / "cache"
     child = subprocess.Popen([sys.executable, "-c", BUILD_IN_CHILD, str(tree), str(cache), str(kconfigs)],
                              cwd=REPO, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60

@@ -84,6 +84,10 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
                                         "verify", "total"} and manifest["failed_step"] is None
     assert outcome.ok and outcome.chains == ResultsFolder.open(folder).chains().chains
     assert manifest["kernel"]["version"] == "5.15.135"
+    # Provenance: which kernlab ran, and the guest's own clock (kvm-clock only under KVM).
+    assert len(manifest["kernlab"]["commit"]) == 40 and isinstance(manifest["kernlab"]["dirty"], bool)
+    assert (manifest["boot"]["clocksource"] == "kvm-clock") == (manifest["accel"]["used"] == "kvm")
+    assert manifest["boot"]["clocksource"] in ("kvm-clock", "tsc", "refined-jiffies", "hpet", "acpi_pm")
     assert manifest["kernel"]["source"] == f"tarball:{(REPO.parent / 'shared/kernels/linux-5.15.135.tar.xz').resolve()}"
     assert manifest["kernel"]["build_key"] == kernel_build_515.info["key"]
     assert manifest["kernel"]["sha256"] == "fd5d55f40983f3a5cd7b431ea1fdb1dce66feb8e0351019d372f0a5e07bcffb1"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import vm
+from kernlab import accelcache, vm
+from kernlab.errors import KernlabError
 from kernlab.lab import VmSpec
 from kernlab.paths import REPO
 
@@ -87,6 +88,57 @@ def test_boot_ssh_and_reap(kernel_build, image, tmp_path: Path) -> None:
         assert "lz4" in algorithms and "zstd" in algorithms and "[" in algorithms
     assert not pid_alive(pid)
     assert "KERNLAB-READY" in (tmp_path / "console.log").read_text()
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_auto_probes_kvm_once_per_host_and_kvm_never_falls_back(kernel_build, image, tmp_path: Path) -> None:
+    """The first `auto` boot probes KVM and keeps the verdict; the second reuses it and says so. `kvm` either
+    works (and says why) or fails at once with the reason: on this machine /dev/kvm exists but a KVM guest dies."""
+    from kernlab.session import guest_session
+
+    verdicts = tmp_path / "accel"
+    choices = []
+    for attempt in (1, 2):
+        with guest_session(VmSpec(), kernel_build.bzimage, image, tmp_path / f"console-{attempt}.log",
+                           accel_verdicts=verdicts) as session:
+            choices.append(session.accel)
+            clocksource = session.run("cat /sys/devices/system/clocksource/clocksource0/current_clocksource")
+            # The guest's own clock says what ran: kvm-clock only under KVM.
+            assert (clocksource.stdout.strip() == "kvm-clock") == (session.accel.accel == "kvm")
+    first, second = choices
+    assert (first.cached, second.cached) == (False, True) and first.accel == second.accel
+    assert second.reason.startswith(first.reason) and "probe verdict kept since" in second.reason
+    assert len(list(verdicts.glob("kvm-probe-*.json"))) == 1
+    if first.accel == "tcg":
+        with pytest.raises(KernlabError, match=r"^accel kvm asked for, but .*(/dev/kvm|KVM does not work here: )"):
+            vm.choose_accel(VmSpec(accel="kvm"), kernel_build.bzimage, tmp_path, verdicts)
+    else:
+        assert vm.choose_accel(VmSpec(accel="kvm"), kernel_build.bzimage, tmp_path, verdicts).accel == "kvm"
+
+
+def test_kept_verdicts_are_per_host_and_a_damaged_one_is_probed_again(tmp_path: Path) -> None:
+    key = accelcache.host_key("7.2.22")
+    assert accelcache.load(tmp_path, key) is None
+    kept = accelcache.store(tmp_path, key, "tcg", "auto: kvm probe boot printed no kernel output in 8 s")
+    assert accelcache.load(tmp_path, key) == kept
+    assert accelcache.load(tmp_path, {**key, "qemu": "8.2.2"}) is None  # another QEMU probes again
+    (path,) = tmp_path.glob("kvm-probe-*.json")
+    path.write_text("{not json")
+    assert accelcache.load(tmp_path, key) is None
+
+
+def test_accel_from_the_flag_or_the_environment() -> None:
+    from kernlab.cli import accel_override
+    from kernlab.errors import UsageError
+
+    assert accel_override("kvm", {"KERNLAB_ACCEL": "tcg"}) == "kvm"
+    assert accel_override(None, {"KERNLAB_ACCEL": "tcg"}) == "tcg"
+    assert accel_override(None, {}) is None and accel_override(None, {"KERNLAB_ACCEL": ""}) is None
+    with pytest.raises(UsageError, match=r"^--accel: 'fast' is not kvm, tcg or auto$"):
+        accel_override("fast", {})
+    with pytest.raises(KernlabError, match=r"^KERNLAB_ACCEL: 'KVM' is not kvm, tcg or auto$"):
+        accel_override(None, {"KERNLAB_ACCEL": "KVM"})
 
 
 @pytest.mark.vm

@@ -85,6 +85,11 @@ def render_markdown(view: RunView) -> str:
     return _markdown("run.md", view=view)
 
 
+def render_step_summary(view: RunView) -> str:
+    """The run's verdicts and key figures for a CI job summary (GitHub's $GITHUB_STEP_SUMMARY is Markdown)."""
+    return _markdown("step_summary.md", view=view)
+
+
 def render_html(view: RunView, pngs: dict[str, bytes]) -> str:
     return _html("run.html", pngs, view=view)
 

@@ -31,11 +31,13 @@ from kernlab.results import (
     BootRecord,
     BranchesFile,
     ChainsFile,
+    CiRecord,
     GraphCapture,
     GraphFile,
     GuestImageRecord,
     HostRecord,
     KernelRecord,
+    KernlabRecord,
     Manifest,
     ResultsFolder,
     Summary,
@@ -199,6 +201,18 @@ def lab_workloads(lab: Mapping[str, Any]) -> list[WorkloadSpec]:
     return found
 
 
+def kernlab_text(record: KernlabRecord | None) -> str:
+    if record is None:
+        return "unknown (not recorded)"
+    commit = f" at commit {record.commit[:12]}" if record.commit else " (no git checkout)"
+    return f"{fmt(record.version)}{commit}" + (" with uncommitted changes" if record.dirty else "")
+
+
+def ci_text(record: CiRecord) -> str:
+    ids = ", ".join(f"{key} {value}" for key, value in record.model_dump(exclude={"provider"}).items() if value)
+    return f"{record.provider}" + (f": {ids}" if ids else "")
+
+
 def setup_rows(manifest: Manifest) -> list[tuple[str, str]]:
     """The setup as run: kernel, zram, swap, VM, image, timings; anything unrecorded says unknown."""
     m, lab = manifest, manifest.lab
@@ -230,12 +244,15 @@ def setup_rows(manifest: Manifest) -> list[tuple[str, str]]:
         ("VM", f"{setting(vm, 'cpus')} CPUs, {setting(vm, 'memory_mib', 'MiB')}"),
         ("accel", f"{fmt(accel.used)} ({fmt(accel.why)})"),
         ("boot to SSH", f"{with_unit(boot.ssh_ready_s, 's')} (console ready {with_unit(boot.console_ready_s, 's')})"),
+        ("guest clocksource at boot", fmt(boot.clocksource)),
         ("workloads run", fmt(lab.get("run_workloads"))),
         ("sampling interval", setting(lab_section(lab, "sampling", SamplingSpec), "interval_s", "s")),
         ("tracing", "unknown" if tracing is None else "enabled" if tracing.enabled else "disabled"),
         ("guest image sha256", short_sha(image.sha256)),
         ("QEMU version", fmt(m.qemu_version)),
         ("host", f"{fmt(host.machine)}, {fmt(host.cpus)} CPUs, kernel {fmt(host.kernel)}"),
+        ("kernlab", kernlab_text(m.kernlab)),
+        *([("CI run", ci_text(m.ci))] if m.ci else []),
         ("started", fmt(m.started)),
         ("finished", fmt(m.finished)),
         ("total time", with_unit(m.steps_s.get("total"), "s")),

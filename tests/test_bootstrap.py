@@ -1,0 +1,45 @@
+"""Machine setup per distribution (kernlab.bootstrap), from os-release files of real hosts
+(tests/fixtures/os-release/, see the fixtures README)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernlab import bootstrap
+from kernlab.paths import TESTS_DIR
+
+RELEASES = TESTS_DIR / "fixtures" / "os-release"
+
+
+def packages(name: str) -> tuple[list[str], list[str]]:
+    return bootstrap.distro_packages(bootstrap.parse_os_release((RELEASES / name).read_text()))
+
+
+def test_debian_12_gets_its_kernel_sources() -> None:
+    required, optional = packages("debian-12")
+    assert "linux-source-6.1" in required and optional == ["linux-source-6.12"]
+    assert {"qemu-system-x86", "busybox-static", "dropbear-bin", "build-essential"} <= set(required)
+
+
+@pytest.mark.parametrize("name", ["ubuntu-22.04", "ubuntu-24.04"])
+def test_ubuntu_gets_the_tools_and_no_debian_kernel_source(name: str) -> None:
+    required, optional = packages(name)
+    assert required == bootstrap.HOST_PACKAGES and optional == []
+    assert not any(package.startswith("linux-source") for package in required)
+
+
+def test_an_unknown_distribution_is_refused_naming_the_file() -> None:
+    with pytest.raises(bootstrap.Unsupported, match=r"^/etc/os-release: ID=fedora: .*--no-apt"):
+        bootstrap.distro_packages(bootstrap.parse_os_release('NAME="Fedora Linux"\nID=fedora\nVERSION_ID=40\n'))
+
+
+def test_root_runs_apt_directly_and_a_user_through_sudo() -> None:
+    assert bootstrap.privileged(["apt-get", "update"], euid=0, have_sudo=False) == ["apt-get", "update"]
+    assert bootstrap.privileged(["apt-get", "update"], euid=1000, have_sudo=True)[0] == "sudo"
+    with pytest.raises(bootstrap.Unsupported, match="no sudo"):
+        bootstrap.privileged(["apt-get", "update"], euid=1000, have_sudo=False)
+
+
+def test_os_release_quotes_and_comments() -> None:
+    fields = bootstrap.parse_os_release((RELEASES / "ubuntu-24.04").read_text() + "# a comment\n")
+    assert (fields["ID"], fields["VERSION_ID"], fields["PRETTY_NAME"]) == ("ubuntu", "24.04", "Ubuntu 24.04.4 LTS")
