@@ -221,14 +221,14 @@ def _finish_run(ctx: Context, outcome: run.LabOutcome) -> int:
     return 0 if outcome.ok else 3
 
 
-def ci_outputs(ctx: Context, folders: list[Path], junit: str | None) -> None:
+def ci_outputs(console: Console, folders: list[Path], junit: str | None) -> None:
     """JUnit XML (when asked for) and the GitHub job summary (when $GITHUB_STEP_SUMMARY is set) of these runs."""
     if not folders:
         return
     if junit:
-        ctx.console.print(f"junit: {cireport.write_junit(folders, Path(junit))}")
+        console.print(f"junit: {cireport.write_junit(folders, Path(junit))}")
     if summary := cireport.append_step_summary(folders):
-        ctx.console.print(f"job summary: {summary}")
+        console.print(f"job summary: {summary}")
 
 
 def lab(ctx: Context, kernel: str | None = None, results: str = "results", junit: str | None = None) -> int:
@@ -241,10 +241,10 @@ def lab(ctx: Context, kernel: str | None = None, results: str = "results", junit
                               notify=lambda line: ctx.console.print(line))
     except (KernlabError, KeyboardInterrupt) as error:
         # A run that stopped still tells CI why, in the same files (its folder rides on the error).
-        ci_outputs(ctx, [folder] if (folder := getattr(error, "results_folder", None)) else [], junit)
+        ci_outputs(ctx.console, [folder] if (folder := getattr(error, "results_folder", None)) else [], junit)
         raise
     code = _finish_run(ctx, outcome)
-    ci_outputs(ctx, [outcome.folder], junit)
+    ci_outputs(ctx.console, [outcome.folder], junit)
     ctx.console.print(f"results: {outcome.folder} ({time.monotonic() - started:.0f} s)")
     return code
 
@@ -260,7 +260,7 @@ def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, res
                                         kernel=kernel, notify=lambda line: ctx.console.print(line))
     title = f"sweep {ctx.lab.name}" + (f", shard {chosen}" if chosen else "")
     terminal.print_sweep(ctx.console, folder, outcomes, title)
-    ci_outputs(ctx, [folder / o.dir for o in outcomes if (folder / o.dir / "manifest.json").exists()], junit)
+    ci_outputs(ctx.console, [folder / o.dir for o in outcomes if (folder / o.dir / "manifest.json").exists()], junit)
     ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
     return 0 if all(o.status == "complete" for o in outcomes) else 1
 
@@ -323,9 +323,7 @@ def lab_verify(results_dir: Path, console: Console, junit: str | None = None) ->
     outcome = verify_results(results_dir)
     terminal.print_chains(console, outcome)
     terminal.print_graph(console, results_dir)
-    if junit:
-        console.print(f"junit: {cireport.write_junit([results_dir], Path(junit))}")
-    cireport.append_step_summary([results_dir])
+    ci_outputs(console, [results_dir], junit)
     return 0 if all(chain.expectation_met() for chain in outcome) else 3
 
 
