@@ -7,7 +7,7 @@ while it is at hand, and kept in the folder's trace/ so later verifications run 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -185,10 +185,18 @@ def _node_record(node: graph.Node, root_total_us: float) -> GraphNodeRecord:
         children=[_node_record(child, root_total_us) for child in node.children.values()])
 
 
+def _walk(node: graph.Node) -> Iterator[graph.Node]:
+    yield node
+    for child in node.children.values():
+        yield from _walk(child)
+
+
 def graph_file(trees: tuple[dict[str, graph.Node], graph.Trace], capture: GraphCapture) -> GraphFile:
     roots, total = trees
     opened = [w for w in capture.windows if w.opened_s is not None and w.closed_s is not None]
     return GraphFile(trees=[_node_record(node, node.total_us) for node in roots.values()],
+                     clock_step_us=graph.clock_step_us(d for root in roots.values() for node in _walk(root)
+                                                       for d in node.durations_us),
                      max_depth=capture.max_depth, windows=len(opened),
                      window_seconds=round(sum(w.closed_s - w.opened_s for w in opened), 3),  # type: ignore[operator]
                      truncated_calls=total.truncated, lost_events=total.lost_events,

@@ -113,6 +113,20 @@ def parse_trace(text: str, roots: Iterable[str]) -> Trace:
     return Trace(calls, truncated, lost, other)
 
 
+COARSE_STEP_US = 1000.0  # a trace clock that only advances in whole milliseconds (jiffies) times nothing here
+
+
+def clock_step_us(durations: Iterable[float]) -> float | None:
+    """The step the trace clock advanced in, when it is coarse: every duration a whole number of milliseconds
+    (the smallest non-zero one is the step). None for a fine clock. When the guest's TSC cannot be calibrated
+    at boot (`tsc: Marking TSC unstable due to could not calculate TSC khz`, seen under TCG on a loaded host),
+    sched_clock, and with it the trace clock, runs on jiffies: 4 ms steps at HZ=250, most calls 0.000 us."""
+    measured = [d for d in durations if d > 0]
+    if not measured or any(d % COARSE_STEP_US for d in measured):
+        return None
+    return min(measured)
+
+
 @dataclass
 class Node:
     """A call path merged over every call that took it."""

@@ -338,6 +338,7 @@ class GraphFile(Record):
     truncated_calls: int = 0  # calls a window cut (begun before it or still open at its end)
     lost_events: int = 0  # LOST lines and ring-buffer overruns
     other_top_level: int = 0  # lines of tasks resumed inside a traced call (kernlab.graph.Trace)
+    clock_step_us: float | None = None  # the trace clock's step when it was too coarse to time calls
 
 
 class ProbeSet(Record):

@@ -14,7 +14,7 @@ from kernlab.evidence import graph_file, lab_chains, verify_results
 from kernlab.lab import GraphSpec, load_lab
 from kernlab.paths import LABS_DIR, TESTS_DIR
 from kernlab.report import write_report
-from kernlab.report.graphviews import graph_rows, self_time
+from kernlab.report.graphviews import graph_rows, graph_view, self_time, self_time_pngs
 from kernlab.results import GraphCapture, ResultsFolder
 from kernlab.trace import base_name
 
@@ -218,3 +218,23 @@ def test_the_report_draws_the_graph_and_names_what_it_affected(tmp_path) -> None
     assert (folder / "plots" / "graph-self-time-shrink_page_list.png").stat().st_size > 1000
     html = (folder / "report.html").read_text()
     assert "<h2>Function graph</h2>" in html and 'class="graph-tree"' in html
+
+
+def test_a_trace_clock_on_jiffies_is_caught_and_its_durations_not_shown() -> None:
+    """Recorded in a CI rehearsal on a loaded host: the 6.1 guest's TSC could not be calibrated at boot
+    (clocksource refined-jiffies), so every duration is 0 or a multiple of 4 ms. The counts stand; the times
+    are not shown as if they were measurements."""
+    text, stats = recorded("6.1.192-jiffies")
+    trace = graph.parse_trace(text, ["do_swap_page", "shrink_folio_list"])
+    roots = graph.merge(trace.calls)
+    durations = [d for call in each_call(trace.calls) for d in [call.duration_us] if d is not None]
+    assert graph.clock_step_us(durations) == 4000.0 and graph.dropped(stats) == 1_979_890
+    assert graph.clock_step_us([0.98, 12.345, 4000.0]) is None  # a fine clock: real sub-ms durations
+    capture = GraphCapture(roots=["do_swap_page", "shrink_folio_list"], max_depth=10, window_s=0.3,
+                           start_pswpin=50000, buffer_kb=8192)
+    recorded_file = graph_file((roots, trace), capture)
+    assert recorded_file.clock_step_us == 4000.0 and recorded_file.trees[0].calls > 0
+    view = graph_view(recorded_file, capture, [], "tcg")
+    assert view.duration_note.startswith("No durations: the guest's trace clock advanced in 4,000 µs steps")
+    assert all(row.mean_us == "-" for tree in view.trees for row in tree.rows if not row.cut)
+    assert all(tree.self_time == () for tree in view.trees) and self_time_pngs(view) == {}

@@ -14,6 +14,10 @@ from kernlab.trace import PLUMBING, base_name
 
 MIN_SHARE = 0.02  # an undocumented callee below this share of the root's time goes into the cut-off line
 CHART_FUNCTIONS = 10  # bars in a self-time chart; the rest is one "other" bar
+KVM_NOTE = "Durations are the guest's clock under KVM."
+COARSE_NOTE = ("No durations: the guest's trace clock advanced in {step:,.0f} µs steps (its TSC could not be "
+               "calibrated at boot, so sched_clock ran on jiffies; the setup table shows the clocksource). The "
+               "calls and call paths stand; the time columns and charts are left out.")
 PROBE_NOTE = "kernlab's stack probe: its cost, not the kernel's"
 PROBES = "kernlab's stack probes"
 TCG_NOTE = ("Durations are the guest's clock under {accel}: emulated time. Compare them within a run (which "
@@ -139,9 +143,14 @@ def graph_view(graph: GraphFile | None, capture: GraphCapture | None, chains: Se
     if graph.truncated_calls or graph.lost_events:
         losses = (f"{graph.truncated_calls:,} calls cut by a window's edge and {graph.lost_events:,} events lost "
                   "(dropped once the buffer was full, overrun, or LOST lines) are not in the trees.")
-    return GraphView(trees=trees, summary=summary, losses=losses,
-                     duration_note=TCG_NOTE.format(accel=(accel or "unknown").upper())
-                     if accel != "kvm" else "Durations are the guest's clock under KVM.")
+    if graph.clock_step_us:
+        # Counts and call paths stand; times taken with a clock this coarse do not.
+        trees = tuple(replace(tree, rows=tuple(replace(row, mean_us="-") for row in tree.rows), self_time=())
+                      for tree in trees)
+        note = COARSE_NOTE.format(step=graph.clock_step_us)
+    else:
+        note = TCG_NOTE.format(accel=(accel or "unknown").upper()) if accel != "kvm" else KVM_NOTE
+    return GraphView(trees=trees, summary=summary, losses=losses, duration_note=note)
 
 
 def self_time_pngs(view: GraphView | None) -> dict[str, bytes]:
@@ -150,6 +159,8 @@ def self_time_pngs(view: GraphView | None) -> dict[str, bytes]:
         return {}
     pngs = {}
     for tree in view.trees:
+        if not tree.self_time:
+            continue  # no durations to chart (a coarse trace clock)
         # kernlab's own probes would dwarf the kernel's functions: named in the title, not drawn
         bars = [(name, us) for name, us in tree.self_time if name != PROBES]
         probes = sum(us for name, us in tree.self_time if name == PROBES)

@@ -122,8 +122,9 @@ def print_graph(console: Console, folder: Path) -> None:
             style = "dim italic" if row.cut else "bold" if row.documented else "dim"
             table.add_row(f"[{style}]{escape(row.text)}[/]", row.calls, row.mean_us, row.share)
         console.print(table)
-        shares = ", ".join(f"{escape(name)} {us:,.1f} µs" for name, us in tree.self_time)
-        console.print(f"  self time per {escape(tree.root)} call: {shares}")
+        if tree.self_time:
+            shares = ", ".join(f"{escape(name)} {us:,.1f} µs" for name, us in tree.self_time)
+            console.print(f"  self time per {escape(tree.root)} call: {shares}")
     console.print(f"[dim]{escape(view.duration_note)}[/]")
 
 
