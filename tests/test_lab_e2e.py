@@ -115,12 +115,14 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
     # data, no same-filled pages), as in runs without the graph.
     hist = (folder / "trace" / "hist" / "zcomp_compress.hist").read_text()
     assert f"Hits: {summary['pswpout_pages']}" in " ".join(hist.split())
-    # The article's swap-in path under do_swap_page, with a duration per call.
+    # The article's swap-in path under do_swap_page, with a duration per call when the trace clock could time
+    # calls (not when the guest's TSC failed calibration at boot: then the report says there are no durations).
+    timed = json.loads((folder / "graph.json").read_text())["clock_step_us"] is None
     node = trees["do_swap_page"]
     for name in ("swap_readpage", "bdev_read_page", "zram_rw_page", "zram_bvec_rw", "__zram_bvec_read",
                  "zs_map_object"):
         node = next(child for child in node["children"] if child["name"].split(".")[0] == name)
-        assert node["calls"] > 0 and node["mean_us"] > 0, name
+        assert node["calls"] > 0 and (node["mean_us"] > 0 or not timed), name
 
 
 def assert_every_article_line_proved(chains: dict, folder: Path) -> None:
