@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kernlab import build, reliability, source, trace
+from kernlab.arch import ARCHES
 from kernlab.cache import Cache
 from kernlab.evidence import verify_results
 from kernlab.guest import build_guest_image
@@ -65,6 +66,28 @@ def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm:
             "verify_traced_events_per_s": round(events / seconds)}
 
 
+def arch_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm: ResultsFolder,
+                 kernel: str | None) -> dict[str, Any]:
+    """Boot to SSH and the workloads' time on x86_64 and arm64 side by side: the warm run, and the same lab on
+    the other architecture (its kernel built, or found, for it)."""
+    runs = {lab.arch.name: warm}
+    for other in ARCHES.values():
+        if other is lab.arch:
+            continue
+        twin = lab.model_copy(update={
+            "vm": lab.vm.model_copy(update={"arch": other.name}),
+            "kernel": lab.kernel.model_copy(update={"fragments": other.fragments(lab.kernel.fragments)})})
+        runs[other.name] = ResultsFolder(run_lab(twin, lab_path, cache, results, kernel=kernel,
+                                                 notify=lambda _: None).folder)
+    figures = {}
+    for name, folder in runs.items():
+        manifest = folder.manifest()
+        figures[name] = {"boot_to_ssh_ready_s": manifest.boot.ssh_ready_s if manifest.boot else None,
+                         "workload_s": _workload_seconds(folder),
+                         "accel": manifest.accel.used if manifest.accel else None}
+    return {"arches": figures}
+
+
 def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None, cold: bool = True) -> dict:
     """Benchmark figures; with cold, the first lab runs from an empty cache (kernel build without ccache)."""
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "lab": str(lab_path), "cold": cold}
@@ -75,7 +98,8 @@ def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None
         common = ["--lab", str(lab_path), "--cache", str(cache.root)] + (["--kernel", kernel] if kernel else [])
         figures["lab_cold_s" if cold else "lab_first_s"] = _inv("lab", *common, "--results", str(results), env=env)
         used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=lambda _: None)
-        figures["kernel_build_s"] = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR).info.get("duration_s")
+        built = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch)
+        figures["kernel_build_s"] = built.info.get("duration_s")
         figures["kernel_noop_rebuild_s"] = _inv("kernel.build", *common, env=env)
         figures["lab_warm_s"] = _inv("lab", *common, "--results", str(results), env=env)
         warm = ResultsFolder.open(sorted((results / lab.name).iterdir())[-1])
@@ -87,6 +111,7 @@ def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None
         figures["guest_image_build_s"] = round(time.monotonic() - started, 2)
         if lab.chains and lab.tracing.enabled:
             figures |= tracing_figures(lab, lab_path, cache, results, warm, kernel)
+        figures |= arch_figures(lab, lab_path, cache, results, warm, kernel)
     # The fault suite over the user's cache: what it breaks it breaks in temporary caches of its own, so the
     # entries it finds here must all still be here after.
     figures["reliability"] = reliability.fault_suite_figures(user_cache)

@@ -1,6 +1,8 @@
 """One-time machine setup (stdlib only, so it runs before anything is installed): apt packages and the venv.
 
-    python3 -m kernlab.bootstrap        # apt-get packages (as root, or through sudo), then .venv with kernlab
+    python3 -m kernlab.bootstrap          # apt-get packages (as root, or through sudo), then .venv with kernlab
+    python3 -m kernlab.bootstrap --arm64  # also arm64 guests: the cross toolchain, qemu-system-aarch64, the
+                                          # arm64 architecture in dpkg, and the arm64 guest image built once
 
 Debian 12 and Ubuntu 22.04/24.04 (GitHub's x86 runners): the same tools everywhere; a distribution's
 linux-source packages only where they fit kernlab's `debian:X.Y` kernels (Debian's 6.1 is the offline fallback).
@@ -16,7 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernlab.paths import REPO
+from kernlab.arch import ARM64
+from kernlab.paths import LABS_DIR, REPO
 
 OS_RELEASE = Path("/etc/os-release")
 # What kernlab runs on the host, by the package that has it (the same names on Debian 12 and Ubuntu 22.04/24.04).
@@ -36,6 +39,9 @@ HOST_PACKAGES = [
 # bookworm-backports/security). Ubuntu's linux-source-* ship another layout and are not installed.
 DEBIAN_REQUIRED = {"12": ["linux-source-6.1"]}
 DEBIAN_OPTIONAL = ["linux-source-6.12"]
+# Only for arm64 guests (kernlab.arch.ARM64), so that x86-only users do not pay for them.
+ARM64_PACKAGES = [*ARM64.gcc_packages, ARM64.binutils_package, ARM64.qemu_package]
+ARM64_LAB = LABS_DIR / "zram-swap-arm64.yaml"
 
 
 class Unsupported(Exception):
@@ -52,12 +58,15 @@ def parse_os_release(text: str) -> dict[str, str]:
     return fields
 
 
-def distro_packages(release: dict[str, str]) -> tuple[list[str], list[str]]:
+def distro_packages(release: dict[str, str], arm64: bool = False) -> tuple[list[str], list[str]]:
     """(packages to install, packages to install where apt has a candidate) for this distribution."""
     distro, version = release.get("ID", ""), release.get("VERSION_ID", "")
     if distro == "debian":
-        return HOST_PACKAGES + DEBIAN_REQUIRED.get(version, []), DEBIAN_OPTIONAL
+        return HOST_PACKAGES + DEBIAN_REQUIRED.get(version, []) + (ARM64_PACKAGES if arm64 else []), DEBIAN_OPTIONAL
     if distro == "ubuntu":
+        if arm64:
+            raise Unsupported(f"{OS_RELEASE}: ID=ubuntu: --arm64 is set up on Debian only for now (the arm64 "
+                              "guest packages come from Debian's archive; Ubuntu serves arm64 from ports.ubuntu.com)")
         return list(HOST_PACKAGES), []
     raise Unsupported(f"{OS_RELEASE}: ID={distro or '(none)'}: kernlab installs with apt on Debian and Ubuntu only; "
                       "install its tools yourself and pass --no-apt")
@@ -87,23 +96,35 @@ def run(cmd: list[str], **kwargs) -> None:
     subprocess.run(cmd, check=True, **kwargs)
 
 
+def foreign_architectures() -> list[str]:
+    return subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True, text=True).stdout.split()
+
+
 def main(argv: list[str]) -> int:
-    skip_apt = "--no-apt" in argv
+    skip_apt, arm64 = "--no-apt" in argv, "--arm64" in argv
+    if unknown := [arg for arg in argv if arg not in ("--no-apt", "--arm64")]:
+        print(f"kernlab.bootstrap: unknown option {unknown[0]} (have: --arm64, --no-apt)", file=sys.stderr)
+        return 2
     if not skip_apt:
         try:
-            required, optional = distro_packages(parse_os_release(OS_RELEASE.read_text()))
+            required, optional = distro_packages(parse_os_release(OS_RELEASE.read_text()), arm64)
             as_root = functools.partial(privileged, euid=os.geteuid(), have_sudo=shutil.which("sudo") is not None)
             update = as_root(["apt-get", "update"])
         except (Unsupported, OSError) as error:
             print(f"kernlab.bootstrap: {error}", file=sys.stderr)
             return 1
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        if arm64 and ARM64.debian_arch not in foreign_architectures():
+            # The arm64 guest's busybox and dropbear are Debian's arm64 packages, downloaded, never installed.
+            run(as_root(["dpkg", "--add-architecture", ARM64.debian_arch]))
         run(update, env=env)
         run(as_root(["apt-get", "install", "-y", "--no-install-recommends", *required, *available(optional)]), env=env)
     venv = REPO / ".venv"
     if not (venv / "bin" / "python").exists():
         run([sys.executable, "-m", "venv", str(venv)])
     run([str(venv / "bin" / "pip"), "install", "--quiet", "-e", f"{REPO}[dev]"])
+    if arm64:  # fetches the guest's arm64 packages into the kernlab cache now, while apt's archive is at hand
+        run([str(venv / "bin" / "inv"), "--search-root", str(REPO), "guest.build", "--lab", str(ARM64_LAB)])
     print(f"kernlab: ready; run {venv / 'bin' / 'inv'} --list")
     return 0
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kernlab import kconfig, tools
+from kernlab.arch import X86_64, Arch, by_name
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.lab import KernelSpec
@@ -20,8 +21,12 @@ from kernlab.source import KernelSource
 
 log = logging.getLogger(__name__)
 
-ARCH = "x86_64"
-ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "vmlinux": "vmlinux", "System.map": "System.map", ".config": ".config"}
+
+
+def artifacts(arch: Arch) -> dict[str, str]:
+    """Published name -> where make leaves it in the object tree."""
+    return {arch.image: arch.image_path, "vmlinux": "vmlinux", "System.map": "System.map", ".config": ".config"}
+
 # gcc's "file:line:col: error: ..." and make's own fatal lines
 COMPILER_ERROR = re.compile(r"(: error: |: fatal error: |^make(\[\d+\])?: \*\*\* |undefined reference to)")
 
@@ -33,8 +38,13 @@ class KernelBuild:
     cached: bool
 
     @property
-    def bzimage(self) -> Path:
-        return self.dir / "bzImage"
+    def arch(self) -> Arch:
+        return arch_of(self.info)
+
+    @property
+    def image(self) -> Path:
+        """The boot image QEMU is given: bzImage, or Image on arm64."""
+        return self.dir / self.arch.image
 
     @property
     def vmlinux(self) -> Path:
@@ -52,8 +62,14 @@ class KernelBuild:
         return f"linux {self.info['kernel_version']} ({self.info['source']['ref']}), build {self.dir.name}"
 
 
-def compiler_version(cc: str = "gcc") -> str:
-    return tools.output([tools.require_tool(cc, "build-essential"), "--version"]).splitlines()[0]
+def arch_of(info: dict) -> Arch:
+    """A build's architecture from its build.json (builds from before arm64 have none: x86_64)."""
+    return by_name(info.get("arch") or X86_64.name)
+
+
+def compiler_version(arch: Arch = X86_64) -> str:
+    gcc = tools.require_tool(arch.gcc, " ".join(arch.gcc_packages))
+    return tools.output([gcc, "--version"]).splitlines()[0]
 
 
 def config_inputs(spec: KernelSpec, kconfig_dir: Path) -> list[tuple[str, str]]:
@@ -62,8 +78,8 @@ def config_inputs(spec: KernelSpec, kconfig_dir: Path) -> list[tuple[str, str]]:
     return [(name, sha256_file(kconfig_dir / f"{name}.config")) for name in spec.fragments]
 
 
-def build_key(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, compiler: str) -> str:
-    return stable_key(source.key, ARCH, spec.base, config_inputs(spec, kconfig_dir), compiler)
+def build_key(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, compiler: str, arch: Arch = X86_64) -> str:
+    return stable_key(source.key, arch.name, spec.base, config_inputs(spec, kconfig_dir), compiler)
 
 
 def _make_env() -> dict[str, str]:
@@ -74,33 +90,42 @@ def _make_env() -> dict[str, str]:
     return env
 
 
-def make(source: KernelSource, obj: Path, targets: list[str], log_file: Path, *, jobs: int = 1,
-         cc: str | None = None, on_line: Callable[[str], None] | None = None) -> None:
-    """The one place kernlab runs the kernel's make (out of tree, ARCH=x86_64)."""
-    cmd = [tools.require_tool("make", "make"), "-C", source.tree, f"O={obj}", f"ARCH={ARCH}", f"-j{jobs}"]
+def make(source: KernelSource, obj: Path, targets: list[str], log_file: Path, *, arch: Arch = X86_64,
+         jobs: int = 1, cc: str | None = None, on_line: Callable[[str], None] | None = None) -> None:
+    """The one place kernlab runs the kernel's make (out of tree, for the guest's ARCH, cross-compiling on arm64)."""
+    cmd = [tools.require_tool("make", "make"), "-C", source.tree, f"O={obj}", f"ARCH={arch.make_arch}", f"-j{jobs}"]
+    if arch.cross_compile:
+        cmd.append(f"CROSS_COMPILE={arch.cross_compile}")
     if cc:
         cmd.append(f"CC={cc}")
     cmd += targets
     tools.stream(cmd, log_file=log_file, on_line=on_line, env=_make_env(), what=f"make {' '.join(targets)}")
 
 
-def configure(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, obj: Path, log_file: Path) -> dict:
-    """Write obj/.config from the base plus the lab's fragments and verify every requested symbol landed."""
+def configure(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, obj: Path, log_file: Path,
+              arch: Arch = X86_64) -> dict:
+    """Write obj/.config from the base plus the lab's fragments and verify every requested symbol landed.
+    A symbol the kernel declares only under another architecture's arch/ directory (x86's UNWINDER_ORC on
+    arm64) does not apply to this one: it is recorded as such, not a failure."""
     requests = kconfig.applicable(kconfig.load_fragments(spec.fragments, kconfig_dir), source.version)
     obj.mkdir(parents=True, exist_ok=True)
-    make(source, obj, [spec.base], log_file)
+    make(source, obj, [spec.base], log_file, arch=arch)
     dotconfig = obj / ".config"
     dotconfig.write_text(kconfig.apply_requests(dotconfig.read_text(), requests))
-    make(source, obj, ["olddefconfig"], log_file)
+    make(source, obj, ["olddefconfig"], log_file, arch=arch)
     mismatches = kconfig.verify(requests, kconfig.parse_dotconfig(dotconfig.read_text()))
+    other_arch: dict[str, str] = {}
     if mismatches:
-        lines = kconfig.explain(mismatches, kconfig.kconfig_depends(source.tree), source.version)
+        other_arch = kconfig.other_arch_only([m.request.symbol for m in mismatches], source.tree, arch.kconfig_dir)
+        mismatches = [m for m in mismatches if m.request.symbol not in other_arch]
+    if mismatches:
+        lines = kconfig.explain(mismatches, kconfig.kconfig_depends(source.tree, arch.kconfig_dir), source.version)
         dotconfig.rename(obj / ".config.rejected")
         raise KernlabError(
             f"linux {source.version}: {len(mismatches)} requested kconfig symbol(s) did not land "
             f"(rejected config kept as {obj / '.config.rejected'}):\n  " + "\n  ".join(lines))
-    return {"base": spec.base, "arch": ARCH, "fragments": spec.fragments, "requested": len(requests),
-            "config_sha256": sha256_file(dotconfig)}
+    return {"base": spec.base, "arch": arch.name, "fragments": spec.fragments, "requested": len(requests),
+            "other_arch": other_arch, "config_sha256": sha256_file(dotconfig)}
 
 
 def first_error(log_file: Path, context: int = 3) -> str | None:
@@ -115,9 +140,10 @@ def build_dir(cache: Cache, key: str) -> Path:
     return cache.root / "builds" / key
 
 
-def artifact_record(out: Path) -> dict[str, dict]:
+def artifact_record(out: Path, arch: Arch = X86_64) -> dict[str, dict]:
     """Size and sha256 of each published artifact, recorded when the build is published."""
-    return {name: {"size": (out / name).stat().st_size, "sha256": sha256_file(out / name)} for name in ARTIFACTS}
+    return {name: {"size": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
+            for name in artifacts(arch)}
 
 
 def damaged_artifact(out: Path, info: dict) -> str | None:
@@ -144,7 +170,8 @@ def find_finished(cache: Cache, key: str, strict: bool = False) -> KernelBuild |
     intact object tree, so the rebuild is quick) with a one-line note, or, strict, refused naming the file."""
     out = build_dir(cache, key)
     info = read_json(out / "build.json")
-    if not (info and info.get("status") == "complete" and all((out / name).exists() for name in ARTIFACTS)):
+    if not (info and info.get("status") == "complete"
+            and all((out / name).exists() for name in artifacts(arch_of(info)))):
         return None
     if damaged := damaged_artifact(out, info):
         if strict:
@@ -163,9 +190,10 @@ def _source_info(source: KernelSource) -> dict:
             "fallback_from": source.fallback_from, "fallback_reason": source.fallback_reason}
 
 
-def prepare_config(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path) -> tuple[Path, dict]:
+def prepare_config(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path,
+                   arch: Arch = X86_64) -> tuple[Path, dict]:
     """Configure the build directory for this key unless it already is; returns (build dir, config info)."""
-    key = build_key(source, spec, kconfig_dir, compiler_version())
+    key = build_key(source, spec, kconfig_dir, compiler_version(arch), arch)
     out = build_dir(cache, key)
     obj = out / "obj"
     stamp = read_json(out / "config.json")
@@ -173,14 +201,14 @@ def prepare_config(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig
         return out, stamp
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").unlink(missing_ok=True)
-    info = configure(source, spec, kconfig_dir, obj, out / "config.log")
+    info = configure(source, spec, kconfig_dir, obj, out / "config.log", arch)
     info["key"] = key
     write_json_atomic(out / "config.json", info)
     return out, info
 
 
 def build_kernel(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path, *,
-                 jobs: int | None = None, on_line: Callable[[str], None] | None = None,
+                 arch: Arch = X86_64, jobs: int | None = None, on_line: Callable[[str], None] | None = None,
                  on_start: Callable[[Path], None] | None = None,
                  check_config: Callable[[str], None] | None = None) -> KernelBuild:
     """Build (or find) the kernel for this source and config. A finished key returns at once without make.
@@ -188,33 +216,35 @@ def build_kernel(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_d
     check_config sees the .config text right after configure (or of the finished build), before make:
     what the lab needs of the kernel fails there, not after a build and a boot.
     """
-    compiler = compiler_version()
-    key = build_key(source, spec, kconfig_dir, compiler)
+    compiler = compiler_version(arch)
+    key = build_key(source, spec, kconfig_dir, compiler, arch)
     # One make per build directory: a second run wanting the same key waits, then finds it finished.
     with entry_lock(build_dir(cache, key)):
-        return _build_locked(source, spec, cache, kconfig_dir, key, compiler, jobs=jobs, on_line=on_line,
-                             on_start=on_start, check_config=check_config)
+        return _build_locked(source, spec, cache, kconfig_dir, key, compiler, arch=arch, jobs=jobs,
+                             on_line=on_line, on_start=on_start, check_config=check_config)
 
 
 def _build_locked(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_dir: Path, key: str, compiler: str,
-                  *, jobs: int | None, on_line: Callable[[str], None] | None, on_start: Callable[[Path], None] | None,
+                  *, arch: Arch, jobs: int | None,
+                  on_line: Callable[[str], None] | None, on_start: Callable[[Path], None] | None,
                   check_config: Callable[[str], None] | None) -> KernelBuild:
     if source.sha256 is not None and (done := find_finished(cache, key, strict=spec.strict)):
         if check_config:
             check_config(done.config.read_text())
         return done
-    out, config_info = prepare_config(source, spec, cache, kconfig_dir)
+    out, config_info = prepare_config(source, spec, cache, kconfig_dir, arch)
     if check_config:
         check_config((out / "obj" / ".config").read_text())
     jobs = jobs or os.cpu_count() or 1
     ccache = shutil.which("ccache")
-    cc = "ccache gcc" if ccache else None
+    cc = f"ccache {arch.gcc}" if ccache else None
     log_file = out / "build.log"
     log_file.unlink(missing_ok=True)
     started = time.monotonic()
     info = {
         "status": "building", "key": key, "kernel_version": source.version, "source": _source_info(source),
-        "config": config_info, "compiler": compiler, "ccache": bool(ccache), "jobs": jobs, "arch": ARCH,
+        "config": config_info, "compiler": compiler, "ccache": bool(ccache), "jobs": jobs, "arch": arch.name,
+        "image": arch.image,
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "log": str(log_file),
     }
     # Written before make starts, so a killed build still explains itself.
@@ -222,7 +252,7 @@ def _build_locked(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_
     if on_start:
         on_start(log_file)
     try:
-        make(source, out / "obj", ["bzImage"], log_file, jobs=jobs, cc=cc, on_line=on_line)
+        make(source, out / "obj", [arch.image], log_file, arch=arch, jobs=jobs, cc=cc, on_line=on_line)
     except KernlabError:
         info.update(status="failed", duration_s=round(time.monotonic() - started, 1))
         write_json_atomic(out / "build.json", info)
@@ -232,11 +262,13 @@ def _build_locked(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_
         info.update(status="interrupted", duration_s=round(time.monotonic() - started, 1))
         write_json_atomic(out / "build.json", info)
         raise
-    for name, relative in ARTIFACTS.items():
+    for name, relative in artifacts(arch).items():
         shutil.copy2(out / "obj" / relative, out / f".{name}.tmp")
         os.replace(out / f".{name}.tmp", out / name)
     info.update(status="complete", duration_s=round(time.monotonic() - started, 1),
                 finished=datetime.now(UTC).isoformat(timespec="seconds"),
-                bzimage_sha256=sha256_file(out / "bzImage"), artifacts=artifact_record(out))
+                image_sha256=sha256_file(out / arch.image), artifacts=artifact_record(out, arch))
+    if arch == X86_64:  # the name earlier kernlab versions (and their manifests) know
+        info["bzimage_sha256"] = info["image_sha256"]
     write_json_atomic(out / "build.json", info)
     return KernelBuild(out, info, cached=False)

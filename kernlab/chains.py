@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from kernlab.specs import ResolvedChain, TreeLine
-from kernlab.trace import Frame, Histogram, base_name, task_kind
+from kernlab.trace import HIST_STACKTRACE_DEPTH, Frame, Histogram, StackCount, base_name, task_kind
 
 if TYPE_CHECKING:  # kernlab.instead builds on this module
     from kernlab.instead import RecordedPath
@@ -72,6 +72,7 @@ class LeafResult:
     by_task: dict[str, int]
     functions: list[FunctionVerdict]
     example: list[str] = field(default_factory=list)  # outermost first, inlined frames marked
+    joined: Joined | None = None  # stacks the hist depth cut, continued from an anchor's
 
 
 @dataclass
@@ -224,6 +225,63 @@ def _proved(function: str, item: Found, callee: str | None) -> FunctionVerdict |
     return None
 
 
+@dataclass(frozen=True)
+class Joined:
+    """Hits of a leaf's stacks that the hist depth cut, continued from an anchor's own stacks."""
+
+    leaf: str
+    anchor: str
+    hits: int
+    of: int  # the leaf's cut hits
+
+    def note(self) -> str:
+        return (f"{self.leaf}: {self.hits:,} of its {self.of:,} hits were on stacks cut at the hist's "
+                f"{HIST_STACKTRACE_DEPTH}-frame depth, continued from the stacks of {self.anchor} where their "
+                "return sites agree (hits split as the anchor's continuations split)")
+
+
+def _continuations(count: StackCount, histograms: Mapping[str, Histogram]) -> tuple[str, list[StackCount]] | None:
+    """A cut stack continued outward from the outermost probed function F on it (not its own leaf) whose own
+    recorded stacks agree with it from F out to the cut (the same return sites, at least one frame): one stack
+    per such continuation, the cut stack's hits split as F's hits split among them."""
+    stack = count.stack
+    for at in range(len(stack) - 2, 0, -1):
+        anchor = histograms.get(stack[at].name)
+        if anchor is None or anchor.function == stack[0].name:
+            continue
+        overlap = [str(frame) for frame in stack[at + 1:]]
+        agreeing = [c for c in anchor.stacks if len(c.stack) > len(overlap) + 1
+                    and [str(frame) for frame in c.stack[1:len(overlap) + 1]] == overlap]
+        total = sum(c.hits for c in agreeing)
+        if not total:
+            continue
+        shares = [count.hits * c.hits // total for c in agreeing]
+        shares[shares.index(max(shares))] += count.hits - sum(shares)
+        return anchor.function, [StackCount(stack + c.stack[len(overlap) + 1:], share, c.truncated)
+                                 for c, share in zip(agreeing, shares, strict=True) if share]
+    return None
+
+
+def joined_stacks(leaf: str, stacks: list[StackCount],
+                  histograms: Mapping[str, Histogram]) -> tuple[list[StackCount], Joined | None]:
+    """The leaf's stacks with those the hist depth cut continued (arm64: kernlab.arch.Arch.stack_skips_caller
+    probes the chains' graph roots for full stacks, as anchors); uncut stacks, and cut ones no anchor agrees
+    with, stay as recorded."""
+    out: list[StackCount] = []
+    anchors: Counter[str] = Counter()
+    cut = 0
+    for count in stacks:
+        if count.truncated and (continued := _continuations(count, histograms)):
+            anchors[continued[0]] += count.hits
+            out.extend(continued[1])
+        else:
+            out.append(count)
+        cut += count.hits if count.truncated else 0
+    if not anchors:
+        return out, None
+    return out, Joined(leaf, ", ".join(anchors), sum(anchors.values()), cut)
+
+
 @dataclass
 class _PathProof:
     """For one root-to-leaf path: per position, the stacks that prove the path down to it."""
@@ -239,7 +297,7 @@ def _verify_path(chain: ResolvedChain, lines: list[int], evidence: Evidence,
     functions = [chain.lines[i].function or "" for i in lines]
     leaf = functions[-1]
     histogram = evidence.histograms.get(leaf)
-    stacks = histogram.stacks if histogram else []
+    stacks, joined = joined_stacks(leaf, histogram.stacks if histogram else [], evidence.histograms)
     proof = _PathProof(lines, [0] * len(lines), [Counter() for _ in lines], [None] * len(lines))
     best: tuple[int, list[Found], list[PathEntry]] | None = None
     example: list[PathEntry] = []
@@ -273,7 +331,8 @@ def _verify_path(chain: ResolvedChain, lines: list[int], evidence: Evidence,
     shown = example or (best[2] if best else [])
     hits = proof.hits[-1]
     result = LeafResult(
-        leaf=leaf, holds=hits > 0, hits=hits, stacks_seen=len(stacks), by_task=dict(proof.by_task[-1]),
+        leaf=leaf, holds=hits > 0, hits=hits, stacks_seen=len(histogram.stacks) if histogram else 0,
+        by_task=dict(proof.by_task[-1]), joined=joined,
         functions=verdicts,
         example=[entry.name if entry.inlined_into is None else f"{entry.name} (inlined into {entry.inlined_into})"
                  for entry in shown])
@@ -359,6 +418,7 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold")
                                 verdict.evidence, hits if hits else None, dict(tasks), verdict.into,
                                 _indirect(chain, line, evidence)))
     notes = list(chain.notes)
+    notes += list(dict.fromkeys(leaf.joined.note() for leaf in leaves if leaf.joined))
     if evidence.lost_events:
         notes.append(f"the trace lost {evidence.lost_events} events: hit counts are lower bounds, and a "
                      "missing function may have been lost rather than absent")

@@ -45,6 +45,9 @@ class Context:
                accel: str | None = None) -> Context:
         """accel: kvm, tcg or auto over the lab's vm.accel (default: $KERNLAB_ACCEL, when set)."""
         logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s")
+        # kernlab.ssh turns paramiko's failures into one-line errors; unquieted, paramiko's transport thread
+        # prints a traceback for every connect attempt made while the guest's dropbear is still starting.
+        logging.getLogger("paramiko").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
         lab_path = Path(lab) if lab else DEFAULT_LAB
         loaded = load_lab(lab_path)
         if chosen := accel_override(accel):
@@ -93,7 +96,7 @@ def fetch(ctx: Context, kernel: str | None = None, install: bool = False, mirror
 
 def configure(ctx: Context, kernel: str | None = None, install: bool = False, strict: bool | None = None) -> Path:
     used = fetch(ctx, kernel=kernel, install=install, strict=strict)
-    out, info = build.prepare_config(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR)
+    out, info = build.prepare_config(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR, ctx.lab.arch)
     ctx.console.print(f"config: {out / 'obj' / '.config'} ({info['requested']} symbols requested and verified, "
                       f"sha256 {info['config_sha256'][:12]})")
     return out / "obj" / ".config"
@@ -106,7 +109,7 @@ def build_kernel(ctx: Context, kernel: str | None = None, install: bool = False,
     if not ctx.console.is_terminal:  # a log file or CI: plain lines, since a transient bar prints nothing there
         with ci_progress.group(f"build linux {used.version}", ctx.console.print), \
                 ci_progress.Heartbeat(f"building linux {used.version}", ctx.console.print) as heartbeat:
-            result = build.build_kernel(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR, jobs=jobs,
+            result = build.build_kernel(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR, arch=ctx.lab.arch, jobs=jobs,
                                         on_line=heartbeat.on_line,
                                         on_start=lambda log_file: ctx.console.print(f"build log: {log_file}"))
         return _built(ctx, result, time.monotonic() - started)
@@ -122,7 +125,7 @@ def build_kernel(ctx: Context, kernel: str | None = None, install: bool = False,
             if ci_progress.OBJECT_LINE.match(line):
                 progress.update(task, objects=progress.tasks[0].fields["objects"] + 1)
 
-        result = build.build_kernel(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR, jobs=jobs,
+        result = build.build_kernel(used, ctx.lab.kernel, ctx.cache, KCONFIG_DIR, arch=ctx.lab.arch, jobs=jobs,
                                     on_line=on_line, on_start=on_start)
     return _built(ctx, result, time.monotonic() - started)
 
@@ -132,7 +135,7 @@ def _built(ctx: Context, result: build.KernelBuild, seconds: float) -> build.Ker
         ctx.console.print(f"kernel: cached, nothing to do ({seconds:.2f} s): {result.describe()}")
     else:
         ctx.console.print(f"kernel: built in {result.info['duration_s']:.0f} s: {result.describe()}")
-    ctx.console.print(f"  {result.bzimage}\n  {result.vmlinux}\n  {result.dir / 'build.json'}")
+    ctx.console.print(f"  {result.image}\n  {result.vmlinux}\n  {result.dir / 'build.json'}")
     return result
 
 
@@ -141,7 +144,7 @@ def kernel_key(ctx: Context, kernel: str | None = None, install: bool = False, s
     goes to stdout; what fetching the source says goes to stderr."""
     quiet = dataclasses.replace(ctx, console=Console(stderr=True, highlight=False, soft_wrap=True))
     used = fetch(quiet, kernel=kernel, install=install, strict=strict)
-    key = build.build_key(used, ctx.lab.kernel, KCONFIG_DIR, build.compiler_version())
+    key = build.build_key(used, ctx.lab.kernel, KCONFIG_DIR, build.compiler_version(ctx.lab.arch), ctx.lab.arch)
     print(key)
     return key
 
@@ -181,9 +184,9 @@ def vm_boot(ctx: Context, kernel: str | None = None) -> int:
     """Interactive boot on this terminal; `inv vm.ssh` reaches it while it runs."""
     kernel_build = build_kernel(ctx, kernel=kernel)
     image = guest_image(ctx)
-    accel = vm.choose_accel(ctx.lab.vm, kernel_build.bzimage, ctx.cache.dir("run"), ctx.cache.dir("accel"))
+    accel = vm.choose_accel(ctx.lab.vm, kernel_build.image, ctx.cache.dir("run"), ctx.cache.dir("accel"))
     port = vm.free_port()
-    command = vm.qemu_command(ctx.lab.vm, kernel=kernel_build.bzimage, initrd=image.path, ssh_port=port,
+    command = vm.qemu_command(ctx.lab.vm, kernel=kernel_build.image, initrd=image.path, ssh_port=port,
                               accel=accel.accel, qmp_socket=ctx.cache.dir("run") / f"{ctx.lab.name}.qmp")
     state = _vm_state_file(ctx)
     write_json_atomic(state, {"port": port, "client_key": str(image.keys.client_private),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernlab import tools
+from kernlab.arch import of_elf
 from kernlab.trace import Frame, base_name
 
 ADDRESS_LINE = re.compile(r"^0x([0-9a-f]+)$")
@@ -90,7 +91,8 @@ class InlineResolver:
         wanted -= self._cache.keys()
         if not wanted:
             return
-        addr2line = tools.require_tool("addr2line", "binutils")
+        arch = of_elf(self.vmlinux)  # an arm64 vmlinux needs the cross binutils' addr2line
+        addr2line = tools.require_tool(arch.tool("addr2line"), arch.binutils_package)
         stdin = "\n".join(f"{site:#x}" for site in sorted(wanted)).encode()
         text = tools.output([addr2line, "-a", "-i", "-f", "-e", self.vmlinux], input_bytes=stdin,
                            what="addr2line")

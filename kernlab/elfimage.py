@@ -278,8 +278,11 @@ class Image:
                 found.append((base + entry.begin_offset, base + entry.end_offset))
         return found
 
-    def subprogram_at(self, cu: CompileUnit, address: int) -> DIE | None:
-        """The concrete (out-of-line) DW_TAG_subprogram whose code covers address, matched by range not by name."""
+    def subprogram_at(self, cu: CompileUnit, address: int, size: int = 1) -> DIE | None:
+        """The concrete (out-of-line) DW_TAG_subprogram whose code covers address, matched by range not by name;
+        failing that, the first one within [address, address + size). arm64's ftrace NOPs
+        (-fpatchable-function-entry=2) lie between the symbol and DWARF's low_pc: 5.15.135's
+        __zram_bvec_read.constprop.0 starts at ...ebc, its DW_AT_low_pc is ...ec4."""
         index = self._subprograms.get(cu.cu_offset)
         if index is None:
             index = [(low, high, child.offset) for child in cu.get_top_DIE().iter_children()
@@ -291,7 +294,8 @@ class Image:
         for die in cu.iter_DIEs():  # nested definitions are rare in C; look everywhere before giving up
             if die.tag == "DW_TAG_subprogram" and any(low <= address < high for low, high in self.pc_ranges(die)):
                 return die
-        return None
+        starts = [(low, offset) for low, _, offset in index if address < low < address + size]
+        return cu.get_DIE_from_refaddr(min(starts)[1]) if starts else None
 
     # ---- variables and types
 

@@ -81,7 +81,7 @@ def _ops(binary: Path | None, claims: dict[str, specs.IndirectClaim]) -> Callabl
 
 def lab_chains(lab: Lab, version: str) -> list[tuple[specs.ResolvedChain, str]]:
     """The lab's chains resolved for a kernel version, with what the lab expects of each."""
-    return [(specs.resolve_chain(use.spec, version), use.expectation(version)) for use in lab.chains]
+    return [(specs.resolve_chain(use.spec, version, lab.arch.name), use.expectation(version)) for use in lab.chains]
 
 
 def run_manifest(folder: ResultsFolder) -> Manifest:
@@ -155,9 +155,11 @@ def verify_results(results: Path | ResultsFolder) -> list[ChainRecord]:
                                          "chains": [r.as_dict() for r in outcome], "graph_hidden_returns": hidden})
     if capture := folder.graph_capture():
         trees = graph_trees(folder, capture)
-        folder.write(graph_file(trees, capture))
+        merged = graph_file(trees, capture)
+        folder.write(merged)
+        share = edge_share(evidence.histograms)
         for chain in written.chains:
-            add_graph_witness(chain, trees, capture.max_depth, edge_share(evidence.histograms))
+            add_graph_witness(chain, trees, capture.max_depth, share, merged.lost_events)
     folder.write(written)
     return written.chains
 
@@ -220,11 +222,11 @@ def edge_share(histograms: Mapping[str, trace.Histogram]) -> EdgeShare:
 
 
 def add_graph_witness(chain: ChainRecord, trees: tuple[dict[str, graph.Node], graph.Trace], max_depth: int,
-                      share: EdgeShare | None = None) -> None:
+                      share: EdgeShare | None = None, lost: int = 0) -> None:
     """The graph's word on each traceable edge, on the callee's line."""
-    by_callee = {id(line): witness for line, witness in graph_witness(chain, trees[0], max_depth, share)}
+    by_callee = {id(line): witness for line, witness in graph_witness(chain, trees[0], max_depth, share, lost)}
     for line in chain.lines:
         if witness := by_callee.get(id(line)):
             line.graph = EdgeRecord(caller=witness.caller, status=witness.status, calls=witness.calls,
                                     agrees=witness.agrees, caller_calls=witness.caller_calls,
-                                    expected=witness.expected)
+                                    expected=witness.expected, lost=witness.lost)

@@ -1,4 +1,8 @@
-"""Guest image: a reproducible newc initramfs from guest/ with busybox, dropbear, the workloads and per-lab keys."""
+"""Guest image: a reproducible newc initramfs from guest/ with busybox, dropbear, the workloads and per-lab keys.
+
+An x86_64 guest gets the host's own busybox and dropbear; an arm64 guest gets them, and dropbear's libraries, from
+Debian's arm64 packages (kernlab.debs), and a memhog cross-compiled with the arch's gcc.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from kernlab import tools
+from kernlab import debs, tools
+from kernlab.arch import X86_64, Arch
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab
@@ -27,7 +32,6 @@ BUSYBOX = Path("/bin/busybox")
 DROPBEAR = Path("/usr/sbin/dropbear")
 DROPBEARKEY = Path("/usr/bin/dropbearkey")
 STRESS_NG = Path("/usr/bin/stress-ng")
-LIBRARY_DIRS = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
 BUSYBOX_APPLETS = [
     "sh", "ash", "cat", "echo", "ls", "mkdir", "mount", "umount", "ip", "hostname", "setsid", "cttyhack", "sleep",
     "mkswap", "swapon", "swapoff", "free", "grep", "head", "tail", "wc", "cut", "tr", "sed", "awk", "ps", "kill",
@@ -120,11 +124,44 @@ def _elf_info(path: Path) -> tuple[str | None, list[str], list[str]]:
         return interpreter, needed, search
 
 
-def shared_libraries(binary: Path, root: Path = Path("/")) -> dict[str, Path]:
+def _resolve_in(root: Path, guest_path: str) -> Path | None:
+    """The file a guest path names in the tree at `root`, symlinks followed as the guest would (an absolute
+    target starts again at root, never at the host's /); None if there is none."""
+    if root == Path("/"):
+        host = Path(guest_path)
+        return host.resolve() if host.exists() else None
+    pending = [part for part in guest_path.split("/") if part]
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in (".", ".."):
+            if part == ".." and resolved:
+                resolved.pop()
+            continue
+        host = root.joinpath(*resolved, part)
+        if host.is_symlink():
+            hops += 1
+            if hops > 40:  # the kernel's limit: a loop
+                return None
+            target = os.readlink(host)
+            if target.startswith("/"):
+                resolved = []
+            pending = [piece for piece in target.split("/") if piece] + pending
+        elif host.exists():
+            resolved.append(part)
+        else:
+            return None
+    return root.joinpath(*resolved)
+
+
+def shared_libraries(binary: Path, root: Path = Path("/"),
+                     library_dirs: Sequence[str] = X86_64.library_dirs) -> dict[str, Path]:
     """Everything the loader needs to run `binary`: guest path -> host file, recursively.
 
-    Paths are as the loader looks for them (e.g. /lib/x86_64-linux-gnu/libc.so.6);
-    the host file is what that name resolves to under `root`.
+    Paths are as the loader looks for them (e.g. /lib/x86_64-linux-gnu/libc.so.6), in DT_RUNPATH and then the
+    arch's `library_dirs`; the host file is what that name resolves to under `root` (the host's / for an
+    x86_64 guest, the unpacked Debian packages for an arm64 one).
     """
     found: dict[str, Path] = {}
     pending = [binary]
@@ -136,18 +173,19 @@ def shared_libraries(binary: Path, root: Path = Path("/")) -> dict[str, Path]:
         seen.add(current)
         interpreter, needed, search = _elf_info(current)
         if interpreter and interpreter not in found:
-            host = root / interpreter.lstrip("/")
-            if not host.exists():
-                raise KernlabError(f"{binary}: loader {interpreter} not found")
-            found[interpreter] = host.resolve()
+            host = _resolve_in(root, interpreter)
+            if host is None:
+                raise KernlabError(f"{binary}: loader {interpreter} not found" + ("" if root == Path("/") else
+                                                                                  f" under {root}"))
+            found[interpreter] = host
         for library in needed:
-            for directory_name in [*search, *LIBRARY_DIRS]:
-                candidate = root / directory_name.lstrip("/") / library
-                if candidate.exists():
-                    guest_path = f"{directory_name.rstrip('/')}/{library}"
+            for directory_name in [*search, *library_dirs]:
+                guest_path = f"{directory_name.rstrip('/')}/{library}"
+                candidate = _resolve_in(root, guest_path)
+                if candidate is not None:
                     if guest_path not in found:
-                        found[guest_path] = candidate.resolve()
-                        pending.append(candidate.resolve())
+                        found[guest_path] = candidate
+                        pending.append(candidate)
                     break
             else:
                 raise KernlabError(f"{binary}: shared library {library} (needed by {current.name}) not found")
@@ -204,9 +242,11 @@ class GuestImage:
     cached: bool
 
 
-def compile_static(source: Path, cache: Cache) -> Path:
-    """gcc -static, cached by the source's sha256 and the compiler."""
-    gcc = tools.require_tool("gcc", "build-essential")
+def compile_static(source: Path, cache: Cache, compiler_name: str = X86_64.gcc,
+                   packages: Sequence[str] = X86_64.gcc_packages) -> Path:
+    """`compiler_name -static` (the arch's gcc: a cross-compiler for arm64), cached by the source's sha256 and the
+    compiler's version line."""
+    gcc = tools.require_tool(compiler_name, " ".join(packages))
     compiler = tools.output([gcc, "--version"]).splitlines()[0]
     out = cache.root / "workloads" / stable_key(sha256_file(source), compiler) / source.stem
     with entry_lock(out):
@@ -227,8 +267,10 @@ def _require(path: Path, package: str) -> None:
         raise KernlabError(f"{path} not found: install it with `apt-get install -y {package}`")
 
 
-def image_entries(keys: GuestKeys, binaries: dict[str, Path], init: bytes) -> list[Entry]:
-    """The guest's files: init, /etc, root's authorized key, binaries, their libraries, busybox applets."""
+def image_entries(keys: GuestKeys, binaries: dict[str, Path], init: bytes, library_root: Path = Path("/"),
+                  library_dirs: Sequence[str] = X86_64.library_dirs) -> list[Entry]:
+    """The guest's files: init, /etc, root's authorized key, binaries, their libraries (found under library_root),
+    busybox applets."""
     entries = [
         regular("init", init, 0o755),
         char_device("dev/console", 5, 1),
@@ -246,24 +288,68 @@ def image_entries(keys: GuestKeys, binaries: dict[str, Path], init: bytes) -> li
     for guest_path, host in binaries.items():
         entries.append(regular(guest_path.lstrip("/"), host.read_bytes(), 0o755))
         if host.read_bytes()[:4] == b"\x7fELF" and guest_path != "bin/busybox":
-            for library_path, library in shared_libraries(host).items():
+            for library_path, library in shared_libraries(host, library_root, library_dirs).items():
                 entries.append(regular(library_path.lstrip("/"), library.read_bytes(), 0o755))
     entries += [symlink(f"bin/{applet}", "busybox") for applet in BUSYBOX_APPLETS]
     return entries
 
 
-def build_guest_image(lab: Lab, cache: Cache) -> GuestImage:
-    """Build (or find) the lab's initramfs; same inputs give a byte-identical image and no rebuild."""
+@dataclass(frozen=True)
+class _Parts:
+    """What goes into an image besides guest/ and the keys, for one architecture."""
+
+    binaries: dict[str, Path]  # guest path -> host file
+    library_root: Path  # where the binaries' libraries are looked up
+    packages: Callable[[], dict[str, str]]  # Debian package -> version, for guest.json (asked when building)
+    extra_inputs: dict  # image inputs beyond the common ones (none on x86_64: its keys predate arm64)
+    extra_info: dict  # guest.json fields beyond the common ones
+
+
+def _stress_workload(lab: Lab) -> str | None:
+    """The first workload that runs stress-ng (it and its libraries add ~30 MiB of guest RAM: only for them)."""
+    return next((w.name for w in lab.workloads if "stress-ng" in (w.command or "")), None)
+
+
+def _x86_64_parts(lab: Lab, cache: Cache) -> _Parts:
+    """The host's own busybox, dropbear (and stress-ng when a workload runs it) with the host's libraries."""
     _require(BUSYBOX, "busybox-static")
     _require(DROPBEAR, "dropbear-bin")
-    keys = lab_keys(cache, lab.name)
     binaries = {"bin/busybox": BUSYBOX, "usr/sbin/dropbear": DROPBEAR,
                 "bin/memhog": compile_static(GUEST_DIR / "memhog.c", cache)}
-    # stress-ng and its libraries add ~30 MiB of guest RAM: only for labs that run it.
-    with_stress = any("stress-ng" in (w.command or "") for w in lab.workloads)
+    with_stress = _stress_workload(lab) is not None
     if with_stress:
         _require(STRESS_NG, "stress-ng")
         binaries["usr/bin/stress-ng"] = STRESS_NG
+    packages = ["busybox-static", "dropbear-bin"] + (["stress-ng"] if with_stress else [])
+    return _Parts(binaries, Path("/"), lambda: _package_versions(packages), {}, {"stress_ng": with_stress})
+
+
+def _debian_parts(lab: Lab, cache: Cache, arch: Arch) -> _Parts:
+    """busybox, dropbear and dropbear's libraries from Debian's packages for the arch (fetched and unpacked once),
+    memhog from the arch's cross-compiler."""
+    stress = _stress_workload(lab)
+    if stress is not None:
+        raise KernlabError(f"workload {stress}: stress-ng is not packed into {arch.name} guests (vm.arch: "
+                           f"{arch.name}): use a memhog workload, or vm.arch: x86_64")
+    fetched = debs.fetch(debs.cache_dir(cache.root), arch.debian_arch, debs.GUEST_PACKAGES)
+    root = debs.unpack(fetched, debs.unpacked_dir(cache.root))
+    binaries = {"bin/busybox": root / "bin/busybox", "usr/sbin/dropbear": root / "usr/sbin/dropbear"}
+    for guest_path, host in binaries.items():
+        if not host.is_file():
+            raise KernlabError(f"{host}: not in the unpacked {arch.debian_arch} packages (wanted as /{guest_path})")
+    binaries["bin/memhog"] = compile_static(GUEST_DIR / "memhog.c", cache, arch.gcc, arch.gcc_packages)
+    records = [deb.record() for deb in fetched]
+    return _Parts(binaries, root, lambda: {deb.package: deb.version for deb in fetched},
+                  {"arch": arch.name, "debs": records},
+                  {"stress_ng": False, "arch": arch.name, "debs": records})
+
+
+def build_guest_image(lab: Lab, cache: Cache) -> GuestImage:
+    """Build (or find) the lab's initramfs; same inputs give a byte-identical image and no rebuild."""
+    arch = lab.arch
+    parts = _x86_64_parts(lab, cache) if arch.name == X86_64.name else _debian_parts(lab, cache, arch)
+    keys = lab_keys(cache, lab.name)
+    binaries = parts.binaries
     init = (GUEST_DIR / "init").read_bytes()
     inputs = {
         "init_sha256": sha256_file(GUEST_DIR / "init"),
@@ -273,6 +359,7 @@ def build_guest_image(lab: Lab, cache: Cache) -> GuestImage:
         "host_public": keys.host_public,
         "host_key_sha256": sha256_file(keys.host_private),
         "applets": BUSYBOX_APPLETS,
+        **parts.extra_inputs,
     }
     key = stable_key(inputs)
     final = cache.root / "guest" / key
@@ -286,12 +373,11 @@ def build_guest_image(lab: Lab, cache: Cache) -> GuestImage:
                         final / "initramfs.cpio", info.get("sha256"))
         started = time.monotonic()
         with staging_dir(final) as tmp:
-            image = write_newc(image_entries(keys, binaries, init))
+            image = write_newc(image_entries(keys, binaries, init, parts.library_root, arch.library_dirs))
             (tmp / "initramfs.cpio").write_bytes(image)
-            packages = ["busybox-static", "dropbear-bin"] + (["stress-ng"] if with_stress else [])
             info = {
                 "key": key, "sha256": sha256_file(tmp / "initramfs.cpio"), "bytes": len(image), "inputs": inputs,
-                "packages": _package_versions(packages), "stress_ng": with_stress,
+                "packages": parts.packages(), **parts.extra_info,
                 "build_s": round(time.monotonic() - started, 2),
             }
             write_json_atomic(tmp / "guest.json", info)

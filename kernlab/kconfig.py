@@ -164,6 +164,22 @@ def kconfig_depends(tree: Path, arch: str = "x86") -> dict[str, list[str]]:
     return depends
 
 
+def other_arch_only(symbols: Iterable[str], tree: Path, arch: str) -> dict[str, str]:
+    """Of these CONFIG_ symbols, those the kernel declares only under another architecture's arch/ directory
+    (x86's UNWINDER_ORC or KVM_GUEST when configuring arm64): symbol -> the Kconfig file declaring it."""
+    wanted = {symbol.removeprefix("CONFIG_"): symbol for symbol in symbols}
+    declared: dict[str, list[tuple[str, ...]]] = {}
+    for path in tree.rglob("Kconfig*"):
+        if not path.is_file():
+            continue
+        parts = path.relative_to(tree).parts
+        for line in path.read_text(errors="replace").splitlines():
+            if (match := KCONFIG_ENTRY.match(line)) and match.group(1) in wanted:
+                declared.setdefault(match.group(1), []).append(parts)
+    return {wanted[name]: "/".join(places[0]) for name, places in declared.items()
+            if all(len(parts) > 2 and parts[0] == "arch" and parts[1] != arch for parts in places)}
+
+
 def explain(mismatches: list[Mismatch], depends: dict[str, list[str]], version: str) -> list[str]:
     lines = []
     for mismatch in mismatches:

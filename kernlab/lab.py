@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kernlab import yamlfile
+from kernlab.arch import Arch, by_name
 from kernlab.errors import KernlabError
 from kernlab.version import KernelVersion, parse_guard
 from kernlab.yamlfile import clip
@@ -73,6 +74,8 @@ class KernelSpec(Strict):
 
 
 class VmSpec(Strict):
+    # The guest's architecture (kernlab.arch): arm64 is cross-built and runs under TCG on an x86_64 host.
+    arch: Literal["x86_64", "arm64"] = "x86_64"
     cpus: Annotated[int, Field(ge=1, le=64)] = 2
     memory_mib: Annotated[int, Field(ge=64, le=65536)] = 256
     accel: Literal["auto", "kvm", "tcg"] = "auto"
@@ -229,6 +232,10 @@ class Lab(Strict):
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     # Kernel refs (as kernel.version takes them) that `inv lab.matrix` runs this same lab on, one after another.
     matrix: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+
+    @property
+    def arch(self) -> Arch:
+        return by_name(self.vm.arch)
 
     @field_validator("matrix")
     @classmethod

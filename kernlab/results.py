@@ -55,7 +55,8 @@ class KernelRecord(Record):
     build_key: str | None = None
     config_sha256: str | None = None
     compiler: str | None = None
-    bzimage_sha256: str | None = None
+    bzimage_sha256: str | None = None  # of the boot image QEMU was given (named for x86's; arm64's is Image)
+    arch: str | None = None  # the guest's (kernlab.arch); None in folders from before arm64: x86_64
 
 
 class GuestImageRecord(Record):
@@ -74,6 +75,14 @@ class BootRecord(Record):
     console_ready_s: float | None = None
     ssh_ready_s: float | None = None
     clocksource: str | None = None  # the guest's current_clocksource right after boot
+
+
+class ConnectionRecord(Record):
+    """The SSH connection to the guest during the workloads: drops kernlab reconnected, samples they cost."""
+
+    reconnects: int = 0
+    samples_missed: int = 0
+    first_miss: str | None = None
 
 
 class HostRecord(Record):
@@ -146,6 +155,7 @@ class Manifest(Record):
     qemu_version: str | None = None
     accel: AccelRecord | None = None
     boot: BootRecord | None = None
+    connection: ConnectionRecord | None = None
     branch_profile: BranchProfileRecord | None = None
     chains: dict[str, ChainOutcome] = Field(default_factory=dict)
     steps_s: dict[str, float] = Field(default_factory=dict)
@@ -186,6 +196,15 @@ class FunctionVerdictRecord(Record):
     into: str | None = None
 
 
+class JoinedRecord(Record):
+    """kernlab.chains.Joined: a leaf's hits on stacks the hist depth cut, continued from an anchor's stacks."""
+
+    leaf: str
+    anchor: str
+    hits: int
+    of: int
+
+
 class LeafRecord(Record):
     leaf: str
     holds: bool
@@ -194,6 +213,7 @@ class LeafRecord(Record):
     by_task: dict[str, int] = Field(default_factory=dict)
     functions: list[FunctionVerdictRecord] = Field(default_factory=list)
     example: list[str] = Field(default_factory=list)
+    joined: JoinedRecord | None = None
 
 
 class EdgeRecord(Record):
@@ -205,6 +225,7 @@ class EdgeRecord(Record):
     agrees: bool | None = None  # with the stack verdict (None: the graph cannot say)
     caller_calls: int = 0  # the caller's calls in the windows (what "not seen" is out of)
     expected: float | None = None  # calls of the edge the windows should have held, from the histograms
+    lost: int = 0  # events the windows lost: a "not seen" edge may be among them
 
 
 class LineRecord(Record):
@@ -346,6 +367,7 @@ class ProbeSet(Record):
     caller: list[str] = Field(default_factory=list)  # only the return address recorded at these
     not_probed: dict[str, str] = Field(default_factory=dict)
     table_size: int | None = None
+    arch: str = "x86_64"  # the guest's: how the probes read return addresses (kernlab.arch)
 
 
 class SweepVariant(Record):

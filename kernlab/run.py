@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from kernlab import branches, build, graph, graphwindow, progress, provenance, report, source, specs, trace, zram
+from kernlab.arch import by_name
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.evidence import lab_chains, verify_results
@@ -34,6 +35,7 @@ from kernlab.results import (
     BranchProfileRecord,
     ChainOutcome,
     ChainRecord,
+    ConnectionRecord,
     GraphCapture,
     GraphWindowRecord,
     GuestImageRecord,
@@ -132,12 +134,17 @@ def workload_command(workload: WorkloadSpec) -> str:
 
 
 class Sampler:
-    """Reads zram, vmstat and meminfo every interval over its own SSH channel while the workloads run."""
+    """Reads zram, vmstat and meminfo every interval over its own SSH channel while the workloads run.
+    A sample that fails (the connection dropped and was made again) is a gap, counted; only
+    MAX_MISSED_IN_A_ROW failures in a row stop the sampler and fail the run."""
+
+    MAX_MISSED_IN_A_ROW = 5
 
     def __init__(self, session: GuestSession, kernel_version: str, interval_s: float, folder: ResultsFolder) -> None:
         self.session, self.kernel_version, self.interval_s, self.folder = session, kernel_version, interval_s, folder
         self.samples: list[zram.Sample] = []
         self.error: Exception | None = None
+        self.missed: list[str] = []  # why each missed sample failed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -148,12 +155,25 @@ class Sampler:
         self.folder.append_sample(sample.as_row())
 
     def _loop(self) -> None:
+        in_a_row = 0
         while not self._stop.wait(self.interval_s):
             try:
                 self.take()
-            except Exception as error:  # reported by stop(); the workload's own failure matters more
+                in_a_row = 0
+            except KernlabError as error:  # a gap in the samples; the workload's own failure matters more
+                self.missed.append(str(error))
+                in_a_row += 1
+                log.warning("sample missed: %s", error)
+                if in_a_row >= self.MAX_MISSED_IN_A_ROW:
+                    self.error = error
+                    return
+            except Exception as error:  # a parser bug: reported by __exit__, never retried
                 self.error = error
                 return
+
+    def connection_record(self) -> ConnectionRecord:
+        return ConnectionRecord(reconnects=self.session.ssh.reconnects, samples_missed=len(self.missed),
+                                first_miss=self.missed[0] if self.missed else None)
 
     def __enter__(self) -> Sampler:
         self.take()
@@ -217,11 +237,17 @@ def probe_set(lab: Lab, kernel_version: str, traceable: dict[str, str]) -> Probe
     functions (the cheap evidence that proves a tail call)."""
     leaves: list[str] = []
     others: list[str] = []
-    for resolved, _ in lab_chains(lab, kernel_version):
+    resolved_chains = [resolved for resolved, _ in lab_chains(lab, kernel_version)]
+    for resolved in resolved_chains:
         leaves += resolved.leaves
         others += resolved.functions()
     leaves += lab.tracing.extra_functions
-    probes = ProbeSet(table_size=lab.tracing.table_size)
+    if lab.arch.stack_skips_caller:
+        # arm64 spends 7 of the hist's 16 stack frames on kprobes' trap, so a leaf's stack stops short of the
+        # fault entry; the chains' graph roots (do_swap_page: once per page, shallow) get full stacks too, from
+        # which kernlab.chains.joined_stacks continues the cut ones.
+        leaves += graphwindow.chain_roots(resolved_chains)
+    probes = ProbeSet(table_size=lab.tracing.table_size, arch=lab.arch.name)
     for name in dict.fromkeys(leaves + others):
         if name not in traceable:
             probes.not_probed[name] = "not in available_filter_functions"
@@ -249,8 +275,14 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str,
     probes = probe_set(lab, kernel_version, traceable)
     folder.write(probes)
     # One exec: each kprobe registration patches kernel text, slow enough under TCG without extra round trips.
-    session.run(" && ".join(trace.hist_setup_commands(probes.stack, probes.caller, lab.tracing.table_size)),
-                timeout=300, what="tracing setup")
+    said = session.run(" && ".join(trace.hist_setup_commands(probes.stack, probes.caller, lab.tracing.table_size,
+                                                             lab.arch)),
+                       timeout=300, what="tracing setup").stdout
+    if refused := trace.refused_probes(said):
+        probes.stack = [symbol for symbol in probes.stack if symbol not in refused]
+        probes.caller = [symbol for symbol in probes.caller if symbol not in refused]
+        probes.not_probed |= {trace.base_name(symbol): trace.REFUSED_WHY for symbol in refused}
+        folder.write(probes)
     if not lab.tracing.graph.enabled:
         return probes, None
     spec = lab.tracing.graph
@@ -318,7 +350,8 @@ def collect_tracing(session: GuestSession, probes: ProbeSet, folder: ResultsFold
     for symbol in probes.stack + probes.caller:
         event = f"{trace.TRACEFS}/events/{trace.PROBE_GROUP}/{trace.probe_event_name(symbol)}/hist"
         folder.write_file(f"trace/hist/{trace.base_name(symbol)}.hist", session.run(f"cat {event}", timeout=60).stdout)
-    session.run("; ".join(trace.hist_teardown_commands(probes.stack, probes.caller, probes.table_size or 0)),
+    session.run("; ".join(trace.hist_teardown_commands(probes.stack, probes.caller, probes.table_size or 0,
+                                                       by_name(probes.arch))),
                 check=False, timeout=300)
 
 
@@ -420,11 +453,11 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
             used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=notify)
             if pins:
                 pins.check_source(used.version, used.sha256)
-                compiler = build.compiler_version()
-                pins.check_build_key(build.build_key(used, lab.kernel, KCONFIG_DIR, compiler), compiler)
+                compiler = build.compiler_version(lab.arch)
+                pins.check_build_key(build.build_key(used, lab.kernel, KCONFIG_DIR, compiler, lab.arch), compiler)
             with progress.Heartbeat(f"building linux {used.version}", notify) as heartbeat:
                 kernel_build = build.build_kernel(
-                    used, lab.kernel, cache, KCONFIG_DIR, on_line=heartbeat.on_line,
+                    used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch, on_line=heartbeat.on_line,
                     check_config=lambda text: zram.check_compressor_config(lab.zram.comp_algorithm, text, used.version))
             if pins:
                 pins.check_config(kernel_build.info["config"]["config_sha256"])
@@ -434,7 +467,8 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                 fallback_from=used.fallback_from, fallback_reason=used.fallback_reason,
                 build_dir=str(kernel_build.dir), build_key=kernel_build.info["key"],
                 config_sha256=kernel_build.info["config"]["config_sha256"], compiler=kernel_build.info["compiler"],
-                bzimage_sha256=kernel_build.info.get("bzimage_sha256"))
+                bzimage_sha256=kernel_build.info.get("image_sha256") or kernel_build.info.get("bzimage_sha256"),
+                arch=lab.arch.name)
             folder.write_file("System.map", kernel_build.system_map.read_bytes())
 
         with run.step("guest_image"):
@@ -443,12 +477,12 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                 pins.check_image(image.info)
             notify(f"guest image: {'cached' if image.cached else 'built'}: {image.path} (sha256 {image.sha256[:12]})")
             manifest.guest_image = GuestImageRecord(sha256=image.sha256, path=str(image.path), inputs=image.info)
-            manifest.qemu_version = qemu_version()
+            manifest.qemu_version = qemu_version(lab.arch)
 
         with contextlib.ExitStack() as guest:
             with run.step("boot"):
                 # An OOM kill anywhere in the guest fails the run too (with its console excerpt) once it ends.
-                session = guest.enter_context(guest_session(lab.vm, kernel_build.bzimage, image,
+                session = guest.enter_context(guest_session(lab.vm, kernel_build.image, image,
                                                             folder.file("console.log"),
                                                             watch=("panic", "oops", "bug", "oom"),
                                                             accel_verdicts=cache.dir("accel")))
@@ -474,8 +508,13 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                     else:
                         profiler = BranchProfiler(session, folder)
 
-            with run.step("workloads"), Sampler(session, used.version, lab.sampling.interval_s, folder) as sampler:
-                records = run_workloads(session, lab, folder, profiler, notify, windows)
+            sampler = Sampler(session, used.version, lab.sampling.interval_s, folder)
+            with run.step("workloads"):
+                try:
+                    with sampler:
+                        records = run_workloads(session, lab, folder, profiler, notify, windows)
+                finally:
+                    manifest.connection = sampler.connection_record()
 
             if probes:
                 with run.step("collect_trace"):

@@ -218,10 +218,10 @@ def load_chain(path: Path) -> ChainSpec:
         raise KernlabError(validation_message(str(path), error)) from None
 
 
-def resolve_chain(spec: str, kernel_version: str) -> ResolvedChain:
-    """labs/chains/<spec>.yaml resolved for a kernel; tree errors name the file."""
+def resolve_chain(spec: str, kernel_version: str, arch: str = "x86_64") -> ResolvedChain:
+    """labs/chains/<spec>.yaml resolved for a kernel and the guest's architecture; tree errors name the file."""
     path = CHAIN_DIR / f"{spec}.yaml"
-    return load_chain(path).resolve(kernel_version, where=str(path))
+    return load_chain(path).resolve(kernel_version, arch, where=str(path))
 
 
 def check_specs(names: list[str], source: str) -> None:

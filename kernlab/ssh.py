@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ class GuestSSH:
             raise KernlabError(f"guest host key: expected ssh-ed25519, got {kind}")
         self.host_key = paramiko.Ed25519Key(data=base64.b64decode(blob))
         self.client: paramiko.SSHClient | None = None
+        # Threads share this connection; the lock guards (re)connecting, generation counts connections made.
+        self._lock = threading.RLock()
+        self.generation = 0
+        self.reconnects = 0
 
     def _new_client(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
@@ -54,6 +59,7 @@ class GuestSSH:
                 client.connect(self.host, self.port, username="root", pkey=self.client_key, look_for_keys=False,
                                allow_agent=False, timeout=5, banner_timeout=10, auth_timeout=10)
                 self.client = client
+                self.generation += 1
                 return
             except paramiko.BadHostKeyException as error:
                 client.close()
@@ -66,28 +72,41 @@ class GuestSSH:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _client(self) -> paramiko.SSHClient:
-        if self.client is None:
-            raise KernlabError("ssh: not connected")
-        return self.client
+    def _client(self) -> tuple[paramiko.SSHClient, int]:
+        with self._lock:
+            if self.client is None:
+                raise KernlabError("ssh: not connected")
+            return self.client, self.generation
+
+    def _reconnect(self, seen_generation: int) -> None:
+        """Connect again, unless another thread (the sampler, a graph window) already did since seen_generation:
+        closing the client closes every channel on it, so only the first thread to notice a drop may."""
+        with self._lock:
+            if self.generation != seen_generation:
+                return
+            if self.client is not None:
+                self.client.close()
+            self.client = None
+            self.connect(deadline_s=30.0)
+            self.reconnects += 1
 
     def _open_channel(self, what: str) -> paramiko.Channel:
         """A new channel; a connection that dropped (paramiko reads EOF) is made once more before giving up,
         since the guest behind it may well be alive (the caller then checks whether it is)."""
         for attempt in (1, 2):
-            transport = self._client().get_transport()
+            client, generation = self._client()
+            transport = client.get_transport()
             try:
                 if transport is None or not transport.is_active():
                     raise EOFError("the transport is closed")
                 return transport.open_session(timeout=10)
             except (OSError, paramiko.SSHException, EOFError) as error:
-                log.warning("ssh: connection to the guest lost (%s); %s", error or type(error).__name__,
+                reason = describe(error)
+                log.warning("ssh: connection to the guest lost (%s); %s", reason,
                             "connecting again" if attempt == 1 else "giving up")
                 if attempt == 2:
-                    raise KernlabError(f"ssh: connection to the guest lost: {what}: "
-                                       f"{error or type(error).__name__}") from None
-                self.close()
-                self.connect(deadline_s=30.0)
+                    raise KernlabError(f"ssh: connection to the guest lost: {what}: {reason}") from None
+                self._reconnect(generation)
         raise AssertionError("unreachable")
 
     def run(self, command: str, *, timeout: float = 60.0, check: bool = True, stdin: bytes | None = None,
@@ -115,11 +134,13 @@ class GuestSSH:
                         raise TimeoutError
                     channel.status_event.wait(0.05)
             code = channel.recv_exit_status()
+            if code == -1 and not channel.get_transport().is_active():  # paramiko's -1: closed without a status
+                raise EOFError
         except TimeoutError:
             raise KernlabError(f"guest command timed out after {timeout:.0f} s: {what or command}") from None
         except (OSError, paramiko.SSHException, EOFError) as error:
             raise KernlabError(f"ssh: connection to the guest lost during {what or command}: "
-                               f"{error or type(error).__name__}") from None
+                               f"{describe(error)}") from None
         finally:
             channel.close()
         result = CommandResult(command, code, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
@@ -131,6 +152,14 @@ class GuestSSH:
         return result
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        with self._lock:
+            if self.client is not None:
+                self.client.close()
+                self.client = None
+
+
+def describe(error: BaseException) -> str:
+    """An exception as words: paramiko's EOFError (the peer closed the connection) has none of its own."""
+    if isinstance(error, EOFError) and not str(error):
+        return "the guest end closed the connection (EOF)"
+    return str(error) or type(error).__name__

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kernlab.arch import X86_64, Arch
+
 # gcc clones and split-off parts: zram_bvec_rw.isra.0, foo.constprop.3, bar.part.0, baz.cold
 CLONE_SUFFIX = re.compile(r"(\.(isra|constprop|part|cold|lto_priv|localalias)(\.\d+)?)+$")
 SYMBOL = re.compile(r"^(?P<name>[^\s+]+)(?:\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+))?(?:\s+\[(?P<mod>[^\]]+)\])?$")
@@ -48,12 +50,21 @@ def task_kind(stack: list[Frame]) -> str:
 
 TRACEFS = "/sys/kernel/tracing"
 PROBE_GROUP = "kernlab"
+REFUSED = "kernlab-kprobe-refused:"
+# Why a function kprobes refuse has no probe (kernel/kprobes.c: within_kprobe_blacklist, check_ftrace_location).
+REFUSED_WHY = ("the kernel refused a kprobe on it (kept out of kprobes' reach: __kprobes or NOKPROBE_SYMBOL, "
+               "as arm64's do_page_fault is); stack frames still show it")
 # The stack key's name as `hist` prints it: `stacktrace:` before 6.4, `common_stacktrace:` since ("tracing:
 # Rename stacktrace field to common_stacktrace", Steven Rostedt, in the v6.4-rc3 tracing fixes); both are read.
 HIST_HEADER = re.compile(r"^\{\s*(common_)?stacktrace:\s*$")
 HIST_END = re.compile(r"^\}\s*hitcount:\s*(\d+)\s*$")
+# kernel/trace/trace_events_hist.c: a stacktrace key holds at most this many frames. On arm64, 7 of them are
+# kprobes' trap (el1h_64_sync ... kprobe_breakpoint_handler), which cuts the swap-in stacks below the fault entry.
+HIST_STACKTRACE_DEPTH = 16
 HIST_TOTAL = re.compile(r"^\s*(Hits|Entries|Dropped):\s*(\d+)\s*$")
 HIST_RET = re.compile(r"^\{\s*ret:\s*\[[0-9a-f]+\]\s*(?P<site>\S+)\s*\}\s*hitcount:\s*(?P<hits>\d+)\s*$")
+# The end of a stack key compounded with the return address (arm64's stack probes: Arch.stack_skips_caller).
+HIST_STACK_RET = re.compile(r"^,\s*ret:\s*\[[0-9a-f]+\]\s*(?P<site>\S+)\s*\}\s*hitcount:\s*(?P<hits>\d+)\s*$")
 
 
 def probe_event_name(symbol: str) -> str:
@@ -71,36 +82,50 @@ def traceable_symbols(available_filter_functions: str) -> dict[str, str]:
     return symbols
 
 
-def _trigger(kind: str, table_size: int) -> str:
-    key = "stacktrace" if kind == "stack" else "ret.sym-offset"
+def _trigger(kind: str, table_size: int, arch: Arch) -> str:
+    key = "ret.sym-offset" if kind == "caller" else "stacktrace,ret.sym-offset" if arch.stack_skips_caller \
+        else "stacktrace"
     return f"hist:keys={key}:vals=hitcount:sort=hitcount.descending:size={table_size}"
 
 
-def hist_setup_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024) -> list[str]:
+def _fetch(kind: str, arch: Arch) -> str:
+    return f" ret={arch.return_address}:x64" if kind == "caller" or arch.stack_skips_caller else ""
+
+
+def hist_setup_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024,
+                        arch: Arch = X86_64) -> list[str]:
     """Guest shell commands: a kprobe per function, each feeding an in-kernel histogram.
 
     Stack probes count every distinct full stack (the evidence for a chain); caller
-    probes count only the return address at entry (`$stack0`), which is cheap and
-    is what proves a tail call. Nothing streams out while the workload runs, and
-    nothing is lost unless a table fills up (its `Dropped:` total).
+    probes count only the return address at entry (`$stack0`, arm64's `%x30`), which is
+    cheap and is what proves a tail call. On arm64 a stack probe keys on its return
+    address too, which puts back the caller its stack trace lacks. Nothing streams out
+    while the workload runs, and nothing is lost unless a table fills up (`Dropped:`).
     """
     commands = [f"echo 0 > {TRACEFS}/tracing_on", f"echo > {TRACEFS}/kprobe_events"]
     probes = [(symbol, "stack") for symbol in stack_symbols] + [(symbol, "caller") for symbol in caller_symbols]
     for symbol, kind in probes:
-        fetch = " ret=$stack0:x64" if kind == "caller" else ""
-        commands.append(f"echo 'p:{PROBE_GROUP}/{probe_event_name(symbol)} {symbol}{fetch}' >> {TRACEFS}/kprobe_events")
-    for symbol, kind in probes:
+        # A kprobe the kernel refuses (arm64's do_page_fault is __kprobes) is named in the output, not fatal.
         event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
-        commands.append(f"echo '{_trigger(kind, table_size)}' > {event}/trigger")
+        commands.append(f"if echo 'p:{PROBE_GROUP}/{probe_event_name(symbol)} {symbol}{_fetch(kind, arch)}' "
+                        f">> {TRACEFS}/kprobe_events 2>/dev/null; "
+                        f"then echo '{_trigger(kind, table_size, arch)}' > {event}/trigger; "
+                        f"else echo '{REFUSED} {symbol}'; fi")
     commands.append(f"echo 1 > {TRACEFS}/tracing_on")
     return commands
 
 
-def hist_teardown_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024) -> list[str]:
+def refused_probes(output: str) -> list[str]:
+    """The symbols hist_setup_commands' output says the kernel refused a kprobe on."""
+    return [words[1] for words in map(str.split, output.splitlines()) if len(words) == 2 and words[0] == REFUSED]
+
+
+def hist_teardown_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024,
+                           arch: Arch = X86_64) -> list[str]:
     commands = [f"echo 0 > {TRACEFS}/tracing_on"]
     for symbol, kind in [(s, "stack") for s in stack_symbols] + [(s, "caller") for s in caller_symbols]:
         event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
-        commands.append(f"echo '!{_trigger(kind, table_size)}' > {event}/trigger 2>/dev/null || true")
+        commands.append(f"echo '!{_trigger(kind, table_size, arch)}' > {event}/trigger 2>/dev/null || true")
     commands.append(f"echo > {TRACEFS}/kprobe_events")
     return commands
 
@@ -109,6 +134,8 @@ def hist_teardown_commands(stack_symbols: list[str], caller_symbols: list[str], 
 class StackCount:
     stack: list[Frame]  # innermost first, ftrace/kprobe plumbing removed
     hits: int
+    # The kernel recorded HIST_STACKTRACE_DEPTH frames, plumbing included: the outermost ones may be cut off.
+    truncated: bool = False
 
 
 @dataclass
@@ -122,8 +149,11 @@ class Histogram:
 
 
 # Frames that belong to the probe machinery, not to the traced kernel path.
+# arm64's kprobes trap (brk): aggr_pre_handler < kprobe_breakpoint_handler < call_break_hook < brk_handler <
+# do_debug_exception < el1_dbg < el1h_64_sync_handler < el1h_64_sync, then the probed function at +0x0.
 PLUMBING = re.compile(r"^(0x[0-9a-f]+|kprobe_\w+|kprobe_ftrace_handler|arch_ftrace_ops_list_func|ftrace_\w+|"
-                      r"__kprobes_\w+|trace_\w+|event_triggers_call|opt_pre_handler|optimized_callback)$")
+                      r"__kprobes_\w+|trace_\w+|event_triggers_call|opt_pre_handler|optimized_callback|"
+                      r"aggr_pre_handler|call_break_hook|brk_handler|do_debug_exception|el1\w*)$")
 
 
 # While function_graph runs, the return address on the stack of a traced call is the tracer's trampoline; a
@@ -147,8 +177,19 @@ def strip_plumbing(stack: list[Frame], function: str) -> list[Frame]:
     return [Frame(function)] + stack[index:]
 
 
+def with_caller(stack: list[Frame], site: str) -> list[Frame]:
+    """An arm64 entry probe's stack with its caller put back from the return address (the return site, like
+    every other frame); left as it is when the address is the graph tracer's trampoline (caller unknown, and
+    counted as such) or the caller is already there (a kernel whose unwinder reports it)."""
+    caller = Frame.parse(site)
+    if caller.name == GRAPH_TRAMPOLINE or (len(stack) > 1 and stack[1].name == caller.name):
+        return stack
+    return stack[:1] + [caller] + stack[1:]
+
+
 def parse_hist(function: str, text: str) -> Histogram:
-    """A `hist` file of a kprobe event keyed by stacktrace or by its return address."""
+    """A `hist` file of a kprobe event keyed by stacktrace (with the return address on arm64) or by its return
+    address alone."""
     stacks: list[StackCount] = []
     callers: dict[str, int] = {}
     totals = {"Hits": 0, "Entries": 0, "Dropped": 0}
@@ -158,7 +199,14 @@ def parse_hist(function: str, text: str) -> Histogram:
         if HIST_HEADER.match(line):
             current = []
         elif current is not None and (end := HIST_END.match(line)):
-            stacks.append(StackCount(strip_plumbing(current, function), int(end.group(1))))
+            stacks.append(StackCount(strip_plumbing(current, function), int(end.group(1)),
+                                     len(current) >= HIST_STACKTRACE_DEPTH))
+            current = None
+        elif current is not None and (end := HIST_STACK_RET.match(line)):
+            site, hits = end.group("site"), int(end.group("hits"))
+            stacks.append(StackCount(with_caller(strip_plumbing(current, function), site), hits,
+                                     len(current) >= HIST_STACKTRACE_DEPTH))
+            callers[site] = callers.get(site, 0) + hits
             current = None
         elif current is not None and line:
             current.append(Frame.parse(line))

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import re
 import signal
 import socket
@@ -20,12 +21,12 @@ from pathlib import Path
 import pexpect
 
 from kernlab import accelcache, tools
+from kernlab.arch import X86_64, Arch, by_name
 from kernlab.errors import KernlabError
 from kernlab.lab import VmSpec
 
 log = logging.getLogger(__name__)
 
-QEMU = "qemu-system-x86_64"
 READY = re.compile(rb"KERNLAB-READY")
 KVM_PROBE_SECONDS = 8.0
 
@@ -33,11 +34,12 @@ KVM_PROBE_SECONDS = 8.0
 def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: int, accel: str,
                  qmp_socket: Path) -> list[str]:
     """Everything QEMU is told; the guest network is user-mode, restricted, forwarded from 127.0.0.1 only."""
-    # random.trust_cpu=on: seed the CRNG from RDRAND at boot, or dropbear waits ~1.5 s for entropy under TCG.
-    base = "console=ttyS0 panic=-1 oops=panic random.trust_cpu=on"
-    append = " ".join(part for part in (base, spec.append) if part)
+    arch = by_name(spec.arch)
+    base = f"console={arch.console} panic=-1 oops=panic"
+    append = " ".join(part for part in (base, arch.kernel_args, spec.append) if part)
     command = [
-        QEMU, "-machine", "q35", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
+        arch.qemu, "-machine", ",".join(arch.machine), "-accel", accel,
+        "-cpu", "host" if accel == "kvm" else arch.tcg_cpu,
         "-smp", str(spec.cpus), "-m", str(spec.memory_mib),
         "-kernel", str(kernel), "-append", append,
         "-nodefaults", "-display", "none", "-serial", "mon:stdio", "-no-reboot",
@@ -57,9 +59,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def qemu_version() -> str:
-    tools.require_tool(QEMU, "qemu-system-x86")
-    first = tools.output([QEMU, "--version"]).splitlines()[0]
+def qemu_version(arch: Arch = X86_64) -> str:
+    tools.require_tool(arch.qemu, arch.qemu_package)
+    first = tools.output([arch.qemu, "--version"]).splitlines()[0]
     match = re.search(r"version (\S+)", first)
     return match.group(1) if match else first
 
@@ -154,6 +156,12 @@ def choose_accel(spec: VmSpec, kernel: Path, workdir: Path, verdicts: Path | Non
     (per host: kernlab.accelcache) and reused, so it is paid once."""
     if spec.accel == "tcg":
         return AccelChoice("tcg", "asked for tcg")
+    arch = by_name(spec.arch)
+    if not arch.host_runs_it():
+        problem = f"an {arch.name} guest on this {platform.machine()} host runs only under TCG"
+        if spec.accel == "kvm":
+            raise KernlabError(f"accel kvm asked for, but {problem}")
+        return AccelChoice("tcg", f"auto: {problem}")
     if problem := _kvm_usable():
         if spec.accel == "kvm":
             raise KernlabError(f"accel kvm asked for, but {problem}")

@@ -209,7 +209,7 @@ def _inline_tree(image: Image, function: str) -> InlineNode | None:
     if symbol is None:
         return None
     cu = image.cu_at_address(symbol.value)
-    die = image.subprogram_at(cu, symbol.value) if cu is not None else None
+    die = image.subprogram_at(cu, symbol.value, symbol.size) if cu is not None else None
     if die is None:
         return None
     return InlineNode.build(symbol.name, _inlined_below(image, die))

@@ -24,6 +24,7 @@ class EdgeWitness:
     agrees: bool | None  # with the stack verdict of the callee's line (None: the graph cannot say)
     caller_calls: int = 0  # how often the graph saw the caller at all (what "not seen" is out of)
     expected: float | None = None  # calls the windows should have held, from the histograms' share of the edge
+    lost: int = 0  # events the windows lost (a full buffer, overruns): a "not seen" edge may be among them
 
     @property
     def text(self) -> str:
@@ -62,10 +63,12 @@ def _edges(lines: list[LineRecord]) -> Iterator[tuple[LineRecord, LineRecord]]:
 
 
 def graph_witness(chain: ChainRecord, roots: Mapping[str, Node], max_depth: int | None = None,
-                  share: EdgeShare | None = None) -> list[tuple[LineRecord, EdgeWitness]]:
+                  share: EdgeShare | None = None, lost: int = 0) -> list[tuple[LineRecord, EdgeWitness]]:
     """One witness per edge of the chain, on the callee's line. An edge whose caller the graph never ran, or
-    ran only at max_depth (its callees were not recorded), is outside the window. An edge not seen, where the
-    histograms' share says the windows held too few of the caller's calls to expect it, says nothing."""
+    ran only at max_depth (its callees were not recorded), is outside the window. An edge not seen says
+    nothing where the histograms' share says the windows held too few of the caller's calls to expect it, or
+    where the windows lost events: a window whose buffer filled keeps only its start, whose mix of paths is
+    not the run's (arm64's private-hog window, full of reclaim, held none of its skip-swapcache faults)."""
     calls: dict[tuple[str, str], int] = {}
     shallowest: dict[str, int] = {}  # caller -> the least depth it was seen at
     ran: dict[str, int] = {}  # function -> its calls in the windows
@@ -95,8 +98,8 @@ def graph_witness(chain: ChainRecord, roots: Mapping[str, Node], max_depth: int 
             caller_calls = ran.get(caller.function, 0)
             fraction = share(caller.function, callee.function) if share else None
             expected = caller_calls * fraction if fraction else None
-            agrees = None if expected is not None and expected < MIN_EXPECTED else not stack_says
+            agrees = None if lost or (expected is not None and expected < MIN_EXPECTED) else not stack_says
             witness = EdgeWitness(caller.function, callee.function, "not seen", 0, agrees, caller_calls,
-                                  round(expected, 1) if expected is not None else None)
+                                  round(expected, 1) if expected is not None else None, lost)
         witnesses.append((callee, witness))
     return witnesses

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from kernlab import build, source
+from kernlab.arch import ARM64
 from kernlab.cache import Cache
 from kernlab.lab import load_lab
 from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, LABS_DIR, REPO
@@ -65,6 +67,21 @@ def kernel_build_612(real_cache: Cache) -> build.KernelBuild:
 
 SHARED_TARBALL_515 = REPO.parent / "shared" / "kernels" / "linux-5.15.135.tar.xz"
 LAB_515 = LABS_DIR / "zram-swap-5.15.yaml"
+
+
+LAB_ARM64 = LABS_DIR / "zram-swap-arm64.yaml"
+
+
+@pytest.fixture(scope="session")
+def kernel_build_arm64(real_cache: Cache) -> build.KernelBuild:
+    """The article's kernel on the article's architecture: 5.15.135 cross-built for arm64 (cached)."""
+    if missing := [tool for tool in (ARM64.gcc, ARM64.qemu) if shutil.which(tool) is None]:
+        pytest.skip(f"{', '.join(missing)} not installed: python3 -m kernlab.bootstrap --arm64 sets up arm64 guests")
+    if not SHARED_TARBALL_515.exists():
+        pytest.skip(f"no 5.15 tarball at {SHARED_TARBALL_515} (../shared sits beside the repository in CI)")
+    lab = load_lab(LAB_ARM64)
+    return build.build_kernel(source.fetch_source(lab.kernel, real_cache), lab.kernel, real_cache, KCONFIG_DIR,
+                              arch=lab.arch)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,17 @@ def test_ubuntu_gets_the_tools_and_no_debian_kernel_source(name: str) -> None:
     assert not any(package.startswith("linux-source") for package in required)
 
 
+def test_arm64_tools_only_when_asked_for_and_on_debian() -> None:
+    release = bootstrap.parse_os_release((RELEASES / "debian-12").read_text())
+    plain, _ = bootstrap.distro_packages(release)
+    with_arm64, _ = bootstrap.distro_packages(release, arm64=True)
+    assert not {"qemu-system-arm", "gcc-aarch64-linux-gnu"} & set(plain)
+    assert set(with_arm64) - set(plain) == {"gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross",
+                                            "binutils-aarch64-linux-gnu", "qemu-system-arm"}
+    with pytest.raises(bootstrap.Unsupported, match=r"^/etc/os-release: ID=ubuntu: --arm64 is set up on Debian only"):
+        bootstrap.distro_packages(bootstrap.parse_os_release((RELEASES / "ubuntu-24.04").read_text()), arm64=True)
+
+
 def test_an_unknown_distribution_is_refused_naming_the_file() -> None:
     with pytest.raises(bootstrap.Unsupported, match=r"^/etc/os-release: ID=fedora: .*--no-apt"):
         bootstrap.distro_packages(bootstrap.parse_os_release('NAME="Fedora Linux"\nID=fedora\nVERSION_ID=40\n'))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kernlab import build, guest, reliability, run, vm, zram
+from kernlab.arch import X86_64
 from kernlab.cache import Cache, sha256_file, staging_dir
 from kernlab.errors import KernlabError
 from kernlab.lab import load_lab
@@ -198,7 +199,7 @@ def fake_build(cache: Cache, key: str = "k1") -> Path:
     """A published build entry as build_kernel leaves it (small stand-in files, real record)."""
     out = build.build_dir(cache, key)
     out.mkdir(parents=True)
-    for name in build.ARTIFACTS:
+    for name in build.artifacts(X86_64):
         (out / name).write_bytes(f"{name} of {key}\n".encode() * 100)
     info = {"status": "complete", "key": key, "bzimage_sha256": sha256_file(out / "bzImage"),
             "artifacts": build.artifact_record(out)}

@@ -14,8 +14,9 @@ from kernlab.evidence import graph_file, lab_chains, verify_results
 from kernlab.lab import GraphSpec, load_lab
 from kernlab.paths import LABS_DIR, TESTS_DIR
 from kernlab.report import write_report
+from kernlab.report.chainviews import graph_text
 from kernlab.report.graphviews import graph_rows, graph_view, self_time, self_time_pngs
-from kernlab.results import GraphCapture, ResultsFolder
+from kernlab.results import EdgeRecord, GraphCapture, ResultsFolder
 from kernlab.trace import base_name
 
 GRAPHS = TESTS_DIR / "fixtures" / "graph"
@@ -121,6 +122,11 @@ def test_a_call_the_graph_never_saw_contradicts_a_proved_line() -> None:
     del roots["do_swap_page"].children["swapin_readahead"].children["swap_readpage"]
     (edge,) = [w for _, w in witness.graph_witness(chain, roots) if w.callee == "swap_readpage"]
     assert (edge.status, edge.agrees) == ("not seen", False)
+    # Windows that lost events keep only their start: the same gap there contradicts nothing, and says why.
+    (edge,) = [w for _, w in witness.graph_witness(chain, roots, lost=666_516) if w.callee == "swap_readpage"]
+    assert (edge.status, edge.agrees, edge.lost) == ("not seen", None, 666_516)
+    record = EdgeRecord(caller=edge.caller, status=edge.status, agrees=edge.agrees, lost=edge.lost)
+    assert graph_text(record) == "not seen (the windows lost 666,516 events: it may be among them)"
 
 
 def test_an_edge_below_the_recorded_depth_is_outside_the_window() -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, kconfig
+from kernlab import build, kconfig, source
 from kernlab.errors import KernlabError
-from kernlab.lab import KernelSpec
+from kernlab.lab import KernelSpec, load_lab
 from kernlab.paths import KCONFIG_DIR
+from tests.conftest import LAB_ARM64, SHARED_TARBALL_515
 
 
 def test_parse_fragment_with_guards() -> None:
@@ -87,3 +88,33 @@ def test_real_olddefconfig_drop_fails_with_reason(debian_source, tmp_path: Path)
     assert "CONFIG_NOT_A_REAL_SYMBOL: asked y, got n (no such symbol in linux 6.1" in message
     assert "CONFIG_MULTIUSER" not in message
     assert not (tmp_path / "obj" / ".config").exists()
+
+
+def test_symbols_declared_only_under_another_arch_do_not_apply(tmp_path: Path) -> None:
+    tree = tmp_path / "linux"
+    for relative, text in {"arch/x86/Kconfig": "config KVM_GUEST\n\tbool\nconfig PARAVIRT\n\tbool\n",
+                           "arch/arm64/Kconfig": "config PARAVIRT\n\tbool\nconfig ARM64_ONLY\n\tbool\n",
+                           "arch/Kconfig": "config HAVE_ANYWHERE\n\tbool\n",
+                           "drivers/tty/Kconfig": "menuconfig TTY\n\tbool\n"}.items():
+        (tree / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tree / relative).write_text(text)
+    asked = ["CONFIG_KVM_GUEST", "CONFIG_PARAVIRT", "CONFIG_ARM64_ONLY", "CONFIG_HAVE_ANYWHERE", "CONFIG_TTY",
+             "CONFIG_NOT_ANYWHERE"]
+    assert kconfig.other_arch_only(asked, tree, "arm64") == {"CONFIG_KVM_GUEST": "arch/x86/Kconfig"}
+    assert kconfig.other_arch_only(asked, tree, "x86") == {"CONFIG_ARM64_ONLY": "arch/arm64/Kconfig"}
+
+
+@pytest.mark.slow
+def test_the_arm64_lab_configures_with_x86_only_symbols_set_aside(real_cache, tmp_path: Path) -> None:
+    """The real 5.15.135 Kconfig, cross-configured for arm64 with the lab's fragments: guest-base's and tracing's
+    x86-only symbols are named as not applying, everything else landed (configure raises otherwise)."""
+    if not SHARED_TARBALL_515.exists():
+        pytest.skip(f"no 5.15 tarball at {SHARED_TARBALL_515}")
+    lab = load_lab(LAB_ARM64)
+    used = source.fetch_source(lab.kernel, real_cache)
+    info = build.configure(used, lab.kernel, KCONFIG_DIR, tmp_path / "obj", tmp_path / "config.log", lab.arch)
+    assert info["arch"] == "arm64"
+    assert info["other_arch"] == {"CONFIG_HYPERVISOR_GUEST": "arch/x86/Kconfig", "CONFIG_KVM_GUEST": "arch/x86/Kconfig",
+                                  "CONFIG_UNWINDER_ORC": "arch/x86/Kconfig.debug"}
+    dotconfig = kconfig.parse_dotconfig((tmp_path / "obj" / ".config").read_text())
+    assert dotconfig["CONFIG_SERIAL_AMBA_PL011_CONSOLE"] == "y" and dotconfig["CONFIG_ARM64"] == "y"

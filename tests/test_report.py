@@ -15,7 +15,7 @@ import pytest
 from kernlab import plots, report
 from kernlab.errors import KernlabError
 from kernlab.report import render
-from kernlab.results import Manifest, ResultsFolder
+from kernlab.results import ConnectionRecord, Manifest, ResultsFolder
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TRACED = FIXTURES / "results-6.1-sizing"
@@ -343,6 +343,18 @@ def test_kernel_fallback_is_said_at_the_top() -> None:
     top = report.render_markdown(view).split("## Verdicts")[0]
     assert "asked for 5.15.177, ran debian:6.1 (cdn.kernel.org unreachable)" in top
     assert "asked for 5.15.177, ran debian:6.1" in report.render_html(view, {}).split("<h2>Verdicts")[0]
+
+
+def test_a_dropped_ssh_connection_is_said_at_the_top_with_its_gap() -> None:
+    run = report.RunFiles.read(TRACED)
+    assert report.connection_text(run.manifest) is None  # recorded before kernlab counted drops
+    run.manifest.connection = ConnectionRecord(reconnects=1, samples_missed=2,
+                                               first_miss="ssh: connection to the guest lost during sampling")
+    top = report.render_markdown(report.run_view(run)).split("## Verdicts")[0]
+    assert "dropped 1 time(s) during the workloads and kernlab connected again; 2 sample(s)" in top
+    assert "(first: ssh: connection to the guest lost during sampling)" in top
+    run.manifest.connection = ConnectionRecord()
+    assert report.connection_text(run.manifest) is None
 
 
 def test_a_run_without_a_recorded_lab_does_not_widen_the_diff(tmp_path: Path) -> None:

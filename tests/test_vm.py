@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +32,27 @@ def test_qemu_command_from_spec(tmp_path: Path) -> None:
     assert command[command.index("-initrd") + 1] == "/i.cpio"
     assert f"unix:{tmp_path / 'q.sock'},server=on,wait=off" in command
     assert "host" not in command  # never -cpu host under TCG
+
+
+def test_qemu_command_for_an_arm64_guest(tmp_path: Path) -> None:
+    """arm64: QEMU's virt machine with a Cortex-A57 under TCG, the PL011 console, the same restricted network."""
+    spec = VmSpec(arch="arm64", cpus=2, memory_mib=192)
+    command = vm.qemu_command(spec, kernel=Path("/k/Image"), initrd=Path("/i.cpio"), ssh_port=40022, accel="tcg",
+                              qmp_socket=tmp_path / "q.sock")
+    joined = " ".join(command)
+    assert command[0] == "qemu-system-aarch64"
+    assert "-machine virt" in joined and "-accel tcg" in joined and "-cpu cortex-a57" in joined
+    assert "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22" in joined
+    assert "-device virtio-net-pci,netdev=n0" in joined and "-kernel /k/Image" in joined
+    assert command[command.index("-append") + 1] == "console=ttyAMA0 panic=-1 oops=panic"
+
+
+def test_an_arm64_guest_runs_under_tcg_and_kvm_is_refused_at_once(tmp_path: Path) -> None:
+    choice = vm.choose_accel(VmSpec(arch="arm64"), Path("/k/Image"), tmp_path, tmp_path / "accel")
+    assert choice.accel == "tcg" and choice.reason == "auto: an arm64 guest on this x86_64 host runs only under TCG"
+    assert not (tmp_path / "accel").exists()  # nothing probed, nothing kept
+    with pytest.raises(KernlabError, match=r"^accel kvm asked for, but an arm64 guest on this x86_64 host runs "):
+        vm.choose_accel(VmSpec(arch="arm64", accel="kvm"), Path("/k/Image"), tmp_path)
 
 
 def test_free_ports_differ() -> None:
@@ -80,7 +103,7 @@ def image(real_cache):
 def test_boot_ssh_and_reap(kernel_build, image, tmp_path: Path) -> None:
     from kernlab.session import guest_session
 
-    with guest_session(VmSpec(), kernel_build.bzimage, image, tmp_path / "console.log") as session:
+    with guest_session(VmSpec(), kernel_build.image, image, tmp_path / "console.log") as session:
         pid = session.vm.pid
         assert pid_alive(pid)
         assert session.run("uname -r").stdout.strip() == kernel_build.info["kernel_version"]
@@ -88,6 +111,38 @@ def test_boot_ssh_and_reap(kernel_build, image, tmp_path: Path) -> None:
         assert "lz4" in algorithms and "zstd" in algorithms and "[" in algorithms
     assert not pid_alive(pid)
     assert "KERNLAB-READY" in (tmp_path / "console.log").read_text()
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_dropped_connection_is_made_again_once_for_all_threads(kernel_build, image, tmp_path: Path) -> None:
+    """dropbear's process for kernlab's connection killed inside the guest: the command that was running says
+    the connection was lost; then four threads at once run their commands on one new connection (a second
+    reconnect would close the channels of the others), and dropbear's log on the console shows both logins."""
+    from kernlab.session import guest_session
+
+    with guest_session(VmSpec(), kernel_build.image, image, tmp_path / "console.log") as session:
+        first = session.ssh.generation
+        # The command's shell is a child of the dropbear process that serves this connection.
+        with pytest.raises(KernlabError, match=r"^ssh: connection to the guest lost during killing dropbear: "):
+            session.ssh.run("kill -9 $PPID; sleep 30", timeout=60, what="killing dropbear")
+        outputs: dict[int, str] = {}
+
+        def echo(n: int) -> None:
+            outputs[n] = session.ssh.run(f"echo {n}", timeout=60).stdout.strip()
+
+        threads = [threading.Thread(target=echo, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert outputs == {n: str(n) for n in range(4)}
+        assert session.ssh.reconnects == 1 and session.ssh.generation == first + 1
+        # A thread that took the old connection before the drop asks too late: the new one is kept.
+        session.ssh._reconnect(first)
+        assert session.ssh.reconnects == 1 and session.run("echo kept").stdout.strip() == "kept"
+    logins = re.findall(r"Pubkey auth succeeded for 'root'", (tmp_path / "console.log").read_text())
+    assert len(logins) == 2
 
 
 @pytest.mark.vm
@@ -100,7 +155,7 @@ def test_auto_probes_kvm_once_per_host_and_kvm_never_falls_back(kernel_build, im
     verdicts = tmp_path / "accel"
     choices = []
     for attempt in (1, 2):
-        with guest_session(VmSpec(), kernel_build.bzimage, image, tmp_path / f"console-{attempt}.log",
+        with guest_session(VmSpec(), kernel_build.image, image, tmp_path / f"console-{attempt}.log",
                            accel_verdicts=verdicts) as session:
             choices.append(session.accel)
             clocksource = session.run("cat /sys/devices/system/clocksource/clocksource0/current_clocksource")
@@ -112,9 +167,9 @@ def test_auto_probes_kvm_once_per_host_and_kvm_never_falls_back(kernel_build, im
     assert len(list(verdicts.glob("kvm-probe-*.json"))) == 1
     if first.accel == "tcg":
         with pytest.raises(KernlabError, match=r"^accel kvm asked for, but .*(/dev/kvm|KVM does not work here: )"):
-            vm.choose_accel(VmSpec(accel="kvm"), kernel_build.bzimage, tmp_path, verdicts)
+            vm.choose_accel(VmSpec(accel="kvm"), kernel_build.image, tmp_path, verdicts)
     else:
-        assert vm.choose_accel(VmSpec(accel="kvm"), kernel_build.bzimage, tmp_path, verdicts).accel == "kvm"
+        assert vm.choose_accel(VmSpec(accel="kvm"), kernel_build.image, tmp_path, verdicts).accel == "kvm"
 
 
 def test_kept_verdicts_are_per_host_and_a_damaged_one_is_probed_again(tmp_path: Path) -> None:
@@ -148,7 +203,7 @@ def test_guest_panic_fails_run_with_excerpt_and_reaps(kernel_build, image, tmp_p
 
     pid = None
     with pytest.raises(vm.GuestFailed) as failure, \
-            guest_session(VmSpec(accel="tcg"), kernel_build.bzimage, image, tmp_path / "console.log") as session:
+            guest_session(VmSpec(accel="tcg"), kernel_build.image, image, tmp_path / "console.log") as session:
         pid = session.vm.pid
         session.run("echo c > /proc/sysrq-trigger", check=False, timeout=15)
         deadline = time.monotonic() + 30
@@ -167,7 +222,7 @@ def test_interrupt_inside_session_reaps_qemu(kernel_build, image, tmp_path: Path
 
     pid = None
     with pytest.raises(KeyboardInterrupt), \
-            guest_session(VmSpec(accel="tcg"), kernel_build.bzimage, image, tmp_path / "console.log") as session:
+            guest_session(VmSpec(accel="tcg"), kernel_build.image, image, tmp_path / "console.log") as session:
         pid = session.vm.pid
         raise KeyboardInterrupt
     assert pid is not None and not pid_alive(pid)
@@ -194,7 +249,7 @@ def test_sigterm_to_kernlab_reaps_qemu(kernel_build, image, real_cache, tmp_path
     import subprocess
     import sys
 
-    process = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(kernel_build.bzimage),
+    process = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(kernel_build.image),
                                 str(tmp_path / "console.log"), str(real_cache.root)],
                                cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:

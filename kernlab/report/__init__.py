@@ -22,7 +22,7 @@ from kernlab.report.render import (
     write_comparison,
     write_report,
 )
-from kernlab.report.views import PLOTS, RunFiles, run_view, workload_spans
+from kernlab.report.views import PLOTS, RunFiles, connection_text, run_view, workload_spans
 
 __all__ = [
     "COMPARISON_PLOTS",
@@ -31,6 +31,7 @@ __all__ = [
     "VERDICT_STYLES",
     "RunFiles",
     "comparison_rows",
+    "connection_text",
     "differing_settings",
     "fmt",
     "render_comparison_html",

@@ -22,6 +22,7 @@ from kernlab.results import (
     Manifest,
     RecordedPathRecord,
 )
+from kernlab.witness import MIN_EXPECTED
 
 NO_DETAIL = "(no per-function detail: chains.json is missing)"
 NO_FUNCTIONS = "(no functions)"
@@ -175,8 +176,10 @@ def tree_line_view(line: LineRecord) -> TreeLineView:
 def graph_text(edge: EdgeRecord) -> str:
     if edge.status == "seen":
         return f"seen {edge.calls:,} times"
-    if edge.status == "not seen" and edge.expected is not None and edge.agrees is None:
+    if edge.status == "not seen" and edge.expected is not None and edge.expected < MIN_EXPECTED:
         return f"not seen (too few calls to tell: {edge.expected:,.1f} expected)"
+    if edge.status == "not seen" and edge.lost and edge.agrees is None:
+        return f"not seen (the windows lost {edge.lost:,} events: it may be among them)"
     return edge.status
 
 

@@ -26,7 +26,7 @@ from kernlab.report.chainviews import (
 from kernlab.report.comparison import FIGURE_COLUMNS, figure_cells
 from kernlab.report.format import figure_rows, fmt, verdict_style
 from kernlab.report.graphviews import graph_view
-from kernlab.report.views import NO_SUMMARY, fallback_note, status_of
+from kernlab.report.views import NO_SUMMARY, connection_text, fallback_note, status_of
 from kernlab.results import AccelRecord, BranchesFile, ChainRecord, KernelRecord, ResultsFolder, SweepVariant
 
 
@@ -38,8 +38,9 @@ def print_summary(console: Console, folder: Path) -> None:
     status = status_of(manifest)
     if not status.complete:
         console.print(f"[red]status:[/] {escape(status.text)}")
-    if note := fallback_note(manifest):
-        console.print(f"[yellow]{escape(note)}[/]")
+    for note in (fallback_note(manifest), connection_text(manifest)):
+        if note:
+            console.print(f"[yellow]{escape(note)}[/]")
     rows = figure_rows(summary.figures() if summary else {}, only_key_figures=True)
     if not rows:
         console.print(NO_SUMMARY)

@@ -142,6 +142,17 @@ def hidden_returns_text(hidden: Mapping[str, int]) -> str | None:
             "count is unaffected (stack traces are unwound past the trampoline).")
 
 
+def connection_text(manifest: Manifest) -> str | None:
+    """Said at the top when the SSH connection to the guest dropped during the workloads and was made again."""
+    connection = manifest.connection
+    if connection is None or not (connection.reconnects or connection.samples_missed):
+        return None
+    missed = (f"{connection.samples_missed} sample(s) of zram and vmstat were missed, a gap in the plots "
+              f"(first: {connection.first_miss})" if connection.samples_missed else "no sample was missed")
+    return (f"The SSH connection to the guest dropped {connection.reconnects} time(s) during the workloads and "
+            f"kernlab connected again; {missed}. console.log has dropbear's own reason.")
+
+
 def ran_on_text(manifest: Manifest) -> str:
     kernel, accel = manifest.kernel, manifest.accel
     if kernel is None or not kernel.version:
@@ -329,7 +340,7 @@ def run_view(run: RunFiles) -> RunView:
         title=f"{run.lab_name}: kernlab report",
         status=status_of(m),
         ran_on=ran_on_text(m),
-        warnings=tuple(w for w in (fallback_note(m), lost_events_text(lost) if lost else None,
+        warnings=tuple(w for w in (fallback_note(m), connection_text(m), lost_events_text(lost) if lost else None,
                                    hidden_returns_text(run.chains.graph_hidden_returns if run.chains else {})) if w),
         description=str(m.lab.get("description") or "").strip(),
         verdicts=verdict_table([chain_verdict(c) for c in records]) if records else None,
