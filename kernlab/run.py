@@ -48,6 +48,7 @@ from kernlab.results import (
     WorkloadRecord,
 )
 from kernlab.session import GuestSession, guest_session
+from kernlab.ssh import GuestSSH
 from kernlab.vm import GuestFailed, qemu_version, scan_console
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ class Sampler:
 
     def __init__(self, session: GuestSession, kernel_version: str, interval_s: float, folder: ResultsFolder) -> None:
         self.session, self.kernel_version, self.interval_s, self.folder = session, kernel_version, interval_s, folder
+        self.ssh: GuestSSH | None = None  # its own connection (GuestSSH.sibling), from __enter__ on
         self.samples: list[zram.Sample] = []
         self.error: Exception | None = None
         self.missed: list[str] = []  # why each missed sample failed
@@ -149,7 +151,8 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def take(self) -> None:
-        text = self.session.ssh.run(zram.SAMPLE_SCRIPT, timeout=30, what="sampling zram and vmstat").stdout
+        text = (self.ssh or self.session.ssh).run(zram.SAMPLE_SCRIPT, timeout=30,
+                                                  what="sampling zram and vmstat").stdout
         sample = zram.parse_sample(text, self.kernel_version)
         self.samples.append(sample)
         self.folder.append_sample(sample.as_row())
@@ -172,10 +175,12 @@ class Sampler:
                 return
 
     def connection_record(self) -> ConnectionRecord:
-        return ConnectionRecord(reconnects=self.session.ssh.reconnects, samples_missed=len(self.missed),
+        own = self.ssh.reconnects if self.ssh else 0
+        return ConnectionRecord(reconnects=self.session.ssh.reconnects + own, samples_missed=len(self.missed),
                                 first_miss=self.missed[0] if self.missed else None)
 
     def __enter__(self) -> Sampler:
+        self.ssh = self.session.ssh.sibling()
         self.take()
         self._thread.start()
         return self
@@ -183,10 +188,14 @@ class Sampler:
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
-        if exc_info[0] is None:
-            if self.error:
-                raise KernlabError(f"sampling failed: {self.error}")
-            self.take()
+        try:
+            if exc_info[0] is None:
+                if self.error:
+                    raise KernlabError(f"sampling failed: {self.error}")
+                self.take()
+        finally:
+            if self.ssh is not None:
+                self.ssh.close()
 
 
 def memhog_report(stdout: str) -> dict | None:
@@ -310,11 +319,16 @@ class GraphWindows:
         errors: list[Exception] = []
 
         def watch() -> None:
+            ssh = None
             try:
+                ssh = self.session.ssh.sibling()  # its own connection: see GuestSSH.sibling
                 script = graphwindow.window_script(self.spec, self.capture.roots)
-                output.append(self.session.ssh.run(script, what="function graph window", timeout=3600).stdout)
+                output.append(ssh.run(script, what="function graph window", timeout=3600).stdout)
             except Exception as error:  # raised below, after the workload: its own failure matters more
                 errors.append(error)
+            finally:
+                if ssh is not None:
+                    ssh.close()
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()

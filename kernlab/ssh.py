@@ -30,6 +30,7 @@ class GuestSSH:
 
     def __init__(self, port: int, client_key: Path, host_public: str, host: str = "127.0.0.1") -> None:
         self.host, self.port = host, port
+        self._key_file, self._host_public = client_key, host_public
         self.client_key = paramiko.Ed25519Key.from_private_key_file(str(client_key))
         kind, blob = host_public.split()[:2]
         if kind != "ssh-ed25519":
@@ -71,6 +72,15 @@ class GuestSSH:
                 raise KernlabError(f"ssh to {self.host}:{self.port} did not answer within {deadline_s:.0f} s: {last}")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def sibling(self, deadline_s: float = 30.0) -> GuestSSH:
+        """A connection of its own to the same guest, for a thread that runs commands beside the main one.
+        Debian 12's dropbear (2022.83) ends the whole connection on a channel opened while another channel's
+        command exits ("Failed assertion (common-channel.c:705): `!channel->sent_close'", seen in a CI lab
+        run's console: mkj/dropbear#321, fixed by #326 in 2024.86); one connection per thread never does that."""
+        twin = GuestSSH(self.port, self._key_file, self._host_public, self.host)
+        twin.connect(deadline_s)
+        return twin
 
     def _client(self) -> tuple[paramiko.SSHClient, int]:
         with self._lock:

@@ -158,7 +158,7 @@ def test_article_lab_on_arm64_checks_the_fault_entry_by_its_own_name(kernel_buil
     # The swap-in stacks were cut by the hist depth and continued from do_swap_page's, as the chain says.
     leaves = {leaf["leaf"]: leaf for leaf in chains["article-pagein"]["leaves"]}
     assert leaves["zs_map_object"]["joined"]["anchor"].startswith("do_swap_page")
-    assert any("continued from do_swap_page" in note for note in chains["article-pagein"]["notes"])
+    assert any("continued from the stacks of do_swap_page" in note for note in chains["article-pagein"]["notes"])
 
 
 def assert_every_article_line_proved(chains: dict, folder: Path) -> None:

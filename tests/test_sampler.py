@@ -23,8 +23,11 @@ class PlayedConnection:
     """Answers each sampling command from a plan ('ok' or 'lost'), then 'ok' for ever."""
 
     def __init__(self, plan: list[str]) -> None:
-        self.plan, self.calls, self.reconnects = list(plan), 0, 0
+        self.plan, self.calls, self.reconnects, self.closed = list(plan), 0, 0, False
         self.done = threading.Event()
+
+    def close(self) -> None:
+        self.closed = True
 
     def run(self, command: str, **_: object) -> CommandResult:
         self.calls += 1
@@ -38,9 +41,11 @@ class PlayedConnection:
 
 
 def sampler(tmp_path: Path, plan: list[str]) -> tuple[Sampler, PlayedConnection]:
+    """A sampler whose own connection (GuestSSH.sibling of the session's) is the played one."""
     connection = PlayedConnection(plan)
     folder = ResultsFolder.create(tmp_path, "lab")
-    return Sampler(SimpleNamespace(ssh=connection), "6.1.192", 0.01, folder), connection  # type: ignore[arg-type]
+    main = SimpleNamespace(reconnects=0, sibling=lambda: connection)
+    return Sampler(SimpleNamespace(ssh=main), "6.1.192", 0.01, folder), connection  # type: ignore[arg-type]
 
 
 def wait_for(event: threading.Event) -> None:
@@ -56,6 +61,7 @@ def test_a_dropped_sample_is_a_gap_and_sampling_goes_on(tmp_path: Path) -> None:
     assert record.reconnects == 1 and record.samples_missed == 2 and record.first_miss == LOST
     assert len(taken.samples) == connection.calls - 2
     assert len(taken.folder.samples()) == len(taken.samples)
+    assert connection.closed  # the sampler's own connection ends with it
 
 
 def test_five_lost_samples_in_a_row_fail_the_run(tmp_path: Path) -> None:

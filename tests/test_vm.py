@@ -141,8 +141,15 @@ def test_a_dropped_connection_is_made_again_once_for_all_threads(kernel_build, i
         # A thread that took the old connection before the drop asks too late: the new one is kept.
         session.ssh._reconnect(first)
         assert session.ssh.reconnects == 1 and session.run("echo kept").stdout.strip() == "kept"
+        # A sibling is a dropbear session of its own: the main one dying again leaves it untouched.
+        other = session.ssh.sibling()
+        with pytest.raises(KernlabError, match=r"^ssh: connection to the guest lost during killing dropbear: "):
+            session.ssh.run("kill -9 $PPID; sleep 30", timeout=60, what="killing dropbear")
+        assert other.run("echo alive").stdout.strip() == "alive" and other.reconnects == 0
+        other.close()
+    # The first login, the reconnect, the sibling, and the reconnect for the guest's reboot at the end.
     logins = re.findall(r"Pubkey auth succeeded for 'root'", (tmp_path / "console.log").read_text())
-    assert len(logins) == 2
+    assert len(logins) == 4
 
 
 @pytest.mark.vm
