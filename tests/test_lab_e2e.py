@@ -111,10 +111,12 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
     assert pagein["pagecache_get_page"]["verdict"] == "observed" and pagein["pagecache_get_page"]["hits"] > 0
     assert pagein["zram_get_handle"]["verdict"] == "inlined" and "DWARF" in pagein["zram_get_handle"]["evidence"]
     trees = assert_graph_is_a_second_witness(folder, summary, chains, {"shrink_page_list", "do_swap_page"})
-    # The graph windows do not distort the histograms' counts: one compression per page swapped out (text
-    # data, no same-filled pages), as in runs without the graph.
+    # The graph windows do not distort the histograms' counts: one compression per page swapped out, but for
+    # the same-filled pages zram stores without compressing (a CI rehearsal: 241,506 compressions for 241,514
+    # pages out, same_pages up to 5; most runs: equal). A window losing hits would lose about its ~200 calls.
     hist = (folder / "trace" / "hist" / "zcomp_compress.hist").read_text()
-    assert f"Hits: {summary['pswpout_pages']}" in " ".join(hist.split())
+    hits = int(next(line.split()[1] for line in hist.splitlines() if line.strip().startswith("Hits:")))
+    assert 0 <= summary["pswpout_pages"] - hits <= summary["pswpout_pages"] // 5000, (hits, summary)
     # The article's swap-in path under do_swap_page, with a duration per call when the trace clock could time
     # calls (not when the guest's TSC failed calibration at boot: then the report says there are no durations).
     timed = json.loads((folder / "graph.json").read_text())["clock_step_us"] is None
