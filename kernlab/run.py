@@ -151,8 +151,8 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def take(self) -> None:
-        text = (self.ssh or self.session.ssh).run(zram.SAMPLE_SCRIPT, timeout=30,
-                                                  what="sampling zram and vmstat").stdout
+        assert self.ssh is not None, "samples are taken inside `with sampler`, on its own connection"
+        text = self.ssh.run(zram.SAMPLE_SCRIPT, timeout=30, what="sampling zram and vmstat").stdout
         sample = zram.parse_sample(text, self.kernel_version)
         self.samples.append(sample)
         self.folder.append_sample(sample.as_row())

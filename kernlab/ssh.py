@@ -89,8 +89,8 @@ class GuestSSH:
             return self.client, self.generation
 
     def _reconnect(self, seen_generation: int) -> None:
-        """Connect again, unless another thread (the sampler, a graph window) already did since seen_generation:
-        closing the client closes every channel on it, so only the first thread to notice a drop may."""
+        """Connect again, unless another thread sharing this connection (parallel workloads) already did since
+        seen_generation: closing the client closes every channel on it, so only the first thread to notice may."""
         with self._lock:
             if self.generation != seen_generation:
                 return
