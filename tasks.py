@@ -14,6 +14,8 @@ cli.usage_errors_exit_2()
 LAB_HELP = {"lab": "lab file (default labs/zram-swap.yaml)", "cache": "cache dir (default $KERNLAB_CACHE or XDG cache)",
             "verbose": "log every external command"}
 JUNIT_HELP = {"junit": "write JUnit XML here: one test case per chain expectation"}
+REPEAT_HELP = {"repeat": "runs of each variant, each on a fresh boot (default: the lab's repeat:, else 1); with 2 or "
+                         "more, an aggregate (mean, sd, min, max, 95 % interval) and noise verdicts in comparisons"}
 BOOT_HELP = {**LAB_HELP, "accel": "kvm, tcg or auto (default: $KERNLAB_ACCEL, else the lab's vm.accel); kvm that does "
                                   "not work fails at once, saying why"}
 KERNEL_HELP = {**LAB_HELP, "kernel": "override the lab's kernel: debian:6.1, 5.15.177 or path:/tree",
@@ -99,10 +101,12 @@ def vm_ssh(c, lab=None, cache=None, verbose=False):
 
 
 @task(name="run", default=True, help={**BOOT_HELP, "kernel": "override the lab's kernel",
-                                      "results": "results root (default results/)", **JUNIT_HELP})
-def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, junit=None):
+                                      "results": "results root (default results/)", **JUNIT_HELP, **REPEAT_HELP})
+def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, junit=None,
+            repeat=None):
     """Run a lab end to end: kernel, guest, zram, workloads, samples, chains, results folder."""
-    raise Exit(code=_call(cli.lab, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results, junit=junit))
+    raise Exit(code=_call(cli.lab, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results, junit=junit,
+                          repeat=repeat))
 
 
 @task(name="verify", help={"results_dir": "a run's results folder", **JUNIT_HELP})
@@ -113,22 +117,24 @@ def lab_verify(c, results_dir, junit=None):
 
 @task(name="sweep", help={**BOOT_HELP, "shard": "run slice I/N of the variants (e.g. 1/2), for split CI runners",
                            "kernel": "override the lab's kernel", "results": "results root (default results/)",
-                           **JUNIT_HELP})
+                           **JUNIT_HELP, **REPEAT_HELP})
 def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=None, verbose=False, accel=None,
-              junit=None):
+              junit=None, repeat=None):
     """Run every variant of the lab's sweep (one kernel build) and write a comparison report."""
     raise Exit(code=_call(cli.sweep, _ctx(lab, cache, verbose, accel), shard=shard, kernel=kernel, results=results,
-                          junit=junit))
+                          junit=junit, repeat=repeat))
 
 
 @task(name="matrix", help={**BOOT_HELP,
                             "kernels": "comma-separated kernel refs (default: the lab's matrix: list), e.g. "
                                        "tarball:../shared/kernels/linux-5.15.135.tar.xz,debian:6.1,debian:6.12",
                             "shard": "run slice I/N of the kernels (e.g. 1/3), for split CI runners",
-                            "results": "results root (default results/)"})
-def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False, accel=None):
+                            "results": "results root (default results/)", **REPEAT_HELP})
+def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False, accel=None,
+               repeat=None):
     """Run the same lab on each kernel and compare every documented line's verdict across them."""
-    raise Exit(code=_call(cli.matrix, _ctx(lab, cache, verbose, accel), kernels=kernels, shard=shard, results=results))
+    raise Exit(code=_call(cli.matrix, _ctx(lab, cache, verbose, accel), kernels=kernels, shard=shard, results=results,
+                          repeat=repeat))
 
 
 @task(name="rerun", help={"manifest": "RESULTS_DIR/manifest.json of a finished run",

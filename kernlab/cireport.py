@@ -38,7 +38,11 @@ def run_suite(folder: Path) -> ET.Element:
     run = RunFiles.read(folder)
     manifest = run.manifest
     version = manifest.kernel.version if manifest.kernel and manifest.kernel.version else "unknown kernel"
-    suite = ET.Element("testsuite", name=f"{run.lab_name} on linux {version}")
+    # A sweep's variants and a repeat set's runs share lab and kernel: their suites are told apart by both.
+    which = ", ".join(part for part in (manifest.sweep.label if manifest.sweep else "",
+                                        f"repeat {manifest.repeat.index}/{manifest.repeat.of}"
+                                        if manifest.repeat else "") if part)
+    suite = ET.Element("testsuite", name=f"{run.lab_name} on linux {version}" + (f" ({which})" if which else ""))
     cases: list[ET.Element] = []
     status = status_of(manifest)
     if not status.complete:

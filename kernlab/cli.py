@@ -9,15 +9,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from kernlab import aggregate, build, cireport, experiment, report, run, source, vm
 from kernlab import bench as benchmarks
-from kernlab import build, cireport, experiment, report, run, source, vm
 from kernlab import progress as ci_progress
 from kernlab import sweep as sweeps
 from kernlab.cache import Cache, read_json, write_json_atomic
@@ -25,9 +26,10 @@ from kernlab.errors import KernlabError, UsageError
 from kernlab.evidence import verify_results
 from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, load_lab
+from kernlab.live import LiveFeed, LiveFigures
 from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, REPO
 from kernlab.report import terminal
-from kernlab.results import ResultsFolder, find_folders
+from kernlab.results import ResultsFolder, SweepVariant, find_folders
 from kernlab.ssh import GuestSSH
 
 
@@ -234,14 +236,73 @@ def ci_outputs(console: Console, folders: list[Path], junit: str | None) -> None
         console.print(f"job summary: {summary}")
 
 
-def lab(ctx: Context, kernel: str | None = None, results: str = "results", junit: str | None = None) -> int:
+LIVE_PLAIN_EVERY_S = 5.0  # a log file's live figures: a line every this many seconds
+
+
+def live_figures(console: Console) -> LiveFeed:
+    """On a terminal one line that updates with each sample (taken down when the workload ends); in a log file
+    a plain line every LIVE_PLAIN_EVERY_S seconds."""
+    if not console.is_terminal:
+        return LiveFeed(lambda figures: console.print(f"  {figures.text()}"), every_s=LIVE_PLAIN_EVERY_S)
+    status = console.status("")
+    shown = False
+
+    def show(figures: LiveFigures) -> None:
+        nonlocal shown
+        status.update(escape(figures.text()))
+        if not shown:
+            status.start()
+            shown = True
+
+    def end() -> None:
+        nonlocal shown
+        if shown:
+            status.stop()
+            shown = False
+
+    return LiveFeed(show, end)
+
+
+def with_repeat(lab: Lab, flag: str | int | None) -> Lab:
+    """--repeat N over the lab's `repeat:`; not a whole number from 1 to 100 is a usage error."""
+    if flag is None:
+        return lab
+    text = str(flag).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise UsageError(f"--repeat: {flag!r} is not a number of runs from 1 to 100")
+    return lab.model_copy(update={"repeat": int(text)})
+
+
+def _exit_code(outcomes: Sequence[SweepVariant]) -> int:
+    """1 when a run failed, 3 when a chain did not behave as the lab expects, else 0."""
+    if not all(o.status == "complete" for o in outcomes):
+        return 1
+    return 0 if all(o.expectations_met is not False for o in outcomes) else 3
+
+
+def _run_folders(folder: Path, outcomes: Sequence[SweepVariant]) -> list[Path]:
+    """Every run folder of a sweep, matrix or repeat set that got as far as a manifest."""
+    return [run for o in outcomes if (folder / o.dir).exists() for run in find_folders(folder / o.dir)]
+
+
+def lab(ctx: Context, kernel: str | None = None, results: str = "results", junit: str | None = None,
+        repeat: str | None = None) -> int:
     started = time.monotonic()
+    ctx = dataclasses.replace(ctx, lab=with_repeat(ctx.lab, repeat))
     if ctx.lab.sweep:
         ctx.console.print(f"[yellow]note:[/] {ctx.lab_path} declares a sweep; this runs the lab as written, "
                           f"`inv lab.sweep --lab {ctx.lab_path}` runs every variant")
+    if ctx.lab.repeat > 1:
+        folder, outcomes = sweeps.run_repeats(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
+                                              notify=lambda line: ctx.console.print(line),
+                                              live=live_figures(ctx.console))
+        terminal.print_repeats(ctx.console, folder, f"{ctx.lab.name}: {ctx.lab.repeat} runs")
+        ci_outputs(ctx.console, _run_folders(folder, outcomes), junit)
+        ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
+        return _exit_code(outcomes)
     try:
         outcome = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
-                              notify=lambda line: ctx.console.print(line))
+                              notify=lambda line: ctx.console.print(line), live=live_figures(ctx.console))
     except (KernlabError, KeyboardInterrupt) as error:
         # A run that stopped still tells CI why, in the same files (its folder rides on the error).
         ci_outputs(ctx.console, [folder] if (folder := getattr(error, "results_folder", None)) else [], junit)
@@ -253,34 +314,36 @@ def lab(ctx: Context, kernel: str | None = None, results: str = "results", junit
 
 
 def sweep(ctx: Context, shard: str | None = None, kernel: str | None = None, results: str = "results",
-          junit: str | None = None) -> int:
+          junit: str | None = None, repeat: str | None = None) -> int:
     if not ctx.lab.sweep:
         raise KernlabError(f"{ctx.lab_path}: sweep: the lab declares no sweep (e.g. sweep: "
                            "{zram.comp_algorithm: [lz4, zstd]}); run it with `inv lab`")
     started = time.monotonic()
+    ctx = dataclasses.replace(ctx, lab=with_repeat(ctx.lab, repeat))
     chosen = experiment.parse_shard(shard) if shard else None
     folder, outcomes = sweeps.run_sweep(ctx.lab, ctx.lab_path, ctx.cache, Path(results), shard=chosen,
-                                        kernel=kernel, notify=lambda line: ctx.console.print(line))
+                                        kernel=kernel, notify=lambda line: ctx.console.print(line),
+                                        live=live_figures(ctx.console))
     title = f"sweep {ctx.lab.name}" + (f", shard {chosen}" if chosen else "")
     terminal.print_sweep(ctx.console, folder, outcomes, title)
-    ci_outputs(ctx.console, [folder / o.dir for o in outcomes if (folder / o.dir / "manifest.json").exists()], junit)
+    ci_outputs(ctx.console, _run_folders(folder, outcomes), junit)
     ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
     return 0 if all(o.status == "complete" for o in outcomes) else 1
 
 
-def matrix(ctx: Context, kernels: str | None = None, shard: str | None = None, results: str = "results") -> int:
+def matrix(ctx: Context, kernels: str | None = None, shard: str | None = None, results: str = "results",
+           repeat: str | None = None) -> int:
     """Exit 0 when every kernel ran and behaved as the lab expects, 3 when a chain did not, 1 when a run failed."""
     refs = [ref.strip() for ref in kernels.split(",") if ref.strip()] if kernels else ctx.lab.matrix
     started = time.monotonic()
+    ctx = dataclasses.replace(ctx, lab=with_repeat(ctx.lab, repeat))
     chosen = experiment.parse_shard(shard) if shard else None
     folder, outcomes = sweeps.run_matrix(ctx.lab, ctx.lab_path, ctx.cache, Path(results), refs, shard=chosen,
-                                         notify=lambda line: ctx.console.print(line))
+                                         notify=lambda line: ctx.console.print(line), live=live_figures(ctx.console))
     title = f"matrix {ctx.lab.name}" + (f", shard {chosen}" if chosen else "")
     terminal.print_sweep(ctx.console, folder, outcomes, title)
     ctx.console.print(f"results: {folder} ({time.monotonic() - started:.0f} s)")
-    if not all(o.status == "complete" for o in outcomes):
-        return 1
-    return 0 if all(o.expectations_met for o in outcomes) else 3
+    return _exit_code(outcomes)
 
 
 def rerun(ctx: Context, manifest_path: Path, results: str = "results") -> int:
@@ -312,7 +375,8 @@ def lab_report(paths: list[Path], console: Console) -> list[Path]:
         console.print(f"report: {written[-1]}")
     if len(runs) > 1:
         out = paths[0] if len(paths) == 1 else runs[0].parent
-        written.append(report.write_comparison(runs, out, f"comparison of {len(runs)} runs"))
+        groups = [group for path in paths for group in aggregate.find_groups(path)]
+        written.append(report.write_comparison(groups, out, f"comparison of {len(runs)} runs"))
         console.print(f"comparison: {written[-1]}")
     return written
 

@@ -87,9 +87,9 @@ def expand_sweep(lab: Lab, source: str) -> list[Variant]:
     A lab without a sweep is one variant: itself.
     """
     if not lab.sweep:
-        return [Variant(0, {}, lab)]
+        return [Variant(0, {}, lab.model_copy(update={"repeat": 1}))]
     base = lab_as_dict(lab)
-    base["sweep"] = {}
+    base["sweep"], base["repeat"] = {}, 1  # a variant's lab is one run of it
     paths = list(lab.sweep)
     variants = []
     for index, values in enumerate(itertools.product(*(lab.sweep[path] for path in paths))):
@@ -113,7 +113,8 @@ def kernel_variants(lab: Lab, kernels: list[str], source: str) -> list[Variant]:
     for index, ref in enumerate(kernels):
         kernel = lab.kernel.model_copy(update={"version": ref, "fallback": None,
                                                "sha256": lab.kernel.sha256 if ref == lab.kernel.version else None})
-        document = lab_as_dict(lab) | {"kernel": kernel.model_dump(mode="json"), "sweep": {}, "matrix": []}
+        document = lab_as_dict(lab) | {"kernel": kernel.model_dump(mode="json"), "sweep": {}, "matrix": [],
+                                               "repeat": 1}
         variants.append(Variant(index, {"kernel": ref}, parse_lab(document, f"{source}: matrix kernel {ref}")))
     return variants
 
@@ -199,7 +200,7 @@ def rerun_plan(manifest: Manifest, source: str) -> tuple[Lab, Pins]:
     document["kernel"] = {**document.get("kernel", {}), "version": used_ref, "fallback": None, "strict": True}
     if not used_ref.startswith(("debian:", "path:")) and kernel.sha256:
         document["kernel"]["sha256"] = kernel.sha256
-    document["sweep"] = {}
+    document["sweep"], document["repeat"] = {}, 1  # a rerun repeats one run, even one of a repeat set
     lab = parse_lab(document, f"{source}: lab")
     image = manifest.guest_image.inputs if manifest.guest_image else {}
     pins = Pins(kernel_version=kernel.version or "", kernel_sha256=kernel.sha256,
@@ -232,7 +233,7 @@ class Difference:
 def run_settings(manifest: Manifest) -> dict[str, Any]:
     """What was set up for a run: the lab as run plus the facts that were chosen for it (kernel, accel, image)."""
     settings = {f"lab.{key}": value for key, value in flatten(manifest.lab).items()
-                if not key.startswith(("description", "sweep"))}
+                if not key.startswith(("description", "sweep", "repeat"))}
     kernel = manifest.kernel or KernelRecord()
     for key in ("version", "source", "sha256", "config_sha256", "build_key", "compiler"):
         settings[f"kernel.{key}"] = getattr(kernel, key)

@@ -232,6 +232,9 @@ class Lab(Strict):
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     # Kernel refs (as kernel.version takes them) that `inv lab.matrix` runs this same lab on, one after another.
     matrix: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    # Runs of the lab (of each sweep variant, of each matrix kernel), each on a fresh boot of the one kernel
+    # build; with 2 or more, each variant gets an aggregate (kernlab.stats) and comparisons tell noise from effect.
+    repeat: Annotated[int, Field(ge=1, le=100)] = 1
 
     @property
     def arch(self) -> Arch:
@@ -250,7 +253,7 @@ class Lab(Strict):
         for path, values in value.items():
             if not re.fullmatch(r"[A-Za-z0-9_*-]+(\.[A-Za-z0-9_*-]+)*", path):
                 raise ValueError(f"{path!r} is not a dotted lab key like zram.comp_algorithm")
-            if path.split(".")[0] in ("name", "sweep"):
+            if path.split(".")[0] in ("name", "sweep", "matrix", "repeat"):
                 raise ValueError(f"{path!r} cannot be swept")
             if not values:
                 raise ValueError(f"{path}: give at least one value")

@@ -191,11 +191,21 @@ def _bar_height(count: int) -> float:
     return max(2.5, 1.2 + 0.45 * count)
 
 
-def bar_chart_png(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str) -> bytes:
-    """One horizontal bar per run (labels can be long parameter lists), each bar annotated with its value."""
+def _xerr(errors: Sequence[tuple[float, float] | None] | None) -> list[list[float]] | None:
+    """matplotlib's xerr (a row of distances below, a row above) from (low, high) intervals around each bar."""
+    if not errors:
+        return None
+    return [[e[0] if e else 0.0 for e in errors], [e[1] if e else 0.0 for e in errors]]
+
+
+def bar_chart_png(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str,
+                  errors: Sequence[tuple[float, float] | None] | None = None) -> bytes:
+    """One horizontal bar per run (labels can be long parameter lists), each bar annotated with its value;
+    errors: (distance below, distance above) of each bar's confidence interval, drawn as whiskers."""
     fig, ax = plt.subplots(figsize=(FIGSIZE[0], _bar_height(len(labels))), dpi=DPI, layout="constrained")
     positions = list(range(len(labels)))
-    bars = ax.barh(positions, values, color="tab:blue")
+    bars = ax.barh(positions, values, color="tab:blue", xerr=_xerr(errors), capsize=4,
+                   error_kw={"ecolor": "black", "lw": 1})
     ax.bar_label(bars, labels=[f"{v:,.2f}" for v in values], padding=3, fontsize=8)
     ax.set_yticks(positions, labels=list(labels), fontsize=8)
     ax.invert_yaxis()  # first run on top, as in the table
@@ -209,17 +219,23 @@ def bar_chart_png(labels: Sequence[str], values: Sequence[float], title: str, xl
 
 
 def grouped_bar_chart_png(
-    labels: Sequence[str], groups: dict[str, Sequence[float | None]], title: str, xlabel: str
+    labels: Sequence[str], groups: dict[str, Sequence[float | None]], title: str, xlabel: str,
+    errors: dict[str, Sequence[tuple[float, float] | None]] | None = None,
 ) -> bytes:
-    """Horizontal bars per run, one bar per group (e.g. workload) side by side; None values are left out."""
+    """Horizontal bars per run, one bar per group (e.g. workload) side by side; None values are left out;
+    errors: per group, each bar's (distance below, distance above), as in bar_chart_png."""
     count = max(1, len(groups))
     fig, ax = plt.subplots(
         figsize=(FIGSIZE[0], _bar_height(len(labels) * max(1.0, count / 2))), dpi=DPI, layout="constrained"
     )
     height = 0.8 / count
     for index, (group, values) in enumerate(groups.items()):
-        points = [(run + index * height - 0.4 + height / 2, v) for run, v in enumerate(values) if v is not None]
-        bars = ax.barh([p for p, _ in points], [v for _, v in points], height=height, label=group)
+        kept = [run for run, v in enumerate(values) if v is not None]
+        points = [(run + index * height - 0.4 + height / 2, values[run]) for run in kept]
+        spans = (errors or {}).get(group)
+        bars = ax.barh([p for p, _ in points], [v for _, v in points], height=height, label=group,
+                       xerr=_xerr([spans[run] for run in kept]) if spans else None, capsize=3,
+                       error_kw={"ecolor": "black", "lw": 1})
         ax.bar_label(bars, labels=[f"{v:,.1f}" for _, v in points], padding=3, fontsize=7)
     ax.set_yticks(range(len(labels)), labels=list(labels), fontsize=8)
     ax.invert_yaxis()

@@ -22,6 +22,7 @@ SAMPLES = "samples.jsonl"
 CHAINS = "chains.json"
 BRANCHES = "branches.json"
 SWEEP = "sweep.json"
+AGGREGATE = "aggregate.json"  # a variant's repeats (kernlab.aggregate)
 PROBES = "trace/probes.json"
 WORKLOADS = "workloads"
 HIST_DIR = "trace/hist"
@@ -135,6 +136,13 @@ class SweepPoint(Record):
     label: str = ""
 
 
+class RepeatPoint(Record):
+    """Which of a variant's repeated runs this is (1-based), of how many."""
+
+    index: int
+    of: int
+
+
 class Manifest(Record):
     """manifest.json: rewritten after every step, so a run that stopped still says what it did and why."""
 
@@ -160,6 +168,7 @@ class Manifest(Record):
     chains: dict[str, ChainOutcome] = Field(default_factory=dict)
     steps_s: dict[str, float] = Field(default_factory=dict)
     sweep: SweepPoint | None = None
+    repeat: RepeatPoint | None = None
 
     @property
     def lab_name(self) -> str | None:
@@ -376,9 +385,45 @@ class SweepVariant(Record):
     params: dict[str, Any] = Field(default_factory=dict)
     dir: str
     in_shard: bool = True
-    status: str = "pending"
+    status: str = "pending"  # complete: every repeat completed
     why: str | None = None
     expectations_met: bool | None = None  # every chain as the lab expects it on this variant's kernel
+    repeat: int = 1  # runs asked for; with more than one, dir holds repeat-1... and aggregate.json
+    runs_complete: int | None = None  # of them (None in folders from before repeats)
+
+
+class SpreadRecord(Record):
+    """kernlab.stats.Spread: one figure over a variant's complete runs."""
+
+    values: list[float]
+    mean: float
+    sd: float | None = None  # None with a single run
+    min: float
+    max: float
+    ci_low: float | None = None  # the mean's confidence interval (AggregateFile.confidence)
+    ci_high: float | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+
+class AggregateFile(Record):
+    """aggregate.json: a variant's repeated runs, figure by figure (kernlab.aggregate)."""
+
+    format: int = FORMAT
+    lab_name: str | None = None
+    label: str = ""  # the variant's settings, e.g. zram.comp_algorithm=zstd; empty for a lab's own repeats
+    params: dict[str, Any] = Field(default_factory=dict)
+    swept: list[str] = Field(default_factory=list)  # the sweep's keys in the lab's order (params is sorted on disk)
+    repeat: int  # runs asked for
+    runs: list[str] = Field(default_factory=list)  # every run's folder, relative to this file's folder
+    complete: list[str] = Field(default_factory=list)  # the runs the figures are over
+    confidence: float
+    method: str = ""  # how intervals and differences are computed (kernlab.stats.METHOD)
+    figures: dict[str, SpreadRecord] = Field(default_factory=dict)  # summary.json figures, flattened, and derived
+    chain_hits: dict[str, SpreadRecord] = Field(default_factory=dict)
+    chain_holds: dict[str, int] = Field(default_factory=dict)  # in how many of the complete runs the chain held
 
 
 class SweepPlan(Record):
@@ -599,6 +644,16 @@ def find_folders(path: Path) -> list[Path]:
     if not found:
         raise KernlabError(f"{path}: no results folder here (no {MANIFEST} in it or below it)")
     return found
+
+
+def read_aggregate(folder: Path) -> AggregateFile | None:
+    """A repeat set's aggregate.json, None when folder is not a repeat set."""
+    path = folder / AGGREGATE
+    return read_model(path, AggregateFile) if path.is_file() else None
+
+
+def write_aggregate(folder: Path, aggregate: AggregateFile) -> None:
+    write_model(folder / AGGREGATE, aggregate)
 
 
 def read_sweep(folder: Path) -> SweepPlan:

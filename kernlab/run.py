@@ -26,6 +26,7 @@ from kernlab.evidence import lab_chains, verify_results
 from kernlab.experiment import Pins
 from kernlab.guest import GuestImage, build_guest_image
 from kernlab.lab import Lab, WorkloadSpec, lab_as_dict
+from kernlab.live import LiveFeed
 from kernlab.paths import KCONFIG_DIR
 from kernlab.results import (
     GRAPH_DIR,
@@ -141,8 +142,10 @@ class Sampler:
 
     MAX_MISSED_IN_A_ROW = 5
 
-    def __init__(self, session: GuestSession, kernel_version: str, interval_s: float, folder: ResultsFolder) -> None:
+    def __init__(self, session: GuestSession, kernel_version: str, interval_s: float, folder: ResultsFolder,
+                 on_sample: Callable[[zram.Sample], None] | None = None) -> None:
         self.session, self.kernel_version, self.interval_s, self.folder = session, kernel_version, interval_s, folder
+        self.on_sample = on_sample  # live figures (kernlab.live.LiveFeed.sample)
         self.ssh: GuestSSH | None = None  # its own connection (GuestSSH.sibling), from __enter__ on
         self.samples: list[zram.Sample] = []
         self.error: Exception | None = None
@@ -156,6 +159,8 @@ class Sampler:
         sample = zram.parse_sample(text, self.kernel_version)
         self.samples.append(sample)
         self.folder.append_sample(sample.as_row())
+        if self.on_sample:
+            self.on_sample(sample)
 
     def _loop(self) -> None:
         in_a_row = 0
@@ -403,9 +408,10 @@ def branch_profile_missing(session: GuestSession, config: Path) -> str | None:
 
 
 def run_workloads(session: GuestSession, lab: Lab, folder: ResultsFolder, profiler: BranchProfiler | None,
-                  notify: Callable[[str], None], windows: GraphWindows | None = None) -> list[WorkloadRecord]:
+                  notify: Callable[[str], None], windows: GraphWindows | None = None,
+                  live: LiveFeed | None = None) -> list[WorkloadRecord]:
     """The lab's workloads, in sequence or all at once; a failed one ends the run with its real cause."""
-    arounds = [each.around for each in (profiler, windows) if each is not None]
+    arounds = [each.around for each in (profiler, windows, live) if each is not None]
 
     @contextlib.contextmanager
     def profiled(name: str) -> Iterator[None]:
@@ -442,11 +448,12 @@ def host_facts() -> HostRecord:
 
 def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kernel: str | None = None,
             notify: Callable[[str], None] = print, results_dir: Path | None = None, pins: Pins | None = None,
-            command: str | None = None, extra: dict | None = None) -> LabOutcome:
+            command: str | None = None, extra: dict | None = None, live: LiveFeed | None = None) -> LabOutcome:
     """Run a lab from source to results folder; the folder's manifest says complete, or which step failed and why.
 
     results_dir: an exact (new) folder instead of results_root/<lab>/<time>; pins: what a rerun must
-    find identical; extra: more manifest keys (e.g. the sweep point).
+    find identical; extra: more manifest keys (e.g. the sweep point); live: gets every sample taken while a
+    workload runs.
     """
     if results_dir:
         results_dir.mkdir(parents=True)
@@ -522,11 +529,12 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                     else:
                         profiler = BranchProfiler(session, folder)
 
-            sampler = Sampler(session, used.version, lab.sampling.interval_s, folder)
+            sampler = Sampler(session, used.version, lab.sampling.interval_s, folder,
+                              on_sample=live.sample if live else None)
             with run.step("workloads"):
                 try:
                     with sampler:
-                        records = run_workloads(session, lab, folder, profiler, notify, windows)
+                        records = run_workloads(session, lab, folder, profiler, notify, windows, live)
                 finally:
                     manifest.connection = sampler.connection_record()
 

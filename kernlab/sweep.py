@@ -1,5 +1,6 @@
 """Several runs of one lab into one folder with a comparison report: a sweep (every variant of the lab's `sweep:`,
-or one shard of them) or a kernel matrix (the same lab on each kernel)."""
+or one shard of them), a kernel matrix (the same lab on each kernel), or the lab's own repeats; with `repeat:`
+above 1 each variant runs that many times beside an aggregate of them."""
 
 from __future__ import annotations
 
@@ -7,37 +8,59 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kernlab import experiment, report, specs
+from kernlab import aggregate, experiment, report, specs
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.experiment import Shard, Variant
 from kernlab.lab import Lab
-from kernlab.results import SweepPlan, SweepVariant, write_sweep
+from kernlab.live import LiveFeed
+from kernlab.results import AGGREGATE, SweepPlan, SweepVariant, write_sweep
 from kernlab.run import run_lab
 
 
 def run_sweep(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, shard: Shard | None = None,
-              kernel: str | None = None, notify: Callable[[str], None] = print) -> tuple[Path, list[SweepVariant]]:
-    """Run the lab's sweep (or one shard of it) into one folder with a comparison report; one kernel build
-    serves every variant that does not change the kernel section. Returns the folder and each variant's outcome."""
+              kernel: str | None = None, notify: Callable[[str], None] = print,
+              live: LiveFeed | None = None) -> tuple[Path, list[SweepVariant]]:
+    """Run the lab's sweep (or one shard of it), each variant lab.repeat times, into one folder with a comparison
+    report; one kernel build serves every variant that does not change the kernel section. Returns the folder and
+    each variant's outcome."""
     variants = experiment.expand_sweep(lab, str(lab_path))
-    command = f"inv lab.sweep --lab {lab_path}" + (f" --shard {shard}" if shard else "")
+    command = f"inv lab.sweep --lab {lab_path}" + (f" --shard {shard}" if shard else "") + _repeat_flag(lab)
     return _run_variants(lab, lab_path, variants, cache, results_root, "sweep", command, shard=shard, kernel=kernel,
-                         notify=notify)
+                         notify=notify, live=live)
 
 
 def run_matrix(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, kernels: list[str], *,
-               shard: Shard | None = None, notify: Callable[[str], None] = print) -> tuple[Path, list[SweepVariant]]:
-    """The same lab on each kernel (each its own build and results folder), then one comparison whose chain
-    tables put every documented line's verdict on each kernel side by side."""
+               shard: Shard | None = None, notify: Callable[[str], None] = print,
+               live: LiveFeed | None = None) -> tuple[Path, list[SweepVariant]]:
+    """The same lab on each kernel (each its own build and results folder, lab.repeat runs each), then one
+    comparison whose chain tables put every documented line's verdict on each kernel side by side."""
     variants = experiment.kernel_variants(lab, kernels, str(lab_path))
-    command = f"inv lab.matrix --lab {lab_path} --kernels {','.join(kernels)}" + (f" --shard {shard}" if shard else "")
-    return _run_variants(lab, lab_path, variants, cache, results_root, "matrix", command, shard=shard, notify=notify)
+    command = (f"inv lab.matrix --lab {lab_path} --kernels {','.join(kernels)}" + (f" --shard {shard}" if shard else "")
+               + _repeat_flag(lab))
+    return _run_variants(lab, lab_path, variants, cache, results_root, "matrix", command, shard=shard, notify=notify,
+                         live=live)
+
+
+def run_repeats(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kernel: str | None = None,
+                notify: Callable[[str], None] = print, live: LiveFeed | None = None) -> tuple[Path, list[SweepVariant]]:
+    """The lab as written, lab.repeat times (each a fresh boot of one kernel build), into one folder: the runs
+    in repeat-1..N, their aggregate, and a comparison of them."""
+    if lab.repeat < 2:
+        raise KernlabError(f"{lab_path}: repeat: {lab.repeat}: a repeat set needs 2 or more runs (`inv lab` runs one)")
+    variant = Variant(0, {}, lab.model_copy(update={"repeat": 1, "sweep": {}}))
+    command = f"inv lab --lab {lab_path}" + (f" --kernel {kernel}" if kernel else "") + _repeat_flag(lab)
+    return _run_variants(lab, lab_path, [variant], cache, results_root, "repeats", command, shard=None, kernel=kernel,
+                         notify=notify, live=live)
+
+
+def _repeat_flag(lab: Lab) -> str:
+    return f" --repeat {lab.repeat}" if lab.repeat > 1 else ""
 
 
 def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cache, results_root: Path, kind: str,
                   command: str, *, shard: Shard | None, notify: Callable[[str], None],
-                  kernel: str | None = None) -> tuple[Path, list[SweepVariant]]:
+                  kernel: str | None = None, live: LiveFeed | None = None) -> tuple[Path, list[SweepVariant]]:
     for variant in variants:  # every variant's chain specs, before the first one builds anything
         specs.check_specs([use.spec for use in variant.lab.chains], f"{lab_path} ({variant.label})")
     selected = experiment.select_shard(variants, shard)
@@ -45,27 +68,62 @@ def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cach
     suffix = f"-shard-{shard.number}-of-{shard.count}" if shard else ""
     folder = results_root / lab.name / f"{kind}-{stamp}{suffix}"
     folder.mkdir(parents=True)
-    swept = lab.sweep if kind == "sweep" else {"kernel": [v.params["kernel"] for v in variants]}
+    swept = {"kernel": [v.params["kernel"] for v in variants]} if kind == "matrix" else lab.sweep
+    # A lab's own repeats are the folder itself: repeats-<time>/repeat-1, not repeats-<time>/00/repeat-1.
+    dirs = ["."] if kind == "repeats" else [v.slug for v in variants]
     plan = SweepPlan(lab_file=str(lab_path), sweep=swept, shard=str(shard) if shard else None, variants=[
-        SweepVariant(index=v.index, label=v.label, params=v.params, dir=v.slug, in_shard=v in selected,
-                     status="pending" if v in selected else "other shard") for v in variants])
+        SweepVariant(index=v.index, label=v.label, params=v.params, dir=dirs[v.index], in_shard=v in selected,
+                     status="pending" if v in selected else "other shard", repeat=lab.repeat) for v in variants])
     write_sweep(folder, plan)
-    notify(f"{kind}: {len(variants)} variants" + (f", shard {shard} runs {len(selected)}" if shard else ""))
+    if kind == "repeats":
+        notify(f"repeats: {lab.repeat} runs of {lab.name}, each on a fresh boot")
+    else:
+        runs_text = f" of {lab.repeat} runs each" if lab.repeat > 1 else ""
+        notify(f"{kind}: {len(variants)} variants{runs_text}"
+               + (f", shard {shard} runs {len(selected)}" if shard else ""))
     outcomes = []
     for variant in selected:
-        notify(f"variant {variant.index + 1}/{len(variants)}: {variant.label}")
         entry = plan.variants[variant.index]  # the plan lists every variant in index order
-        try:
-            point = {"index": variant.index, "params": variant.params, "label": variant.label}
-            outcome = run_lab(variant.lab, lab_path, cache, folder, kernel=kernel, notify=notify,
-                              results_dir=folder / variant.slug, command=command, extra={"sweep": point})
-            entry.status, entry.expectations_met = "complete", outcome.ok
-        except KernlabError as error:  # the other variants still say something; the run fails at the end
-            entry.status, entry.why = "incomplete", str(error).splitlines()[0]
-            notify(f"variant {variant.label} failed: {entry.why}")
+        _run_variant(variant, entry, len(variants), lab, lab_path, cache, folder, command, kernel, notify, live)
         outcomes.append(entry)
         write_sweep(folder, plan)
-    runs = [folder / o.dir for o in outcomes if (folder / o.dir).exists()]
+    groups = [folder / o.dir for o in outcomes if (folder / o.dir).exists()]
     title = f"{lab.name}: {kind}" + (f" (shard {shard})" if shard else "")
-    notify(f"comparison: {report.write_comparison(runs, folder, title)}")
+    notify(f"comparison: {report.write_comparison(groups, folder, title)}")
     return folder, outcomes
+
+
+def _run_variant(variant: Variant, entry: SweepVariant, count: int, lab: Lab, lab_path: Path, cache: Cache,
+                 folder: Path, command: str, kernel: str | None, notify: Callable[[str], None],
+                 live: LiveFeed | None) -> None:
+    """A variant's runs (one, or lab.repeat into repeat-1..N beside their aggregate.json), recorded in entry."""
+    group = folder / entry.dir
+    names = [aggregate.REPEAT_DIR.format(n) for n in range(1, lab.repeat + 1)] if lab.repeat > 1 else ["."]
+    failures, met = [], []
+    for number, name in enumerate(names, 1):
+        which = ", ".join(part for part in (
+            f"variant {variant.index + 1}/{count}: {variant.label}" if variant.label else "",
+            f"repeat {number}/{lab.repeat}" if lab.repeat > 1 else "") if part)
+        notify(which)
+        extra: dict = {}
+        if variant.params:
+            extra["sweep"] = {"index": variant.index, "params": variant.params, "label": variant.label}
+        if lab.repeat > 1:
+            extra["repeat"] = {"index": number, "of": lab.repeat}
+        try:
+            outcome = run_lab(variant.lab, lab_path, cache, folder, kernel=kernel, notify=notify,
+                              results_dir=group / name if name != "." else group, command=command, extra=extra,
+                              live=live)
+            met.append(outcome.ok)
+        except KernlabError as error:  # the other runs still say something; the run fails at the end
+            why = str(error).splitlines()[0]
+            failures.append(why if name == "." else f"{name}: {why}")
+            notify(f"{which} failed: {why}")
+    entry.runs_complete = len(names) - len(failures)
+    entry.status = "incomplete" if failures else "complete"
+    entry.why = "; ".join(failures) or None
+    entry.expectations_met = all(met) if met else None
+    if lab.repeat > 1:
+        done = aggregate.write_for(group, names, repeat=lab.repeat, lab_name=lab.name, label=variant.label,
+                                   params=variant.params)
+        notify(f"aggregate of {len(done.complete)}/{lab.repeat} complete runs: {group / AGGREGATE}")

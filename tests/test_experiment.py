@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,7 @@ def test_bad_sweep_names_the_key_and_value(sweep: dict, message: str) -> None:
     ({"zram.comp_algorithm": []}, "give at least one value"),
     ({"zram.comp_algorithm": ["lz4", "lz4"]}, "listed twice"),
     ({"name": ["a", "b"]}, "cannot be swept"),
+    ({"repeat": [1, 3]}, "cannot be swept"),
     ({"zram comp": ["a"]}, "is not a dotted lab key"),
 ])
 def test_malformed_sweep_is_refused_when_the_lab_loads(sweep: dict, message: str) -> None:
@@ -161,3 +163,21 @@ def as_recorded(value, recorded):  # noqa: ANN001, ANN201 - JSON values
         return [as_recorded(v, r) for v, r in zip(value, recorded, strict=True)]
     return value
 
+
+
+@pytest.mark.parametrize(("repeat", "message"), [
+    (0, "lab.yaml: repeat: Input should be greater than or equal to 1"),
+    (101, "lab.yaml: repeat: Input should be less than or equal to 100"),
+    ("x", "lab.yaml: repeat: Input should be a valid integer"),
+])
+def test_a_bad_repeat_names_the_key(repeat: object, message: str) -> None:
+    document = lab_as_dict(load_lab(DEFAULT_LAB)) | {"repeat": repeat}
+    with pytest.raises(KernlabError, match=f"^{re.escape(message)}"):
+        parse_lab(document, "lab.yaml")
+
+
+def test_each_variant_of_a_repeated_sweep_is_one_run_of_its_lab() -> None:
+    lab = _lab_with_sweep({"zram.comp_algorithm": ["lz4", "zstd"]}).model_copy(update={"repeat": 3})
+    variants = experiment.expand_sweep(lab, "lab.yaml")
+    assert [v.lab.repeat for v in variants] == [1, 1]
+    assert experiment.expand_sweep(lab.model_copy(update={"sweep": {}}), "lab.yaml")[0].lab.repeat == 1

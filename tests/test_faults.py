@@ -399,6 +399,10 @@ def test_a_hung_workload_is_named_and_the_run_ends(kernel_build, real_cache: Cac
     (["lab", "--bogus"], "usage: No idea what '--bogus' is!"),
     (["nosuchtask"], "usage: No idea what 'nosuchtask' is!"),
     (["lab.verify"], "usage: 'lab.verify' did not receive required positional arguments: 'results_dir'"),
+    # Refused before anything is fetched, built or booted.
+    (["lab", "--repeat", "0"], "usage: --repeat: '0' is not a number of runs from 1 to 100"),
+    (["lab.sweep", "--lab", "labs/compare-compressors.yaml", "--repeat", "three"],
+     "usage: --repeat: 'three' is not a number of runs from 1 to 100"),
 ])
 def test_usage_errors_exit_2(args: list[str], said: str) -> None:
     result = inv(*args)

@@ -1,5 +1,6 @@
 """Several runs side by side (a sweep, repeats, a rerun): one row per run labelled by the lab settings that differ,
-and bar charts over the complete ones."""
+and bar charts over the complete ones; where variants were repeated, their figures over the repeats with each
+difference marked significant or within noise (kernlab.report.noise), and bars with confidence intervals."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kernlab import plots
+from kernlab import plots, stats
+from kernlab.aggregate import swapout_throughput, total_workload_seconds
 from kernlab.experiment import flatten, is_number
 from kernlab.report.across import ChainAcross, chains_across
 from kernlab.report.format import Cell, Table, fmt, table
+from kernlab.report.noise import NO_NOISE_ESTIMATE, NoiseView, noise_view, spread_table
 from kernlab.report.views import PlotView, RunFiles, status_of, workload_names
-from kernlab.results import Summary
+from kernlab.results import AggregateFile, SpreadRecord
 
-MIB = 1024 * 1024
-PAGE_SIZE = 4096
 COMPARISON_PLOTS: tuple[tuple[str, str], ...] = (
     ("compare_compression_ratio", "Compression ratio"),
     ("compare_swapout_throughput", "Swap-out throughput"),
@@ -26,22 +27,6 @@ COMPARISON_PLOTS: tuple[tuple[str, str], ...] = (
 )
 NO_DIFFERING_SETTINGS = "none (repeats of one lab)"
 INCOMPLETE_NOT_PLOTTED = "Incomplete runs are in the table only, not in the plots."
-
-
-def total_workload_seconds(summary: Summary | Mapping[str, Any] | None) -> float | None:
-    seconds = summary.workload_seconds if isinstance(summary, Summary) else (summary or {}).get("workload_seconds")
-    values = [v for v in seconds.values() if is_number(v)] if isinstance(seconds, Mapping) else []
-    return round(sum(values), 2) if values else None
-
-
-def swapout_throughput(figures: Mapping[str, Any]) -> float | None:
-    """MiB swapped out per second of workload time; None when either side is unknown or zero."""
-    mib = figures.get("pswpout_mib")
-    if not is_number(mib):
-        pages = figures.get("pswpout_pages")
-        mib = pages * PAGE_SIZE / MIB if is_number(pages) else None
-    seconds = total_workload_seconds(figures)
-    return round(mib / seconds, 2) if mib is not None and seconds else None
 
 
 # The figures compared across runs: (column, value from summary.json's figures).
@@ -121,8 +106,65 @@ def comparison_rows(runs: Sequence[RunFiles | tuple[Path, str]],
                   replace(row, params=(*row.params, row.folder.name)) for row in rows]
 
 
-def comparison_plots(rows: Sequence[ComparisonRow]) -> dict[str, bytes]:
-    """Bar charts over the complete runs that have the figure; incomplete runs stay out of plots."""
+@dataclass(frozen=True)
+class GroupFiles:
+    """A variant in a comparison: its runs (a repeat set's, or a single run) and their aggregate."""
+
+    folder: Path
+    label: str  # its folder relative to the comparison's: 00-lz4-text
+    runs: tuple[RunFiles | tuple[Path, str], ...]
+    aggregate: AggregateFile
+
+    @property
+    def repeated(self) -> bool:
+        return len(self.aggregate.complete) >= 2
+
+
+def run_name(folder: Path, out_dir: Path | None) -> str:
+    """A run's or variant's name in a comparison: its path below the comparison's folder (00-lz4/repeat-2),
+    else its folder's name."""
+    if out_dir is None or not folder.resolve().is_relative_to(out_dir.resolve()) or folder.resolve() == \
+            out_dir.resolve():
+        return folder.name
+    return folder.resolve().relative_to(out_dir.resolve()).as_posix()
+
+
+def _interval(record: SpreadRecord | None) -> tuple[float, float] | None:
+    if record is None or record.ci_low is None or record.ci_high is None:
+        return None
+    return record.mean - record.ci_low, record.ci_high - record.mean
+
+
+def group_plots(groups: Sequence[GroupFiles]) -> dict[str, bytes]:
+    """Bars of each variant's mean over its complete runs, whiskers its confidence interval (none for one run)."""
+    out: dict[str, bytes] = {}
+    for name, key, title, unit in (
+        ("compare_compression_ratio", "compression_ratio", "zram compression ratio (orig_data / compr_data)", "ratio"),
+        ("compare_swapout_throughput", "swapout_mib_per_s", "swap-out throughput (pswpout / total workload time)",
+         "MiB/s"),
+    ):
+        bars = [(g.label, g.aggregate.figures[key]) for g in groups if key in g.aggregate.figures]
+        if bars:
+            out[name] = plots.bar_chart_png([label for label, _ in bars], [r.mean for _, r in bars],
+                                            f"{title}, mean and {stats.CONFIDENCE:.0%} interval", unit,
+                                            errors=[_interval(r) for _, r in bars])
+    timed = [g for g in groups if any(key.startswith("workload_seconds.") for key in g.aggregate.figures)]
+    names = list(dict.fromkeys(key.removeprefix("workload_seconds.") for g in timed for key in g.aggregate.figures
+                               if key.startswith("workload_seconds.")))
+    if timed:
+        records = {name: [g.aggregate.figures.get(f"workload_seconds.{name}") for g in timed] for name in names}
+        out["compare_workload_seconds"] = plots.grouped_bar_chart_png(
+            [g.label for g in timed], {name: [r.mean if r else None for r in rs] for name, rs in records.items()},
+            f"workload time per variant, mean and {stats.CONFIDENCE:.0%} interval", "seconds",
+            errors={name: [_interval(r) for r in rs] for name, rs in records.items()})
+    return out
+
+
+def comparison_plots(rows: Sequence[ComparisonRow], groups: Sequence[GroupFiles] = ()) -> dict[str, bytes]:
+    """Bar charts over the complete runs that have the figure; incomplete runs stay out of plots. Where a
+    variant was repeated, one bar per variant instead (group_plots)."""
+    if any(group.repeated for group in groups):
+        return group_plots(groups)
     done = [row for row in rows if row.complete]
     out: dict[str, bytes] = {}
     for name, figure, title, unit in (
@@ -157,16 +199,33 @@ class ComparisonView:
     incomplete_note: str | None
     plots: tuple[PlotView, ...]
     chains: tuple[ChainAcross, ...] = ()  # each chain's lines on each run (a kernel matrix)
+    noise: NoiseView | None = None  # the variants' figures over their repeats
+    spreads: Table | None = None  # a single repeated variant's figures in full
+    noise_note: str | None = None  # several variants, each run once: no noise estimate
+    intervals: str = stats.INTERVALS
 
 
-def comparison_view(title: str, keys: Sequence[str], rows: Sequence[ComparisonRow],
-                    plotted: Sequence[str], runs: Sequence[RunFiles] = ()) -> ComparisonView:
+def first_complete(group: GroupFiles) -> RunFiles | None:
+    """The run that stands for a variant where one run must (the chain tables): its first complete one."""
+    readable = [run for run in group.runs if isinstance(run, RunFiles)]
+    return next((run for run in readable if status_of(run.manifest).complete), readable[0] if readable else None)
+
+
+def comparison_view(title: str, keys: Sequence[str], rows: Sequence[ComparisonRow], plotted: Sequence[str],
+                    runs: Sequence[RunFiles] = (), groups: Sequence[GroupFiles] = (),
+                    out_dir: Path | None = None) -> ComparisonView:
     headers = ("run", *keys, "status", *(header for header, _ in FIGURE_COLUMNS), "report")
-    cells = [(row.folder.name, *row.values, row.status, *figure_cells(row.figures),
-              Cell("report.html", href=row.report_link) if row.report_link else "none") for row in rows]
+    cells = [(run_name(row.folder, out_dir), *row.values, row.status,
+              *figure_cells(row.figures), Cell("report.html", href=row.report_link) if row.report_link else "none")
+             for row in rows]
+    noise = noise_view([(group.label, group.aggregate) for group in groups])
+    if any(group.repeated for group in groups):  # one run per variant in the chain tables
+        runs = [run for group in groups if (run := first_complete(group)) is not None]
     return ComparisonView(
         title=title, count=len(rows), keys=tuple(keys), no_keys=None if keys else NO_DIFFERING_SETTINGS,
         table=table(headers, cells),
         incomplete_note=INCOMPLETE_NOT_PLOTTED if any(not row.complete for row in rows) else None,
         plots=tuple(PlotView(key, heading) for key, heading in COMPARISON_PLOTS if key in plotted),
-        chains=chains_across(runs))
+        chains=chains_across(runs), noise=noise if noise and len(groups) > 1 else None,
+        spreads=spread_table(groups[0].aggregate) if noise and len(groups) == 1 else None,
+        noise_note=NO_NOISE_ESTIMATE if noise is None and len(rows) > 1 else None)

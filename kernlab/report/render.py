@@ -12,10 +12,18 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from kernlab import plots
+from kernlab.aggregate import group_aggregate, group_runs
 from kernlab.cache import write_bytes_atomic
 from kernlab.errors import KernlabError
 from kernlab.report.chainviews import NO_FUNCTIONS, LeafView, TreeLineView
-from kernlab.report.comparison import ComparisonView, comparison_plots, comparison_rows, comparison_view
+from kernlab.report.comparison import (
+    ComparisonView,
+    GroupFiles,
+    comparison_plots,
+    comparison_rows,
+    comparison_view,
+    run_name,
+)
 from kernlab.report.format import align_columns, is_number_text, md_cell, md_code_block
 from kernlab.report.graphviews import MIN_SHARE, GraphRow, self_time_pngs
 from kernlab.report.views import PLOTS, RunFiles, RunView, run_view, workload_spans
@@ -130,25 +138,39 @@ def _write_all(folder: Path, pngs: dict[str, bytes], texts: dict[str, str]) -> N
 
 
 
-def write_comparison(folders: list[Path], out_dir: Path, title: str) -> Path:
+def _read_run(folder: Path) -> RunFiles | tuple[Path, str]:
+    """A run for a comparison, with a report.html for the table's link; one that cannot be read is a table row
+    saying why rather than a failed comparison."""
+    try:
+        run = RunFiles.read(Path(folder))
+        if not (run.folder / "report.html").exists():
+            write_report(run.folder)
+        return run
+    except KernlabError as error:
+        return Path(folder), str(error)
+
+
+def read_group(folder: Path, out_dir: Path) -> GroupFiles:
+    """A variant: a repeat set (its aggregate.json names its runs) or a single run, aggregated as one."""
+    run_folders, aggregate = group_runs(Path(folder))
+    return GroupFiles(folder=Path(folder), label=run_name(Path(folder), out_dir),
+                      runs=tuple(_read_run(run) for run in run_folders),
+                      aggregate=aggregate or group_aggregate(Path(folder)))
+
+
+def write_comparison(folders: Sequence[Path], out_dir: Path, title: str) -> Path:
     """Write comparison.md, comparison.html and plots/*.png into out_dir; returns comparison.html's path.
 
-    A run without a report.html gets one first, so the table's links lead somewhere; a run that cannot
-    be read is a table row saying why rather than a failed comparison.
+    folders: run folders, or repeat sets (a folder with aggregate.json and its runs). A run without a report.html
+    gets one first, so the table's links lead somewhere.
     """
     out_dir = Path(out_dir)
-    runs: list[RunFiles | tuple[Path, str]] = []
-    for folder in folders:
-        try:
-            run = RunFiles.read(Path(folder))
-            if not (run.folder / "report.html").exists():
-                write_report(run.folder)
-            runs.append(run)
-        except KernlabError as error:
-            runs.append((Path(folder), str(error)))
+    groups = [read_group(folder, out_dir) for folder in folders]
+    runs = [run for group in groups for run in group.runs]
     keys, rows = comparison_rows(runs, out_dir)
-    pngs = comparison_plots(rows)
-    view = comparison_view(title, keys, rows, list(pngs), [run for run in runs if isinstance(run, RunFiles)])
+    pngs = comparison_plots(rows, groups)
+    view = comparison_view(title, keys, rows, list(pngs), [run for run in runs if isinstance(run, RunFiles)], groups,
+                           out_dir)
     texts = {"comparison.md": render_comparison_markdown(view), "comparison.html": render_comparison_html(view, pngs)}
     _write_all(out_dir, pngs, texts)
     return out_dir / "comparison.html"

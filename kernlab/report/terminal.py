@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kernlab import experiment
+from kernlab import experiment, stats
+from kernlab.aggregate import first_complete_run, group_aggregate
 from kernlab.errors import KernlabError
 from kernlab.experiment import Difference
 from kernlab.report.chainviews import (
@@ -24,10 +25,21 @@ from kernlab.report.chainviews import (
     tree_line_view,
 )
 from kernlab.report.comparison import FIGURE_COLUMNS, figure_cells
-from kernlab.report.format import figure_rows, fmt, verdict_style
+from kernlab.report.format import Table as FormatTable
+from kernlab.report.format import figure_rows, fmt, is_number_text, verdict_style
 from kernlab.report.graphviews import graph_view
+from kernlab.report.noise import ONE_RUN_EACH, noise_view, pair_rows, spread_table
 from kernlab.report.views import NO_SUMMARY, connection_text, fallback_note, status_of
-from kernlab.results import AccelRecord, BranchesFile, ChainRecord, KernelRecord, ResultsFolder, SweepVariant
+from kernlab.results import (
+    AccelRecord,
+    AggregateFile,
+    BranchesFile,
+    ChainRecord,
+    KernelRecord,
+    ResultsFolder,
+    SweepVariant,
+    read_aggregate,
+)
 
 
 def print_summary(console: Console, folder: Path) -> None:
@@ -157,16 +169,55 @@ def _figures(folder: Path) -> dict:
     return summary.figures() if summary else {}
 
 
+def _rich(view: FormatTable, title: str) -> Table:
+    """A report table (kernlab.report.format.Table) on the terminal; number columns right-aligned."""
+    table = Table(title=title, title_justify="left")
+    for index, header in enumerate(view.headers):
+        numbers = all(is_number_text(row[index] if isinstance(row[index], str) else row[index].text)
+                      for row in view.rows) and view.rows
+        table.add_column(header, justify="right" if numbers else "left", overflow="fold")
+    for row in view.rows:
+        table.add_row(*(escape(cell if isinstance(cell, str) else cell.text) for cell in row))
+    return table
+
+
 def print_sweep(console: Console, folder: Path, variants: Sequence[SweepVariant], title: str) -> None:
-    """The variants a sweep ran, with their status and the figures the comparison report compares."""
+    """The variants a sweep ran, with their status and the figures the comparison report compares; where they
+    were repeated, their figures over the repeats, each difference from the first variant marked."""
+    repeated = any(variant.repeat > 1 for variant in variants)
     table = Table(title=title, title_justify="left")
     table.add_column("variant", no_wrap=True)  # its folder's name: short, and where to look
-    for column in ("status", "chains as expected", *(header for header, _ in FIGURE_COLUMNS)):
+    for column in ("status", "chains as expected", *(() if repeated else (h for h, _ in FIGURE_COLUMNS))):
         table.add_column(column)
     for variant in variants:
-        table.add_row(variant.dir, variant.status + (f": {variant.why}" if variant.why else ""),
-                      fmt(variant.expectations_met), *figure_cells(_figures(folder / variant.dir)))
+        runs = f" ({variant.runs_complete}/{variant.repeat} runs)" if variant.repeat > 1 else ""
+        table.add_row(variant.dir, variant.status + runs + (f": {variant.why}" if variant.why else ""),
+                      fmt(variant.expectations_met),
+                      *(() if repeated else figure_cells(_figures(folder / variant.dir))))
     console.print(table)
+    if repeated:
+        groups = [(v.dir, aggregate) for v in variants if (aggregate := _aggregate(folder / v.dir)) is not None]
+        view = noise_view(groups)
+        if view is not None:
+            console.print(_rich(view.table, f"figures over the repeats: {view.baselines}"))
+            console.print(f"[dim]{escape(view.method)}; {escape(view.runs_note)}[/]")
+
+
+def _aggregate(folder: Path) -> AggregateFile | None:
+    try:
+        return read_aggregate(folder)
+    except KernlabError:
+        return None
+
+
+def print_repeats(console: Console, folder: Path, title: str) -> None:
+    """A lab's own repeats: each figure's n, mean, sd, min, max and interval."""
+    aggregate = _aggregate(folder)
+    if aggregate is None:
+        console.print(f"[red]no aggregate[/] in {escape(str(folder))}")
+        return
+    console.print(_rich(spread_table(aggregate), f"{title}: {len(aggregate.complete)}/{aggregate.repeat} complete"))
+    console.print(f"[dim]{escape(aggregate.method)}[/]")
 
 
 def print_differences(console: Console, sections: Sequence[tuple[str, Sequence[Difference]]]) -> None:
@@ -181,9 +232,35 @@ def print_differences(console: Console, sections: Sequence[tuple[str, Sequence[D
 
 
 def print_run_diff(console: Console, a: Path, b: Path) -> None:
-    """What differs between two runs (folders or their manifest.json): settings first, then figures."""
+    """What differs between two runs (folders or their manifest.json), settings first, then figures; between two
+    repeat sets (or a set and a run), every figure's spread on each side and whether the difference is beyond
+    the noise."""
+    if read_aggregate(a) is not None or read_aggregate(b) is not None:
+        print_group_diff(console, a, b)
+        return
     runs = [ResultsFolder.open(path) for path in (a, b)]
     settings = experiment.compare(*(experiment.run_settings(run.manifest()) for run in runs))
     figures = experiment.compare(*(experiment.flatten(_figures(run.path)) for run in runs), numbers_only=True)
     print_differences(console, [(f"settings that differ: A={runs[0].path}  B={runs[1].path}", settings),
                                 ("figures", figures)])
+    if figures:
+        console.print(f"[yellow]{escape(ONE_RUN_EACH)}[/]")
+
+
+def print_group_diff(console: Console, a: Path, b: Path) -> None:
+    sides = [group_aggregate(path) for path in (a, b)]
+    for path, side in zip((a, b), sides, strict=True):
+        if not side.complete:
+            raise KernlabError(f"{path}: no complete run to compare")
+    # The settings of each side's first complete run (a repeat set's runs share theirs).
+    firsts = [ResultsFolder.open(first_complete_run(path)) for path in (a, b)]
+    settings = experiment.compare(*(experiment.run_settings(run.manifest()) for run in firsts))
+    print_differences(console, [(f"settings that differ: A={firsts[0].path}  B={firsts[1].path}", settings)])
+    table = Table(title=f"figures: A={a}  B={b}", title_justify="left")
+    for column in ("figure", "A", "B", "change", "B against A"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("A", "B", "change") else "left")
+    colours = {"significant": "bold", "within noise": "dim", "no noise estimate": "yellow"}
+    for row in pair_rows(*sides):
+        table.add_row(escape(row.figure), row.a, row.b, row.change, f"[{colours[row.decision]}]{escape(row.text)}[/]")
+    console.print(table)
+    console.print(f"[dim]{escape(sides[0].method or stats.METHOD)}[/]")
