@@ -89,8 +89,8 @@ class RunOutcome:
 
 def build_aggregate(outcomes: Sequence[RunOutcome], *, repeat: int, lab_name: str | None, label: str = "",
                     params: Mapping[str, Any] | None = None) -> AggregateFile:
-    """params: the variant's sweep values in the lab's order (kept as `swept`, since JSON on disk is sorted)."""
-    """Figures over the complete runs; a figure some complete run lacks is over the runs that have it (its n says)."""
+    """Figures over the complete runs; a figure some complete run lacks is over the runs that have it (its n says).
+    params: the variant's sweep values in the lab's order (kept as `swept` too, since JSON on disk is sorted)."""
     done = [o for o in outcomes if o.complete and o.summary is not None]
     per_figure: dict[str, list[float]] = {}
     for outcome in done:
@@ -104,8 +104,7 @@ def build_aggregate(outcomes: Sequence[RunOutcome], *, repeat: int, lab_name: st
             hits.setdefault(chain.name, []).append(chain.hits)
             holds[chain.name] = holds.get(chain.name, 0) + int(chain.holds)
     return AggregateFile(lab_name=lab_name, label=label, params=dict(params or {}), swept=list(params or {}),
-                         repeat=repeat,
-                         runs=[o.name for o in outcomes], complete=[o.name for o in done],
+                         repeat=repeat, runs=[o.name for o in outcomes], complete=[o.name for o in done],
                          confidence=stats.CONFIDENCE, method=stats.METHOD,
                          figures={key: spread_record(values) for key, values in per_figure.items()},
                          chain_hits={name: spread_record(values) for name, values in hits.items()},

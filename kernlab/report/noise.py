@@ -38,10 +38,10 @@ SIGNIFICANT_CSS = {"significant": "badge effect", "within noise": "badge no", "n
 
 def number(value: float, decimals: int | None = None) -> str:
     """A figure for people: with decimals, that many; else up to 3 below 100 and 1 above (1.94, 231,252.5)."""
-    if decimals is None:
-        decimals = 3 if abs(value) < 100 else 1
-    text = f"{value:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text and decimals > 0 and abs(value) >= 100 else text
+    if decimals is not None:  # to an interval's precision: trailing zeros are digits too
+        return f"{value:,.{decimals}f}"
+    text = f"{value:,.{3 if abs(value) < 100 else 1}f}"
+    return text.rstrip("0").rstrip(".") if abs(value) >= 100 else text
 
 
 def precision(half_width: float) -> int:

@@ -173,8 +173,8 @@ def _rich(view: FormatTable, title: str) -> Table:
     """A report table (kernlab.report.format.Table) on the terminal; number columns right-aligned."""
     table = Table(title=title, title_justify="left")
     for index, header in enumerate(view.headers):
-        numbers = all(is_number_text(row[index] if isinstance(row[index], str) else row[index].text)
-                      for row in view.rows) and view.rows
+        numbers = bool(view.rows) and all(is_number_text(row[index] if isinstance(row[index], str) else
+                                                         row[index].text) for row in view.rows)
         table.add_column(header, justify="right" if numbers else "left", overflow="fold")
     for row in view.rows:
         table.add_row(*(escape(cell if isinstance(cell, str) else cell.text) for cell in row))
@@ -183,7 +183,7 @@ def _rich(view: FormatTable, title: str) -> Table:
 
 def print_sweep(console: Console, folder: Path, variants: Sequence[SweepVariant], title: str) -> None:
     """The variants a sweep ran, with their status and the figures the comparison report compares; where they
-    were repeated, their figures over the repeats, each difference from the first variant marked."""
+    were repeated, their figures over the repeats, each difference from its baseline marked (noise.baselines)."""
     repeated = any(variant.repeat > 1 for variant in variants)
     table = Table(title=title, title_justify="left")
     table.add_column("variant", no_wrap=True)  # its folder's name: short, and where to look
