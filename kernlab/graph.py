@@ -10,7 +10,8 @@ The format (kernel/trace/trace_functions_graph.c) with funcgraph-proc and funcgr
 A duration may carry a marker for its size (`+` > 10 us, `!` > 100 us, `#` > 1 ms, `*` > 10 ms, `@` > 100 ms,
 `$` > 1 s). Calls of different tasks interleave on a CPU (a task sleeps inside a traced call), so calls are nested
 per task. A call open when the window started shows only its closing line, and one still open when it ended only
-its opening lines: both are counted as truncated, not guessed. `CPU:N [LOST M EVENTS]` lines are lost events.
+its opening lines: both are counted as truncated, not guessed; so is a call whose closing line a full buffer dropped
+(the closing line's `/* name */` says which call ends). `CPU:N [LOST M EVENTS]` lines are lost events.
 """
 
 from __future__ import annotations
@@ -97,10 +98,18 @@ def parse_trace(text: str, roots: Iterable[str]) -> Trace:
                 calls.append(Call(leaf.group("name"), task, _duration(line)))  # a root that called nothing traced
             elif len(leaf.group("indent")) <= ROOT_INDENT:
                 other += 1
-        elif EXIT.match(body):
-            if not stack:
-                truncated += 1  # begun before the window
+        elif closing := EXIT.match(body):
+            name = closing.group("name")
+            if not stack or (name and all(open_call.name != name for open_call in stack)):
+                truncated += 1  # begun before the window, or its opening line was dropped (a full CPU buffer)
                 continue
+            # funcgraph-tail names the call that closes. With overwrite off a full CPU buffer drops a task's
+            # events while another CPU records its later ones, so calls above it may never show their closing
+            # lines: they are cut (no duration), not closed by their caller's line, which would misplace every
+            # later call of the task under a call that never ends.
+            while name and stack[-1].name != name:
+                stack.pop()
+                truncated += 1
             call = stack.pop()
             call.duration_us = _duration(line)
             if not stack and call.orphan:
@@ -160,13 +169,15 @@ class Node:
 
 
 def merge(calls: Iterable[Call]) -> dict[str, Node]:
-    """One tree per root function, keyed by call path, over the completed calls."""
+    """One tree per root function, keyed by call path, over the completed calls (a cut call inside one is left
+    out with its callees, so every node's time holds its children's)."""
     roots: dict[str, Node] = {}
 
     def add(call: Call, into: dict[str, Node]) -> None:
+        if call.duration_us is None:
+            return  # cut by a dropped closing line: its callees' time would outlast the (unknown) time it took
         node = into.setdefault(call.name, Node(call.name))
-        if call.duration_us is not None:
-            node.durations_us.append(call.duration_us)
+        node.durations_us.append(call.duration_us)
         for callee in call.callees:
             add(callee, node.children)
 

@@ -244,3 +244,45 @@ def test_a_trace_clock_on_jiffies_is_caught_and_its_durations_not_shown() -> Non
     assert view.duration_note.startswith("No durations: the guest's trace clock advanced in 4,000 µs steps")
     assert all(row.mean_us == "-" for tree in view.trees for row in tree.rows if not row.cut)
     assert all(tree.self_time == () for tree in view.trees) and self_time_pngs(view) == {}
+
+
+def _without_line(text: str, ending: str) -> tuple[str, int]:
+    """The trace without the first line ending so (as if a full CPU buffer had dropped that event)."""
+    lines = text.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.rstrip().endswith(ending))
+    return "\n".join(lines[:index] + lines[index + 1:]), index
+
+
+@pytest.mark.parametrize("dropped", ["} /* swap_readpage */", "bdev_read_page() {"])
+def test_a_dropped_line_cuts_one_call_and_not_the_rest_of_the_task(dropped: str) -> None:
+    text, _ = recorded("5.15.135-do_swap_page")
+    whole = graph.parse_trace(text, ["do_swap_page"])
+    cut_text, index = _without_line(text, dropped)
+    cut = graph.parse_trace(cut_text, ["do_swap_page"])
+    # The closing lines' /* names */ say which call ends: every do_swap_page still completes, one call is cut.
+    assert len(cut.calls) == len(whole.calls) == 143 and cut.truncated == whole.truncated + 1
+    assert [call.duration_us for call in cut.calls] == [call.duration_us for call in whole.calls]
+
+    def count(trace: graph.Trace, name: str, timed: bool = False) -> int:
+        return sum(1 for call in each_call(trace.calls) if call.name == name
+                   and (call.duration_us is not None or not timed))
+
+    if dropped.startswith("}"):  # that swap_readpage is cut (no duration); its callees are all still there
+        assert count(cut, "swap_readpage") == count(whole, "swap_readpage")
+        assert count(cut, "swap_readpage", timed=True) == count(whole, "swap_readpage", timed=True) - 1
+    else:  # that bdev_read_page is gone; its callees hang under swap_readpage, as the trace now shows them
+        assert count(cut, "bdev_read_page") == count(whole, "bdev_read_page") - 1
+    assert count(cut, "zram_rw_page", timed=True) == count(whole, "zram_rw_page", timed=True)
+    for call in each_call(cut.calls):
+        if call.callees and call.duration_us is not None:
+            assert call.duration_us >= sum(c.duration_us or 0 for c in call.callees) - 0.01, (call.name, index)
+    # Merged, the cut call is left out with its callees: no node outlasts its parent, as the e2e runs check.
+
+    def nodes(node: graph.Node):
+        yield node
+        for child in node.children.values():
+            yield from nodes(child)
+
+    merged = graph.merge(cut.calls)["do_swap_page"]
+    assert merged.calls == 143
+    assert all(node.total_us + 0.01 >= sum(c.total_us for c in node.children.values()) for node in nodes(merged))
