@@ -368,8 +368,11 @@ def _read(path: Path) -> bytes:
 def test_ctrl_c_during_make_stops_the_whole_build_and_publishes_nothing(tmp_path: Path) -> None:
     tree, kconfigs = fake_kernel_tree(tmp_path, SLOW_MAKEFILE)
     cache = tmp_path / "cache"
+    # As from a terminal: a run started in the background by a shell without job control (nohup sh -c '...' &)
+    # inherits SIGINT ignored, and a Python started so never installs its Ctrl-C handler.
     child = subprocess.Popen([sys.executable, "-c", BUILD_IN_CHILD, str(tree), str(cache), str(kconfigs)],
-                             cwd=REPO, stderr=subprocess.PIPE, text=True)
+                             cwd=REPO, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not sleepers():
         time.sleep(0.1)
