@@ -47,7 +47,7 @@ class KernelSpec(Strict):
     sha256: str | None = None
     mirror: str | None = None
     base: Literal["tinyconfig"] = "tinyconfig"
-    fragments: list[str] = Field(default_factory=lambda: ["guest-base", "zram", "tracing", "debug-info"])
+    fragments: list[str] = Field(default_factory=lambda: ["guest-base", "mm", "zram", "tracing", "debug-info"])
 
     @field_validator("version", "fallback")
     @classmethod
