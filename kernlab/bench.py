@@ -10,10 +10,12 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from kernlab import build, reliability, source, trace
 from kernlab.arch import ARCHES
 from kernlab.cache import Cache
+from kernlab.clockcheck import count_clocksources
 from kernlab.evidence import verify_results
 from kernlab.guest import build_guest_image
 from kernlab.lab import Lab
@@ -21,6 +23,7 @@ from kernlab.paths import KCONFIG_DIR, REPO
 from kernlab.report import total_workload_seconds
 from kernlab.results import ResultsFolder, Summary
 from kernlab.run import run_lab
+from kernlab.session import guest_session
 
 
 def _inv(*args: str, env: dict[str, str]) -> float:
@@ -93,6 +96,41 @@ def arch_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm: Re
     return {"arches": figures}
 
 
+REALISTIC_FRAGMENT = "mm"  # kconfigs/mm.config: SMP, SLUB, memcg, THP, compaction (issue 23)
+
+
+def _boot_seconds(lab: Lab, kernel: build.KernelBuild, cache: Cache, scratch: Path) -> float:
+    """Seconds from QEMU's start to the guest answering SSH, one boot of this kernel with the lab's guest."""
+    image = build_guest_image(lab, cache)
+    with guest_session(lab.vm, kernel.image, image, scratch / f"console-{kernel.dir.name}.log",
+                       accel_verdicts=cache.dir("accel")) as session:
+        return round(session.ssh_ready_s, 2)
+
+
+def config_figures(lab: Lab, cache: Cache, scratch: Path, kernel: str | None, cold: bool) -> dict[str, Any]:
+    """What the realistic default kernel costs against tinyconfig's uniprocessor (the lab's fragments without
+    mm): each built (or found built: its build.json's duration) and booted once, as ratios new/old."""
+    if REALISTIC_FRAGMENT not in lab.kernel.fragments:
+        return {"config_note": f"the lab's kernel has no {REALISTIC_FRAGMENT} fragment: nothing to compare"}
+    used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=lambda _: None)
+    old_spec = lab.kernel.model_copy(update={"fragments": [f for f in lab.kernel.fragments
+                                                           if f != REALISTIC_FRAGMENT]})
+    with mock.patch.dict(os.environ, {"CCACHE_DISABLE": "1"} if cold else {}):  # cold: both without ccache
+        builds = {"old": build.build_kernel(used, old_spec, cache, KCONFIG_DIR, arch=lab.arch),
+                  "new": build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch)}
+    figures: dict[str, Any] = {}
+    for name, built in builds.items():
+        figures[f"kernel_build_s_{name}"] = built.info.get("duration_s")
+        figures[f"kernel_build_ccache_{name}"] = built.info.get("ccache")
+        figures[f"boot_to_ssh_s_{name}"] = _boot_seconds(lab, built, cache, scratch)
+
+    def ratio(what: str) -> float | None:
+        old, new = figures[f"{what}_old"], figures[f"{what}_new"]
+        return round(new / old, 2) if old and new else None
+
+    return {"realistic_kernel": figures | {"build_x": ratio("kernel_build_s"), "boot_x": ratio("boot_to_ssh_s")}}
+
+
 def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None, cold: bool = True) -> dict:
     """Benchmark figures; with cold, the first lab runs from an empty cache (kernel build without ccache)."""
     figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "lab": str(lab_path), "cold": cold}
@@ -117,6 +155,8 @@ def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None
         if lab.chains and lab.tracing.enabled:
             figures |= tracing_figures(lab, lab_path, cache, results, warm, kernel)
         figures |= arch_figures(lab, lab_path, cache, results, warm, kernel)
+        figures |= config_figures(lab, cache, Path(scratch), kernel, cold)
+        figures["clock_under_load"] = count_clocksources(lab, built.image, cache).figures()
     # The fault suite over the user's cache: what it breaks it breaks in temporary caches of its own, so the
     # entries it finds here must all still be here after.
     figures["reliability"] = reliability.fault_suite_figures(user_cache)

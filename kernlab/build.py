@@ -78,8 +78,24 @@ def config_inputs(spec: KernelSpec, kconfig_dir: Path) -> list[tuple[str, str]]:
     return [(name, sha256_file(kconfig_dir / f"{name}.config")) for name in spec.fragments]
 
 
+def base_config_file(spec: KernelSpec) -> Path | None:
+    """The .config a `file:` base names (checked to be a readable file), None for a make target base."""
+    if not spec.base.startswith("file:"):
+        return None
+    path = Path(spec.base.removeprefix("file:")).expanduser()
+    if not path.is_file():
+        raise KernlabError(f"kernel.base: {path}: no such file (file:PATH names a .config to start from)")
+    return path
+
+
+def base_input(spec: KernelSpec) -> str:
+    """The base as it enters the build key: a file's content by its sha256, so an edited .config rebuilds."""
+    path = base_config_file(spec)
+    return spec.base if path is None else f"file:{sha256_file(path)}"
+
+
 def build_key(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, compiler: str, arch: Arch = X86_64) -> str:
-    return stable_key(source.key, arch.name, spec.base, config_inputs(spec, kconfig_dir), compiler)
+    return stable_key(source.key, arch.name, base_input(spec), config_inputs(spec, kconfig_dir), compiler)
 
 
 def _make_env() -> dict[str, str]:
@@ -109,8 +125,11 @@ def configure(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, obj: Pa
     arm64) does not apply to this one: it is recorded as such, not a failure."""
     requests = kconfig.applicable(kconfig.load_fragments(spec.fragments, kconfig_dir), source.version)
     obj.mkdir(parents=True, exist_ok=True)
-    make(source, obj, [spec.base], log_file, arch=arch)
     dotconfig = obj / ".config"
+    if (base_file := base_config_file(spec)) is not None:
+        shutil.copyfile(base_file, dotconfig)  # olddefconfig below fills in what this kernel adds to it
+    else:
+        make(source, obj, [spec.base], log_file, arch=arch)
     dotconfig.write_text(kconfig.apply_requests(dotconfig.read_text(), requests))
     make(source, obj, ["olddefconfig"], log_file, arch=arch)
     mismatches = kconfig.verify(requests, kconfig.parse_dotconfig(dotconfig.read_text()))

@@ -25,6 +25,7 @@ from kernlab.cache import Cache, read_json, write_json_atomic
 from kernlab.errors import KernlabError, UsageError
 from kernlab.evidence import verify_results
 from kernlab.guest import GuestImage, build_guest_image
+from kernlab.hostclock import guest_clock_args
 from kernlab.lab import Lab, load_lab
 from kernlab.live import LiveFeed, LiveFigures
 from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, REPO
@@ -189,7 +190,8 @@ def vm_boot(ctx: Context, kernel: str | None = None) -> int:
     accel = vm.choose_accel(ctx.lab.vm, kernel_build.image, ctx.cache.dir("run"), ctx.cache.dir("accel"))
     port = vm.free_port()
     command = vm.qemu_command(ctx.lab.vm, kernel=kernel_build.image, initrd=image.path, ssh_port=port,
-                              accel=accel.accel, qmp_socket=ctx.cache.dir("run") / f"{ctx.lab.name}.qmp")
+                              accel=accel.accel, qmp_socket=ctx.cache.dir("run") / f"{ctx.lab.name}.qmp",
+                              clock_args=guest_clock_args(ctx.lab.vm.arch, accel.accel))
     state = _vm_state_file(ctx)
     write_json_atomic(state, {"port": port, "client_key": str(image.keys.client_private),
                               "host_public": image.keys.host_public})

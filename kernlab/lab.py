@@ -46,7 +46,10 @@ class KernelSpec(Strict):
     # Of the kernel.org release or local tarball that `version` names.
     sha256: str | None = None
     mirror: str | None = None
-    base: Literal["tinyconfig"] = "tinyconfig"
+    # What the fragments go on top of: tinyconfig (small and quick to build), defconfig (the architecture's), or
+    # file:PATH, a distribution's or a vendor's .config (relative to the lab file). Every fragment symbol is
+    # still verified after olddefconfig, whatever the base.
+    base: str = "tinyconfig"
     fragments: list[str] = Field(default_factory=lambda: ["guest-base", "mm", "zram", "tracing", "debug-info"])
 
     @field_validator("version", "fallback")
@@ -55,6 +58,13 @@ class KernelSpec(Strict):
         if value is not None and not KERNEL_REF.match(value):
             raise ValueError(f"{value!r} is not debian:X.Y, a kernel.org version like 5.15.135, "
                              "tarball:/file.tar.xz or path:/tree")
+        return value
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        if value not in ("tinyconfig", "defconfig") and not (value.startswith("file:") and len(value) > 5):
+            raise ValueError(f"{value!r} is not tinyconfig, defconfig or file:PATH (a .config to start from)")
         return value
 
     @field_validator("sha256")
@@ -170,6 +180,10 @@ class GraphSpec(Strict):
     start_pswpin: Annotated[int, Field(ge=0)] = 2000
     # Per CPU; a window that holds more overwrites its oldest events (counted as overruns, never hidden).
     buffer_kb: Annotated[int, Field(ge=64, le=65536)] = 8192
+    # What a window records below its roots: `chains`, the functions the lab's chains name (and `functions`),
+    # a few events per page; `all`, every function (the whole subtree, which overflows any buffer in a window).
+    record: Literal["chains", "all"] = "chains"
+    functions: list[str] = Field(default_factory=list)  # recorded besides the chains' own, with `record: chains`
 
 
 class TracingSpec(Strict):
@@ -296,13 +310,14 @@ def load_lab(path: Path) -> Lab:
     data = yamlfile.load(text, str(path))
     lab = parse_lab(data, str(path))
     return lab.model_copy(update={"kernel": lab.kernel.model_copy(update={
-        "version": _anchor(lab.kernel.version, path.parent), "fallback": _anchor(lab.kernel.fallback, path.parent)}),
+        "version": _anchor(lab.kernel.version, path.parent), "fallback": _anchor(lab.kernel.fallback, path.parent),
+        "base": _anchor(lab.kernel.base, path.parent)}),
         "matrix": [_anchor(ref, path.parent) for ref in lab.matrix]})
 
 
 def _anchor(ref: str | None, lab_dir: Path) -> str | None:
-    """A relative tarball:/path: reference in a lab file is relative to that file, wherever inv runs."""
-    for prefix in ("tarball:", "path:"):
+    """A relative tarball:/path:/file: reference in a lab file is relative to that file, wherever inv runs."""
+    for prefix in ("tarball:", "path:", "file:"):
         if ref and ref.startswith(prefix) and not Path(ref.removeprefix(prefix)).expanduser().is_absolute():
             return prefix + str((lab_dir / ref.removeprefix(prefix)).resolve())
     return ref

@@ -340,6 +340,9 @@ class GraphCapture(Record):
     window_s: float
     start_pswpin: int
     buffer_kb: int
+    # set_ftrace_filter below the roots (graph `record: chains`); None: every function (`record: all`, and
+    # folders from before the choice)
+    recorded: list[str] | None = None
     windows: list[GraphWindowRecord] = Field(default_factory=list)
 
 

@@ -212,9 +212,15 @@ def memhog_report(stdout: str) -> dict | None:
     return report if isinstance(report, dict) else None
 
 
+# The guest's init makes this memcg when the kernel has one (guest/init); the workload's shell joins it first.
+WORKLOAD_CGROUP = "/sys/fs/cgroup/kernlab"
+JOIN_CGROUP = f"if [ -d {WORKLOAD_CGROUP} ]; then echo $$ > {WORKLOAD_CGROUP}/cgroup.procs || exit 125; fi; "
+
+
 def run_workload(session: GuestSession, workload: WorkloadSpec, folder: ResultsFolder) -> WorkloadRecord:
     command = workload_command(workload)
-    result = session.run(command, timeout=workload.timeout_s, check=False, what=f"workload {workload.name}")
+    result = session.run(JOIN_CGROUP + command, timeout=workload.timeout_s, check=False,
+                         what=f"workload {workload.name}")
     record = WorkloadRecord(name=workload.name, command=command, exit_code=result.exit_code,
                             seconds=round(result.seconds, 2), stdout=result.stdout, stderr=result.stderr,
                             report=memhog_report(result.stdout) if workload.memhog else None)
@@ -300,14 +306,18 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str,
     if not lab.tracing.graph.enabled:
         return probes, None
     spec = lab.tracing.graph
-    roots = spec.roots or graphwindow.chain_roots([resolved for resolved, _ in lab_chains(lab, kernel_version)])
+    chains = [resolved for resolved, _ in lab_chains(lab, kernel_version)]
+    roots = spec.roots or graphwindow.chain_roots(chains)
     symbols, not_traced = graphwindow.graph_symbols(roots, traceable)
+    recorded = (graphwindow.recorded_symbols(chains, symbols, spec.functions, traceable)
+                if spec.record == "chains" else None)
     capture = GraphCapture(roots=symbols, not_traced=not_traced, max_depth=spec.max_depth, window_s=spec.window_s,
-                           start_pswpin=spec.start_pswpin, buffer_kb=spec.buffer_kb)
+                           start_pswpin=spec.start_pswpin, buffer_kb=spec.buffer_kb, recorded=recorded)
     folder.write(capture)
     if not symbols:
         return probes, None
-    session.run(" && ".join(graphwindow.setup_commands(spec, symbols)), timeout=300, what="function graph setup")
+    session.run(" && ".join(graphwindow.setup_commands(spec, symbols, recorded or ())), timeout=300,
+                what="function graph setup")
     return probes, GraphWindows(session, lab, capture, folder)
 
 
@@ -357,7 +367,7 @@ class GraphWindows:
             record.stats = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.stats", stats)
                                .relative_to(self.folder.path))
             record.overruns, record.dropped = graph.overruns(stats), graph.dropped(stats)
-        self.session.run(" && ".join(graphwindow.after_window_commands()), timeout=300)
+        self.session.run(" && ".join(graphwindow.after_window_commands(self.capture.recorded or ())), timeout=300)
         self.capture.windows.append(record)
         self.folder.write(self.capture)
 

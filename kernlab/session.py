@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kernlab.errors import KernlabError
 from kernlab.guest import GuestImage
+from kernlab.hostclock import guest_clock_args
 from kernlab.lab import VmSpec
 from kernlab.ssh import GuestSSH
 from kernlab.vm import (
@@ -60,7 +61,8 @@ def guest_session(spec: VmSpec, kernel: Path, image: GuestImage, console_log: Pa
             for attempt in range(3):  # the forwarded port may be taken between free_port() and QEMU's bind
                 port = free_port()
                 command = qemu_command(spec, kernel=kernel, initrd=image.path, ssh_port=port, accel=accel.accel,
-                                       qmp_socket=workdir / "qmp.sock")
+                                       qmp_socket=workdir / "qmp.sock",
+                                       clock_args=guest_clock_args(spec.arch, accel.accel))
                 vm = RunningVM(command, console_log, workdir / "qmp.sock", port, accel, watch)
                 vm.start()
                 time.sleep(0.3)

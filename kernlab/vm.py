@@ -32,11 +32,12 @@ KVM_PROBE_SECONDS = 8.0
 
 
 def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: int, accel: str,
-                 qmp_socket: Path) -> list[str]:
-    """Everything QEMU is told; the guest network is user-mode, restricted, forwarded from 127.0.0.1 only."""
+                 qmp_socket: Path, clock_args: str = "") -> list[str]:
+    """Everything QEMU is told; the guest network is user-mode, restricted, forwarded from 127.0.0.1 only.
+    clock_args: the guest clock's kernel parameters (kernlab.hostclock.guest_clock_args)."""
     arch = by_name(spec.arch)
     base = f"console={arch.console} panic=-1 oops=panic"
-    append = " ".join(part for part in (base, arch.kernel_args, spec.append) if part)
+    append = " ".join(part for part in (base, arch.kernel_args, clock_args, spec.append) if part)
     command = [
         arch.qemu, "-machine", ",".join(arch.machine), "-accel", accel,
         "-cpu", "host" if accel == "kvm" else arch.tcg_cpu,

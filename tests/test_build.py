@@ -37,6 +37,36 @@ def test_failed_build_names_log_and_first_error(tmp_path: Path) -> None:
     assert info["kernel_version"] == "5.15.999"
 
 
+def test_a_config_file_as_base_is_what_the_fragments_go_on(tmp_path: Path) -> None:
+    """kernel.base file:PATH: the build starts from that .config (not `make tinyconfig`), the fragments on top,
+    every requested symbol still verified; the file's content is part of the build key; a missing file is a
+    one-line error naming it, before any make."""
+    tree, kconfigs = fake_kernel_tree(tmp_path, FAKE_MAKEFILE)
+    cache = Cache(tmp_path / "cache")
+    used = source.fetch_source(KernelSpec(version=f"path:{tree}"), cache)
+    distro = tmp_path / "config-6.1.0-distro"
+    distro.write_text("CONFIG_DISTRO_ONLY=y\n# CONFIG_SWAP is not set\n")
+    spec = KernelSpec(version=f"path:{tree}", fragments=["one"], base=f"file:{distro}")
+    with pytest.raises(KernlabError, match="^kernel build failed"):  # the fake tree's bzImage does not compile
+        build.build_kernel(used, spec, cache, kconfigs, jobs=1)
+    key = build.build_key(used, spec, kconfigs, build.compiler_version())
+    config = kconfig.parse_dotconfig((build.build_dir(cache, key) / "obj" / ".config").read_text())
+    assert config["CONFIG_DISTRO_ONLY"] == "y" and config["CONFIG_SWAP"] == "y"
+    distro.write_text("CONFIG_DISTRO_ONLY=m\n")
+    assert build.build_key(used, spec, kconfigs, build.compiler_version()) != key
+    assert build.build_key(used, spec.model_copy(update={"base": "tinyconfig"}), kconfigs,
+                           build.compiler_version()) != key
+    missing = spec.model_copy(update={"base": f"file:{tmp_path}/nope.config"})
+    with pytest.raises(KernlabError, match=rf"^kernel.base: {tmp_path}/nope.config: no such file"):
+        build.build_key(used, missing, kconfigs, build.compiler_version())
+
+
+def test_a_base_that_is_not_one_of_the_three_forms_is_refused() -> None:
+    from kernlab.lab import parse_lab
+    with pytest.raises(KernlabError, match=r"kernel.base.*'allnoconfig' is not tinyconfig, defconfig or file:PATH"):
+        parse_lab({"name": "x", "kernel": {"base": "allnoconfig"}}, "lab.yaml")
+
+
 @pytest.mark.slow
 def test_real_61_kernel_has_lab_config_and_dwarf(kernel_build: build.KernelBuild) -> None:
     config = kconfig.parse_dotconfig(kernel_build.config.read_text())
@@ -44,6 +74,11 @@ def test_real_61_kernel_has_lab_config_and_dwarf(kernel_build: build.KernelBuild
                    "DEBUG_INFO", "DEBUG_INFO_DWARF5", "KPROBE_EVENTS", "CRYPTO_LZ4"):
         assert config.get(f"CONFIG_{symbol}") == "y", symbol
     assert config.get("CONFIG_UNWINDER_GUESS", "n") == "n"
+    # A kernel like the ones people run (kconfigs/mm.config), not tinyconfig's uniprocessor with SLOB.
+    for symbol in ("SMP", "SLUB", "MEMCG", "TRANSPARENT_HUGEPAGE", "TRANSPARENT_HUGEPAGE_MADVISE", "COMPACTION",
+                   "MIGRATION", "PREEMPT_VOLUNTARY"):
+        assert config.get(f"CONFIG_{symbol}") == "y", symbol
+    assert config.get("CONFIG_SLOB", "n") == "n"
     with open(kernel_build.vmlinux, "rb") as handle:
         elf = ELFFile(handle)
         assert elf.has_dwarf_info()

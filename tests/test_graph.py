@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import graph, graphwindow, witness
+from kernlab import graph, graphwindow, trace, witness
 from kernlab.evidence import graph_file, lab_chains, verify_results
 from kernlab.lab import GraphSpec, load_lab
 from kernlab.paths import LABS_DIR, TESTS_DIR
@@ -286,3 +286,25 @@ def test_a_dropped_line_cuts_one_call_and_not_the_rest_of_the_task(dropped: str)
     merged = graph.merge(cut.calls)["do_swap_page"]
     assert merged.calls == 143
     assert all(node.total_us + 0.01 >= sum(c.total_us for c in node.children.values()) for node in nodes(merged))
+
+
+def test_a_window_records_only_what_the_chains_name() -> None:
+    """`record: chains` hooks the roots, the chains' functions on this kernel (as ftrace names them, clones
+    included), the lab's extra functions and the probe handler; names the kernel cannot trace are left out (one
+    unknown name would make the kernel refuse the whole filter). Each window hooks them again after its close
+    narrowed the hooks to the roots; teardown hooks every function again."""
+    lab = load_lab(LABS_DIR / "zram-swap-5.15.yaml")
+    chains = [chain for chain, _ in lab_chains(lab, "5.15.135")]
+    traceable = trace.traceable_symbols((TESTS_DIR / "fixtures" / "results-5.15.135-shared" / "trace" /
+                                         "available_filter_functions").read_text())
+    recorded = graphwindow.recorded_symbols(chains, ["shrink_page_list", "do_swap_page"], ["no_such_function"],
+                                            traceable)
+    assert recorded[:2] == ["shrink_page_list", "do_swap_page"] and len(recorded) == len(set(recorded))
+    assert {"zram_bvec_rw.isra.0", "zcomp_compress", "zs_malloc", "swap_readpage", "bdev_read_page"} <= set(recorded)
+    # inlined (pageout), noinstr (exc_page_fault) or unknown: not in available_filter_functions
+    assert not {"pageout", "exc_page_fault", "no_such_function"} & set(recorded)
+    spec = GraphSpec(enabled=True)
+    setup = graphwindow.setup_commands(spec, ["do_swap_page"], recorded)
+    assert f"echo {' '.join(recorded)} > /sys/kernel/tracing/set_ftrace_filter" in setup
+    assert graphwindow.after_window_commands(recorded)[1] == setup[2]
+    assert "echo  > /sys/kernel/tracing/set_ftrace_filter" in graphwindow.teardown_commands()

@@ -56,7 +56,7 @@ def test_missing_lab_file(tmp_path: Path) -> None:
 def test_defaults_fill_in(tmp_path: Path) -> None:
     lab = load_lab(write(tmp_path, "name: x\n"))
     assert lab.kernel.version == "debian:6.1"
-    assert lab.kernel.fragments == ["guest-base", "zram", "tracing", "debug-info"]
+    assert lab.kernel.fragments == ["guest-base", "mm", "zram", "tracing", "debug-info"]
     assert lab.vm.accel == "auto"
     assert lab.sampling.interval_s == 1.0
 

@@ -133,7 +133,10 @@ def graph_view(graph: GraphFile | None, capture: GraphCapture | None, chains: Se
     opened = ", ".join(f"{w.workload} {w.closed_s - w.opened_s:.2f} s" for w in capture.windows
                        if w.opened_s is not None and w.closed_s is not None)
     never = [w.workload for w in capture.windows if w.opened_s is None]
-    summary = (f"function_graph of {', '.join(capture.roots) or 'no root'} (max_graph_depth {capture.max_depth}), "
+    hooked = ("every function below them" if capture.recorded is None else
+              f"the {len(capture.recorded)} functions the chains name below them (an edge: no other of them between)")
+    summary = (f"function_graph of {', '.join(capture.roots) or 'no root'} (max_graph_depth {capture.max_depth}, "
+               f"recording {hooked}), "
                f"{graph.windows} window{'s' if graph.windows != 1 else ''} ({opened or 'none opened'})"
                + (f"; no window in {', '.join(never)} (it swapped in fewer than {capture.start_pswpin} pages)"
                   if never else "")

@@ -1,0 +1,79 @@
+"""Does every boot get a working clock? Boots a kernel N times while the host compiles in parallel (the load a
+CI runner building kernels puts on the guest's emulated timers) and counts each boot's clocksource."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kernlab import tools
+from kernlab.cache import Cache
+from kernlab.guest import build_guest_image
+from kernlab.lab import Lab
+from kernlab.session import guest_session
+
+CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+# A C unit with enough work in it that gcc -O2 takes a moment (the loop is unrolled and vectorised).
+C_UNIT = """
+double unit{n}(const double *a, const double *b, int n) {{
+    double s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i] / (1.0 + a[i] * a[i]);
+    return s;
+}}
+"""
+UNITS = 60
+
+
+@dataclass
+class ClockCount:
+    """Each boot's clocksource, and the load it booted under."""
+
+    load: str
+    clocksources: list[str] = field(default_factory=list)
+
+    @property
+    def jiffies_boots(self) -> int:
+        return sum("jiffies" in name for name in self.clocksources)
+
+    def figures(self) -> dict:
+        return {"boots": len(self.clocksources), "load": self.load, "jiffies_boots": self.jiffies_boots,
+                "clocksources": dict(Counter(self.clocksources))}
+
+
+@contextlib.contextmanager
+def parallel_make(jobs: int = 2) -> Iterator[str]:
+    """`make -jJOBS` compiling C units over and over on the host until the block ends; yields what it runs.
+    Only the process group it started is stopped."""
+    make = tools.require_tool("make", "make")
+    with tempfile.TemporaryDirectory(prefix="kernlab-load-") as scratch:
+        root = Path(scratch)
+        for n in range(UNITS):
+            (root / f"unit{n}.c").write_text(C_UNIT.format(n=n))
+        (root / "Makefile").write_text("all: $(patsubst %.c,%.o,$(wildcard *.c))\n%.o: %.c\n\tgcc -O2 -c $< -o $@\n")
+        command = f"while :; do {make} -s -B -j{jobs} -C {root} >/dev/null 2>&1 || exit 1; done"
+        process = subprocess.Popen(["sh", "-c", command], start_new_session=True)
+        try:
+            yield f"make -j{jobs} (gcc -O2 over {UNITS} C units, in a loop)"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def count_clocksources(lab: Lab, kernel_image: Path, cache: Cache, boots: int = 10, jobs: int = 2) -> ClockCount:
+    """Boot the lab's guest `boots` times under a parallel make and read the clocksource each boot came up on."""
+    image = build_guest_image(lab, cache)
+    with tempfile.TemporaryDirectory(prefix="kernlab-clock-") as scratch, parallel_make(jobs) as load:
+        count = ClockCount(load=load)
+        for boot in range(boots):
+            with guest_session(lab.vm, kernel_image, image, Path(scratch) / f"console-{boot}.log",
+                               accel_verdicts=cache.dir("accel")) as session:
+                count.clocksources.append(session.run(f"cat {CLOCKSOURCE}", timeout=30).stdout.strip())
+    return count
