@@ -41,7 +41,7 @@ def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: i
     command = [
         arch.qemu, "-machine", ",".join(arch.machine), "-accel", accel,
         "-cpu", "host" if accel == "kvm" else arch.tcg_cpu,
-        "-smp", str(spec.cpus), "-m", str(spec.memory_mib),
+        "-smp", smp_topology(spec.cpus, arch), "-m", str(spec.memory_mib),
         "-kernel", str(kernel), "-append", append,
         "-nodefaults", "-display", "none", "-serial", "mon:stdio", "-no-reboot",
         "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
@@ -51,6 +51,13 @@ def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: i
     if initrd is not None:
         command[command.index("-append"):command.index("-append")] = ["-initrd", str(initrd)]
     return command
+
+
+def smp_topology(cpus: int, arch: Arch) -> str:
+    """-smp for this guest. x86: one CPU per socket. Since QEMU 6.2, `-smp 2` means one socket with two cores,
+    and SeaBIOS writes only the first logical CPU of each package into the MP table (mptable_setup()), which is
+    where a kernel without ACPI learns its CPUs: it would bring up 1 ("Processors: 1") of the 2 asked for."""
+    return f"{cpus},sockets={cpus},cores=1,threads=1" if arch is X86_64 else str(cpus)
 
 
 def free_port() -> int:
