@@ -92,8 +92,8 @@ class Variant(BaseModel):
                              "that made this version differ")
         if self.commit is not None and self.kernel is None:
             raise ValueError("commit needs `kernel`: the version guard it sets")
-        if self.kernel is not None and self.commit is not None and (wrong := _guard_from_release(self.kernel,
-                                                                                                 self.commit)):
+        wrong = _guard_from_release(self.kernel, self.commit) if self.kernel and self.commit else None
+        if wrong:
             raise ValueError(wrong)
         return self
 
