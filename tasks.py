@@ -127,7 +127,9 @@ def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=Non
 
 @task(name="matrix", help={**BOOT_HELP,
                             "kernels": "comma-separated kernel refs (default: the lab's matrix: list), e.g. "
-                                       "tarball:../shared/kernels/linux-5.15.135.tar.xz,debian:6.1,debian:6.12",
+                                       "tarball:../shared/kernels/linux-5.15.135.tar.xz,debian:6.1,debian:6.12; a "
+                                       "kernel.org release like 6.6.58 comes from kernel.mirror, checked against "
+                                       "its sha256sums.asc",
                             "shard": "run slice I/N of the kernels (e.g. 1/3), for split CI runners",
                             "results": "results root (default results/)", **REPEAT_HELP})
 def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False, accel=None,

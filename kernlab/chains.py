@@ -110,6 +110,8 @@ class ChainResult:
     lines: list[LineResult] = field(default_factory=list)
     # When the chain does not hold: what the kernel does instead (kernlab.instead.RecordedPath per leaf path).
     instead: list[RecordedPath] = field(default_factory=list)
+    # Why `expect` is not what the lab asked for: the chain spec's commit that removed a documented function.
+    expect_reason: str = ""
 
     @property
     def ok(self) -> bool:
@@ -379,7 +381,8 @@ def _indirect(chain: ResolvedChain, line: TreeLine, evidence: Evidence) -> dict 
     return result | {"status": str(record.get("status")), "evidence": record.get("evidence", "")}
 
 
-def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold") -> ChainResult:
+def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
+                 expect_reason: str = "") -> ChainResult:
     """Every line of the chain's tree gets a verdict, each child checked under its own parent."""
     callers = return_sites(evidence.histograms.values())
     leaves: list[LeafResult] = []
@@ -412,7 +415,7 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold")
         if verdict is None and (verdict := _static_inline(chain, index, proved, evidence)):
             proved[index] = (verdict, None)
         if verdict is None and line.function in chain.gone:
-            verdict = FunctionVerdict(line.function, "gone", chain.gone[line.function])
+            verdict = FunctionVerdict(line.function, "gone", chain.gone[line.function].evidence)
         verdict = verdict or _why_not(line.function, evidence)
         lines.append(LineResult(line.number, line.depth, line.text, line.function, verdict.verdict, verdict.label(),
                                 verdict.evidence, hits if hits else None, dict(tasks), verdict.into,
@@ -434,4 +437,4 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold")
     shown = [leaf for leaf, index in paired if index in probed or lines[index].verdict not in PROVEN]
     return ChainResult(name=chain.name, documented=chain.documented, expect=expect, holds=holds,
                        hits=hits if holds else 0, leaves=shown, notes=notes, lost_events=evidence.lost_events,
-                       lines=lines)
+                       lines=lines, expect_reason=expect_reason)

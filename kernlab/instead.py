@@ -57,7 +57,7 @@ def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls:
             and str(before.frame) in sites.get(function, set()):
         return AlignedStep(documented, None, "tail call", f"never a frame: its calls return to {before.frame}")
     if function in chain.gone:
-        return AlignedStep(documented, None, "gone", chain.gone[function])
+        return AlignedStep(documented, None, "gone", chain.gone[function].evidence)
     if not evidence.has_symbol(function) and function not in evidence.traceable:
         return AlignedStep(documented, None, "gone", "no such function in this kernel")
     return AlignedStep(documented, None, "not on this path", "this kernel has it, but these stacks do not pass it")

@@ -154,7 +154,9 @@ def _valid_guards(expect: Expectation | dict[str, Expectation]) -> Expectation |
 
 class ChainUse(Strict):
     """A chain spec (labs/chains/<spec>.yaml) and what the lab expects of it: one expectation, or one per kernel
-    version guard (`{">= 6.12": not-hold, "< 6.12": hold}`; the first guard the kernel meets wins, none: report)."""
+    version guard (`{">= 6.12": not-hold, "< 6.12": hold}`; the first guard the kernel meets wins, none: report).
+    `hold` means: holds wherever the kernel still has the chain; on a kernel where the spec marks a documented
+    function gone (with the commit that removed it) it is expected not to (kernlab.specs.ResolvedChain.expected)."""
 
     spec: Name
     expect: Annotated[Expectation | dict[str, Expectation], AfterValidator(_valid_guards)] = "report"

@@ -272,6 +272,7 @@ class ChainRecord(Record):
     name: str
     documented: str = ""
     expect: str = "hold"
+    expect_reason: str = ""  # why `expect` differs from the lab's: the commit that removed a documented function
     holds: bool
     hits: int
     leaves: list[LeafRecord] = Field(default_factory=list)

@@ -24,13 +24,15 @@ DEFAULT_MIRROR = "https://cdn.kernel.org/pub/linux/kernel"
 DEBIAN_SOURCE_DIR = Path("/usr/src")
 
 # sha256 of kernel.org release tarballs, copied from kernel.org's signed
-# v5.x/ and v6.x/ sha256sums.asc. A version not listed needs kernel.sha256 in the lab file.
+# v5.x/ and v6.x/ sha256sums.asc. A version not listed takes kernel.sha256 from the lab file, or else
+# its line in the mirror's sha256sums.asc (read over the same connection: its PGP signature is not checked).
 PINNED_SHA256 = {
     "5.15.177": "ea9eb8088d4231f8a01b191ceef5f4d92238f6c7519f6fbcb57e448ee9e0a6e0",
     "6.1.127": "18b0d41d1a7fbad56045cde0d7fc176bfb18361d29c9f07e57109bbf21bf7876",
 }
 
 META = "kernlab-source.json"
+SUMS = "sha256sums.asc"  # beside every kernel.org release, v6.x/sha256sums.asc: "<sha256>  linux-X.tar.xz"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,51 @@ def tree_version(tree: Path) -> str:
 
 def tarball_url(mirror: str, version: str) -> str:
     return f"{mirror.rstrip('/')}/v{KernelVersion.parse(version).major}.x/linux-{version}.tar.xz"
+
+
+def sums_url(mirror: str, version: str) -> str:
+    return f"{mirror.rstrip('/')}/v{KernelVersion.parse(version).major}.x/{SUMS}"
+
+
+def sums_line(text: str, name: str) -> str | None:
+    """The sha256 a sums file gives `name` (`<hex>  <name>` lines; a clearsigned file's other lines are skipped)."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == name and re.fullmatch(r"[0-9a-f]{64}", parts[0]):
+            return parts[0]
+    return None
+
+
+def mirror_sha256(mirror: str, version: str, cache: Cache, offline: bool, *,
+                  timeout_s: float = 30.0) -> tuple[str, str | None]:
+    """linux-X.tar.xz's sha256 from the mirror's sha256sums.asc, and that file's URL; (sha256, None) when a
+    tarball that matched it was kept before (kept_sha256), so a cached release needs no network.
+
+    Raises ConnectionError when the mirror cannot be reached (the caller may fall back) and KernlabError when
+    its sums file has no line for the tarball.
+    """
+    name = f"linux-{version}.tar.xz"
+    known = (read_json(cache.dir("tarballs") / f"{name}.sha256.json") or {}).get("sha256")
+    if isinstance(known, str) and re.fullmatch(r"[0-9a-f]{64}", known):
+        return known, None
+    url = sums_url(mirror, version)
+    if offline:
+        raise ConnectionError(f"{url}: offline (KERNLAB_OFFLINE is set)")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            text = response.read(1 << 22).decode("utf-8", "replace")
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as error:
+        raise ConnectionError(f"{url}: {getattr(error, 'reason', None) or error}") from None
+    found = sums_line(text, name)
+    if found is None:
+        raise KernlabError(f"{url}: no sha256 line for {name} (not a release there?): give kernel.sha256 in the "
+                           "lab file")
+    return found, url
+
+
+def kept_sha256(cache: Cache, version: str, sha256: str, sums: str) -> None:
+    """Remember a mirror's sum once its tarball matched it: later runs check the cached tarball offline."""
+    write_json_atomic(cache.dir("tarballs") / f"linux-{version}.tar.xz.sha256.json", {"sha256": sha256, "from": sums})
 
 
 def download(url: str, dest: Path, expected_sha256: str, *, timeout_s: float = 30.0,
@@ -174,18 +221,17 @@ def _debian_source(ref: KernelRef, cache: Cache, install: bool) -> KernelSource:
 def _kernelorg_source(ref: KernelRef, spec: KernelSpec, cache: Cache, mirror: str | None, offline: bool,
                       on_progress: Callable[[int, int | None], None] | None) -> KernelSource:
     version = ref.value
-    expected = spec.sha256 or PINNED_SHA256.get(version)
+    base = mirror or spec.mirror or os.environ.get("KERNLAB_KERNEL_MIRROR") or DEFAULT_MIRROR
+    # Checked against the lab's sha256, kernlab's pinned one, or the mirror's sums file (its line kept in the cache).
+    expected, sums = spec.sha256 or PINNED_SHA256.get(version), None
     if expected is None:
-        raise KernlabError(
-            f"no sha256 known for linux-{version}.tar.xz: give kernel.sha256 in the lab file "
-            f"(from kernel.org's sha256sums.asc); pinned: {', '.join(sorted(PINNED_SHA256))}")
+        expected, sums = mirror_sha256(base, version, cache, offline)
     final = cache.root / "sources" / f"linux-{version}-{expected[:12]}"
     with entry_lock(final):  # concurrent runs extract once; the second finds it done
         meta = read_json(final / META)
         if meta is None:
             tarballs = cache.dir("tarballs")
             tarball = tarballs / f"linux-{version}.tar.xz"
-            base = mirror or spec.mirror or os.environ.get("KERNLAB_KERNEL_MIRROR") or DEFAULT_MIRROR
             url = tarball_url(base, version)
             if tarball.exists() and sha256_file(tarball) != expected:
                 tarball.unlink()
@@ -196,6 +242,8 @@ def _kernelorg_source(ref: KernelRef, spec: KernelSpec, cache: Cache, mirror: st
                 download(url, tarball, expected, on_progress=on_progress)
             else:
                 url = str(tarball)
+            if sums:
+                kept_sha256(cache, version, expected, sums)
             extract(tarball, final, {"origin": url, "sha256": expected})
             meta = read_json(final / META)
             assert meta is not None
@@ -211,11 +259,7 @@ def sums_file_sha256(tarball: Path) -> str | None:
         text = (tarball.parent / "SHA256SUMS").read_text()
     except OSError:
         return None
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("*") == tarball.name and re.fullmatch(r"[0-9a-f]{64}", parts[0]):
-            return parts[0]
-    return None
+    return sums_line(text, tarball.name)
 
 
 def _tarball_source(ref: KernelRef, expected: str | None, cache: Cache) -> KernelSource:

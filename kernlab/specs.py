@@ -1,7 +1,9 @@
 """Chain specs: documented call chains and trees (labs/chains/*.yaml), parsed and resolved for one kernel.
 
 A spec is a path plus leaves, or an indented call tree written the way the article writes it; variants
-rename functions per kernel version or architecture, or mark those a version no longer has.
+rename functions per kernel version or architecture, or mark those a version no longer has. A variant for a
+kernel version cites the mainline commit it comes from and that commit's first release: what a chain is
+expected to do on any kernel follows from those facts, written once, not from version ranges in each lab.
 """
 
 from __future__ import annotations
@@ -20,11 +22,52 @@ from kernlab.version import KernelVersion, parse_guard
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NOTE_PREFIX = "note:"
+COMMIT_ID = re.compile(r"^[0-9a-f]{12,40}$")
+RELEASE = re.compile(r"^\d+\.\d+$")
+
+
+class KernelCommit(BaseModel):
+    """The mainline commit a version fact comes from, and the first release that has it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str  # 12 to 40 hex digits
+    title: str
+    release: str  # e.g. "6.3"
+
+    @field_validator("id")
+    @classmethod
+    def _commit_id(cls, value: str) -> str:
+        if not COMMIT_ID.match(value):
+            raise ValueError(f"{value!r} is not a commit id: 12 to 40 lowercase hex digits")
+        return value
+
+    @field_validator("release", mode="before")
+    @classmethod
+    def _release(cls, value: object) -> object:
+        if isinstance(value, int | float):  # YAML reads 6.10 as the number 6.1
+            raise ValueError(f"{value!r}: quote the release, e.g. \"6.10\" (unquoted, YAML reads 6.10 as 6.1)")
+        if isinstance(value, str) and not RELEASE.match(value):
+            raise ValueError(f"{value!r} is not a release like \"6.3\"")
+        return value
+
+    def cite(self) -> str:
+        return f'{self.id[:12]} "{self.title}", Linux {self.release}'
+
+
+def _guard_from_release(guard: str, commit: KernelCommit) -> str | None:
+    """Why `guard` does not fit the commit: one of its bounds (>= R, or < R for before it) must be its release."""
+    release = KernelVersion.parse(commit.release)
+    if any(op in (">=", "<") and bound == release for op, bound in parse_guard(guard)):
+        return None
+    return (f"kernel {guard!r} does not start or end at the release of commit {commit.cite()}: "
+            f"write '>= {commit.release}' (or '< {commit.release}' for the kernels before it)")
 
 
 class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kernel: str | None = None  # version guard, e.g. ">= 6.0"
+    kernel: str | None = None  # version guard, e.g. ">= 6.1"
+    # Where a version guard comes from: required with `kernel`, whose bound is the commit's release.
+    commit: KernelCommit | None = None
     arch: str | None = None
     rename: dict[str, str] = Field(default_factory=dict)
     # Functions the documented code calls that this version no longer has: function -> why (reported, not dropped).
@@ -39,6 +82,23 @@ class Variant(BaseModel):
             except KernlabError as error:  # a load error naming the file and key, not a failure at resolve time
                 raise ValueError(str(error)) from None
         return guard
+
+    @model_validator(mode="after")
+    def _cited(self) -> Variant:
+        if self.gone and self.kernel is None:
+            raise ValueError("gone needs `kernel`: the releases that no longer have it")
+        if self.kernel is not None and self.commit is None:
+            raise ValueError(f"kernel {self.kernel!r} needs `commit`: the mainline commit (id, title, release) "
+                             "that made this version differ")
+        if self.commit is not None and self.kernel is None:
+            raise ValueError("commit needs `kernel`: the version guard it sets")
+        wrong = _guard_from_release(self.kernel, self.commit) if self.kernel and self.commit else None
+        if wrong:
+            raise ValueError(wrong)
+        return self
+
+    def applies_to(self) -> str:
+        return " ".join(filter(None, [self.arch, f"linux {self.kernel}" if self.kernel else None]))
 
 
 class IndirectClaim(BaseModel):
@@ -151,7 +211,7 @@ class ChainSpec(BaseModel):
     def resolve(self, kernel_version: str, arch: str = "x86_64", where: str | None = None) -> ResolvedChain:
         version = KernelVersion.parse(kernel_version)
         rename: dict[str, str] = {}
-        gone: dict[str, str] = {}
+        gone: dict[str, GoneFunction] = {}  # by the documented name
         notes = []
         for variant in self.variants:
             if variant.arch and variant.arch != arch:
@@ -159,16 +219,37 @@ class ChainSpec(BaseModel):
             if variant.kernel and not version.satisfies(variant.kernel):
                 continue
             rename.update(variant.rename)
-            where_text = " ".join(filter(None, [variant.arch, f"linux {variant.kernel}" if variant.kernel else None]))
-            notes += [f"{old} is {new} on {where_text}" for old, new in variant.rename.items()]
-            gone.update({rename.get(name, name): why for name, why in variant.gone.items()})
+            cited = f" ({variant.commit.cite()})" if variant.commit else ""
+            notes += [f"{old} is {new} on {variant.applies_to()}{cited}" for old, new in variant.rename.items()]
+            if variant.commit is not None:  # a variant with `gone` has one (Variant._cited)
+                gone.update({name: GoneFunction(why, variant.commit.cite()) for name, why in variant.gone.items()})
         lines = [replace(line, function=rename.get(line.function, line.function)) if line.function else line
                  for line in self.lines(where or self.name)]
         root = self.graph_root or next(line.function for line in lines if line.function)
         return ResolvedChain(
             name=self.name, documented=self.documented, lines=lines, absent=[rename.get(f, f) for f in self.absent],
-            renamed=rename, gone=gone, indirect={claim.call: claim for claim in self.indirect}, notes=notes,
-            graph_root=rename.get(root, root))
+            renamed=rename, gone={rename.get(name, name): why for name, why in gone.items()},
+            indirect={claim.call: claim for claim in self.indirect}, notes=notes, graph_root=rename.get(root, root))
+
+
+@dataclass(frozen=True)
+class GoneFunction:
+    """A documented function this kernel no longer has: why, and the commit that removed it."""
+
+    why: str
+    commit: str  # KernelCommit.cite()
+
+    @property
+    def evidence(self) -> str:
+        return f"{self.why} ({self.commit})"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a lab expects of a chain on one kernel, and why when the chain spec's facts decided it."""
+
+    want: str  # hold, not-hold or report
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,13 +261,22 @@ class ResolvedChain:
     lines: list[TreeLine]
     absent: list[str]
     renamed: dict[str, str]
-    gone: dict[str, str]
+    gone: dict[str, GoneFunction]
     indirect: dict[str, IndirectClaim]
     notes: list[str]
     graph_root: str | None = None
 
     def functions(self) -> list[str]:
         return list(dict.fromkeys(line.function for line in self.lines if line.function))
+
+    def expected(self, asked: str) -> Expected:
+        """`hold` asks for the chain where the kernel still has it: on a kernel without one of its documented
+        functions (a `gone` of the spec, with the commit that removed it) the chain cannot hold, so not-hold."""
+        missing = [function for function in self.functions() if function in self.gone]
+        if asked != "hold" or not missing:
+            return Expected(asked)
+        commits = "; ".join(dict.fromkeys(self.gone[function].commit for function in missing))
+        return Expected("not-hold", f"this kernel has no {', '.join(missing)}: {commits}")
 
     def leaf_lines(self) -> list[int]:
         """Function lines that call no other listed function: each ends its own root-to-leaf path."""

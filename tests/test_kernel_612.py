@@ -55,13 +55,18 @@ def steps(chain: ChainRecord, leaf: str) -> list[tuple[str | None, str | None, s
 
 
 def test_the_article_pageout_tree_breaks_at_bdev_write_page_on_612_and_the_new_path_is_shown(tmp_path: Path) -> None:
-    # The default lab as it is now, with its per-kernel expectations (the run recorded expect: hold).
+    # The default lab as it is now: `expect: hold`, which the chain specs' facts turn into not-hold on 6.12 (the
+    # run recorded expect: hold).
     chains = verify_copy(tmp_path, RUN_612, load_lab(DEFAULT_LAB).model_dump(mode="json")["chains"])
     pageout = chains["article-pageout"]
     assert not pageout.holds and pageout.expect == "not-hold" and pageout.expectation_met()
+    # Why not-hold, as chains.json records it: 3222d8c2a7f8 "block: remove ->rw_page" (v6.3).
+    assert pageout.expect_reason.startswith("this kernel has no bdev_write_page, zram_rw_page, zram_bvec_rw: ")
+    assert '3222d8c2a7f8 "block: remove ->rw_page", Linux 6.3' in pageout.expect_reason
     lines = {line.function: line for line in pageout.lines if line.function}
     assert lines["swap_writepage"].verdict == "observed"  # still on the path ...
-    assert lines["bdev_write_page"].verdict == "missing"  # ... and here it breaks
+    assert lines["bdev_write_page"].verdict == "gone"  # ... and here it breaks, the spec says since when
+    assert "3222d8c2a7f8" in lines["bdev_write_page"].evidence and "82ca875d2549" in lines["zram_bvec_rw"].evidence
     aligned = steps(pageout, "zcomp_compress")
     assert aligned[:4] == [("shrink_inactive_list", "shrink_inactive_list", "inlined into shrink_lruvec"),
                            ("shrink_page_list", "shrink_folio_list", "renamed"),
@@ -69,6 +74,8 @@ def test_the_article_pageout_tree_breaks_at_bdev_write_page_on_612_and_the_new_p
     assert ("bdev_write_page", None, "gone") in aligned and ("zram_rw_page", None, "gone") in aligned
     # __swap_writepage is traceable but never a frame: its calls return into swap_writepage, it jumps on.
     assert ("__swap_writepage", None, "tail call") in aligned
+    # 6aa4b839e7a4 (v6.4) renamed __zram_bvec_write; the stacks pass it under its new name.
+    assert ("__zram_bvec_write", "zram_write_page", "renamed") in aligned
     new = [recorded for documented, recorded, _ in aligned if documented is None]
     # The bio path that replaced rw_page, in call order.
     for before, after in (("swap_writepage_bdev_sync", "submit_bio_wait"), ("submit_bio_wait", "__submit_bio"),
@@ -128,7 +135,7 @@ def test_chains_across_kernels_show_the_rename_on_61_and_the_break_on_612(tmp_pa
                                         "renamed to shrink_folio_list, observed"]
     assert rows["pageout"] == ["inlined into shrink_page_list", "observed", "observed"]
     assert rows["bdev_write_page"][:2] == ["observed", "observed"]
-    assert rows["bdev_write_page"][2].startswith("no symbol")
+    assert rows["bdev_write_page"][2] == "not in this kernel"  # the chain spec's `gone` (3222d8c2a7f8, v6.3)
     ((kernel, instead),) = pageout.instead
     assert kernel == "linux 6.12.117"
     assert "+zram_submit_bio" in instead.steps and "-bdev_write_page (gone)" in instead.steps

@@ -196,7 +196,7 @@ def test_default_lab_on_612_breaks_where_the_article_path_is_gone(kernel_build_6
     assert not pageout.holds and pageout.expect == "not-hold"
     lines = {line.function: line for line in pageout.lines if line.function}
     assert lines["swap_writepage"].verdict == "observed" and lines["swap_writepage"].hits > 0
-    assert lines["bdev_write_page"].verdict == "missing"
+    assert lines["bdev_write_page"].verdict == "gone" and "3222d8c2a7f8" in lines["bdev_write_page"].evidence
     new = {step.recorded for path in pageout.instead for step in path.steps if step.documented is None}
     assert {"swap_writepage_bdev_sync", "submit_bio_wait", "zram_submit_bio"} <= new
     summary = ResultsFolder.open(outcome.folder).summary()

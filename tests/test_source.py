@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import io
+import json
 import socket
 import tarfile
 import threading
@@ -14,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, source
+from kernlab import build, experiment, source
 from kernlab.cache import Cache, stable_key
 from kernlab.errors import KernlabError
-from kernlab.lab import KernelSpec
+from kernlab.lab import KernelSpec, load_lab
 
 MAKEFILE = "VERSION = 5\nPATCHLEVEL = 15\nSUBLEVEL = 999\nEXTRAVERSION =\nNAME = Test\n"
 
 
-def make_tarball(version: str = "5.15.999") -> bytes:
+def make_tarball(version: str = "5.15.999", makefile: str = MAKEFILE) -> bytes:
     """A tiny stand-in for linux-X.tar.xz: one top directory with a kernel Makefile."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
-        for name, text in ((f"linux-{version}/Makefile", MAKEFILE), (f"linux-{version}/README", "hi\n")):
+        for name, text in ((f"linux-{version}/Makefile", makefile), (f"linux-{version}/README", "hi\n")):
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -103,9 +104,80 @@ def test_sha256_mismatch_refuses_and_leaves_nothing(tmp_path: Path, mirror: tupl
     assert entries(cache.root / "sources") == []
 
 
-def test_unknown_version_needs_a_sha256(tmp_path: Path) -> None:
-    with pytest.raises(KernlabError, match=r"no sha256 known for linux-5.15.1.tar.xz: give kernel.sha256"):
-        source.fetch_source(KernelSpec(version="5.15.1"), Cache(tmp_path))
+def signed_sums(lines: dict[str, str]) -> str:
+    """A v5.x/sha256sums.asc as kernel.org writes it: clearsigned `<sha256>  <file>` lines."""
+    body = "".join(f"{digest}  {name}\n" for name, digest in lines.items())
+    return (f"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n{body}-----BEGIN PGP SIGNATURE-----\n\n"
+            "iQIzBAEBCAAdFiEE\n-----END PGP SIGNATURE-----\n")
+
+
+def test_an_unpinned_release_is_checked_against_the_mirrors_sums(tmp_path: Path, mirror: tuple[str, bytes]) -> None:
+    url, blob = mirror
+    digest = hashlib.sha256(blob).hexdigest()
+    (tmp_path / "mirror" / "v5.x" / "sha256sums.asc").write_text(signed_sums(
+        {"linux-5.15.998.tar.xz": "1" * 64, "linux-5.15.999.tar.xz": digest, "linux-5.15.999.tar.sign": "2" * 64}))
+    spec = KernelSpec(version="5.15.999", mirror=url, strict=True)  # no sha256 in the lab, none pinned
+    cache = Cache(tmp_path / "cache")
+    used = source.fetch_source(spec, cache)
+    assert (used.version, used.sha256, used.origin) == ("5.15.999", digest, f"{url}/v5.x/linux-5.15.999.tar.xz")
+    kept = json.loads((cache.root / "tarballs" / "linux-5.15.999.tar.xz.sha256.json").read_text())
+    assert kept == {"sha256": digest, "from": f"{url}/v5.x/sha256sums.asc"}
+    # Later runs: the kept sum and the cached source, even offline with the mirror gone.
+    assert source.fetch_source(spec.model_copy(update={"mirror": closed_port_url()}), cache) == used
+
+
+def test_a_tarball_that_does_not_match_the_mirrors_sum_is_refused(tmp_path: Path, mirror: tuple[str, bytes]) -> None:
+    url, _ = mirror
+    (tmp_path / "mirror" / "v5.x" / "sha256sums.asc").write_text(signed_sums({"linux-5.15.999.tar.xz": "0" * 64}))
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(KernlabError, match=r"sha256 mismatch: expected 0{64}, got [0-9a-f]{64}; file deleted"):
+        source.fetch_source(KernelSpec(version="5.15.999", mirror=url, strict=True), cache)
+    # Nothing kept: not the tarball, not the sum it failed (a corrected sums file is read again next time).
+    assert list((cache.root / "tarballs").iterdir()) == [] and entries(cache.root / "sources") == []
+
+
+def test_a_release_the_mirrors_sums_do_not_list_needs_a_sha256(tmp_path: Path, mirror: tuple[str, bytes]) -> None:
+    url, _ = mirror
+    spec = KernelSpec(version="5.15.1", mirror=url, strict=True)
+    with pytest.raises(KernlabError, match=r"linux-5.15.1.tar.xz is neither cached nor reachable: "
+                                           rf"{url}/v5.x/sha256sums.asc: (File )?[Nn]ot [Ff]ound"):
+        source.fetch_source(spec, Cache(tmp_path / "cache"))
+    (tmp_path / "mirror" / "v5.x" / "sha256sums.asc").write_text(signed_sums({"linux-5.15.2.tar.xz": "1" * 64}))
+    with pytest.raises(KernlabError, match=rf"^{url}/v5.x/sha256sums.asc: no sha256 line for linux-5.15.1.tar.xz "
+                                           r"\(not a release there\?\): give kernel.sha256 in the lab file$"):
+        source.fetch_source(spec, Cache(tmp_path / "cache"))
+
+
+def test_an_unpinned_release_offline_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "Makefile").write_text(MAKEFILE)
+    monkeypatch.setenv("KERNLAB_OFFLINE", "1")
+    notes: list[str] = []
+    used = source.fetch_source(KernelSpec(version="6.6.58", fallback=f"path:{tmp_path}"), Cache(tmp_path / "cache"),
+                               notify=notes.append)
+    assert used.tree == tmp_path and "v6.x/sha256sums.asc: offline (KERNLAB_OFFLINE is set)" in notes[0]
+
+
+def test_a_matrix_takes_any_kernel_org_release_from_the_labs_mirror(tmp_path: Path,
+                                                                   mirror: tuple[str, bytes]) -> None:
+    """`inv lab.matrix --kernels 6.6.58`: a release kernlab does not pin, fetched from the lab's kernel.mirror
+    and checked against that mirror's sha256sums.asc."""
+    url, _ = mirror
+    blob = make_tarball("6.6.58", MAKEFILE.replace("VERSION = 5", "VERSION = 6").replace("PATCHLEVEL = 15",
+                                                                                          "PATCHLEVEL = 6")
+                        .replace("SUBLEVEL = 999", "SUBLEVEL = 58"))
+    (tmp_path / "mirror" / "v6.x").mkdir()
+    (tmp_path / "mirror" / "v6.x" / "linux-6.6.58.tar.xz").write_bytes(blob)
+    (tmp_path / "mirror" / "v6.x" / "sha256sums.asc").write_text(
+        signed_sums({"linux-6.6.58.tar.xz": hashlib.sha256(blob).hexdigest()}))
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(f"name: m\nkernel: {{version: 'debian:6.1', mirror: '{url}'}}\nmatrix: ['6.6.58']\n")
+    lab = load_lab(lab_file)
+    for kernels in (lab.matrix, ["6.6.58", "debian:6.1"]):  # the lab's matrix:, or --kernels
+        variants = experiment.kernel_variants(lab, kernels, str(lab_file))
+        assert variants[0].lab.kernel.version == "6.6.58" and variants[0].lab.kernel.sha256 is None
+    used = source.fetch_source(variants[0].lab.kernel, Cache(tmp_path / "cache"))
+    assert (used.version, used.sha256) == ("6.6.58", hashlib.sha256(blob).hexdigest())
+    assert used.origin == f"{url}/v6.x/linux-6.6.58.tar.xz"
 
 
 def test_unreachable_falls_back_unless_strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

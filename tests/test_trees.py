@@ -193,12 +193,14 @@ def test_a_removed_function_is_reported_gone_not_dropped(tmp_path: Path) -> None
     spec = tmp_path / "gone.yaml"
     spec.write_text("name: gone\ndocumented: d\nsource: s\ntree: |\n  do_swap_page\n    swap_readpage\n"
                     "      bdev_read_page\n        zs_map_object\n"
-                    "variants:\n  - kernel: '>= 5.0'\n    gone: {bdev_read_page: 'removed with rw_page'}\n")
+                    "variants:\n  - kernel: '>= 5.0'\n    commit: {id: 0123456789ab, title: t, release: '5.0'}\n"
+                    "    gone: {bdev_read_page: 'removed with rw_page'}\n")
     chain = specs.load_chain(spec).resolve("5.15.135", where=str(spec))
     results = copy_results(TREES_515, tmp_path / "r")
     evidence = load_evidence(results, [chain])
     evidence.histograms["zs_map_object"].stacks.clear()  # as on a kernel where the path no longer exists
     result = chains.verify_chain(chain, evidence)
     bdev = next(line for line in result.lines if line.function == "bdev_read_page")
-    assert (bdev.verdict, bdev.label, bdev.evidence) == ("gone", "not in this kernel", "removed with rw_page")
+    assert (bdev.verdict, bdev.label, bdev.evidence) == ("gone", "not in this kernel",
+                                                          'removed with rw_page (0123456789ab "t", Linux 5.0)')
     assert not result.holds

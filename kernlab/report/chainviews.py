@@ -51,6 +51,7 @@ class ChainVerdict:
     hits: str
     expect: str
     ok: bool
+    expect_reason: str = ""  # why the chain spec's facts changed the lab's expectation on this kernel
 
     @property
     def holds_text(self) -> str:
@@ -61,6 +62,11 @@ class ChainVerdict:
         return EXPECT_TEXT.get(self.expect, f"expected {self.expect}")
 
     @property
+    def expect_why(self) -> str:
+        """"expected not to hold (this kernel has no bdev_write_page: 3222d8c2a7f8 ...)", or just expect_text."""
+        return f"{self.expect_text} ({self.expect_reason})" if self.expect_reason else self.expect_text
+
+    @property
     def outcome(self) -> str:
         """ok / FAILED against the lab's expectation (kernlab exits 3 on FAILED)."""
         return "reported only" if self.expect == "report" else "ok" if self.ok else "FAILED"
@@ -69,7 +75,7 @@ class ChainVerdict:
     def header(self) -> str:
         """"holds, 227,564 hits; expected to hold: as expected"."""
         verdict = "reported only" if self.expect == "report" else "as expected" if self.ok else "NOT as expected"
-        return f"{self.holds_text}, {self.hits} hits; {self.expect_text}: {verdict}"
+        return f"{self.holds_text}, {self.hits} hits; {self.expect_why}: {verdict}"
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ class ChainView:
 
 def chain_verdict(chain: ChainRecord) -> ChainVerdict:
     return ChainVerdict(name=chain.name, holds=chain.holds, hits=fmt(chain.hits), expect=chain.expect,
-                        ok=chain.expectation_met())
+                        ok=chain.expectation_met(), expect_reason=chain.expect_reason)
 
 
 def _indirect(data: Mapping[str, Any] | None) -> IndirectView | None:
@@ -248,7 +254,7 @@ def verdict_table(verdicts: list[ChainVerdict]) -> Table:
     """The answer first: one row per chain."""
     return table(("chain", "verdict", "hits", "expectation"), [
         (Cell(v.name, code=True), Cell(v.holds_text, css="badge yes" if v.holds else "badge no"), v.hits,
-         Cell(v.expect_text if v.expect == "report" else f"{v.expect_text}: {v.outcome}",
+         Cell(v.expect_text if v.expect == "report" else f"{v.expect_why}: {v.outcome}",
               css="" if v.expect == "report" else "badge ok" if v.ok else "badge bad"))
         for v in verdicts])
 

@@ -69,7 +69,8 @@ def print_summary(console: Console, folder: Path) -> None:
 def _verdict_title(chain: ChainRecord) -> str:
     v = chain_verdict(chain)
     holds = f"[green]{v.holds_text}[/]" if v.holds else f"[red]{v.holds_text}[/]"
-    expectation = "" if v.expect == "report" else f" ({v.expect_text}: [{'green' if v.ok else 'red'}]{v.outcome}[/])"
+    expectation = "" if v.expect == "report" else \
+        f" ({escape(v.expect_why)}: [{'green' if v.ok else 'red'}]{v.outcome}[/])"
     return f"chain {escape(v.name)}: {holds}, {v.hits} hits{expectation}"
 
 
