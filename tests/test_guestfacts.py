@@ -1,21 +1,27 @@
-"""What the guest brought up (kernlab.guestfacts): the parser on the kernel's own formats, and the CPU check that
-stops a run before its workloads."""
+"""What the guest brought up (kernlab.guestfacts): the parser on the kernel's own formats, the CPU check that stops
+a run before its workloads, the boot step that reads them, and the manifest record."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from kernlab import guestfacts
 from kernlab.errors import KernlabError
 from kernlab.guestfacts import GuestRecord, check_cpus, parse_guest_facts, preemption, slab_allocator, tick_rate
+from kernlab.lab import VmSpec
+from kernlab.results import Manifest, ResultsFolder
+from kernlab.run import GUEST_FACTS, RunRecorder, record_boot
 from kernlab.zram import MISSING
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HOST = FIXTURES / "guestfacts" / "host-6.18.txt"
+TRACED = FIXTURES / "results-6.1-sizing"  # recorded before kernlab read the guest: no `guest` in its manifest
 
 # The lines of /proc/timer_list the command keeps (kernel/time/timer_list.c: timer_list_header, print_base,
 # print_cpu's tick_sched part), one CPU's worth: low resolution (HZ 250), so .resolution is one tick, and no
@@ -191,3 +197,68 @@ def test_a_guest_short_of_cpus_fails_in_one_line_naming_why() -> None:
     check_cpus(parse_guest_facts(LAB_6_1), 2, "6.1.192")
     check_cpus(tiny, 1, "6.1.192")
     check_cpus(GuestRecord(), 2, "6.1.192")  # unreadable: nothing to hold against the guest
+
+
+class FakeSession:
+    """A booted GuestSession's shape, its guest answering COMMAND with a given output."""
+
+    def __init__(self, output: str) -> None:
+        self.output, self.commands = output, []
+        self.accel = SimpleNamespace(accel="tcg", reason="asked for", cached=False)
+        self.console_ready_s, self.ssh_ready_s = 2.2, 4.4
+
+    def run(self, command: str, **_kwargs) -> subprocess.CompletedProcess:
+        self.commands.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout=self.output, stderr="")
+
+
+def boot(tmp_path: Path, output: str, cpus: int) -> tuple[ResultsFolder, list[str], KernlabError | None]:
+    """run_lab's boot step on a fake guest: the folder it leaves, what it said, and how it failed."""
+    folder = ResultsFolder.create(tmp_path, "lab")
+    run = RunRecorder(folder, Manifest(lab={"name": "lab", "vm": {"cpus": cpus}}, status="running"))
+    said: list[str] = []
+    failed = None
+    try:
+        with run.step("boot"):
+            record_boot(FakeSession(output), SimpleNamespace(vm=VmSpec(cpus=cpus)), "6.1.192",  # type: ignore[arg-type]
+                        folder, run.manifest, said.append)
+    except KernlabError as error:
+        failed = error
+    run.finish(failed)
+    return folder, said, failed
+
+
+def test_the_boot_step_records_the_guest(tmp_path: Path) -> None:
+    folder, said, failed = boot(tmp_path, LAB_6_1, 2)
+    assert failed is None
+    assert said == ["guest up in 4.4 s (tcg: asked for): 2 CPUs online (asked 2), SLUB, memcg on, THP madvise, "
+                    "HZ 250, preempt voluntary, clocksource tsc"]
+    manifest = folder.manifest()
+    assert manifest.guest == parse_guest_facts(LAB_6_1) and manifest.status == "complete"
+    assert manifest.boot is not None and manifest.boot.clocksource == "tsc"
+    assert (folder.path / GUEST_FACTS).read_text() == LAB_6_1
+
+
+def test_a_short_guest_stops_the_boot_step_with_its_facts_recorded(tmp_path: Path) -> None:
+    folder, _, failed = boot(tmp_path, TINY_6_1, 2)
+    assert str(failed) == ("vm.cpus: the lab asks for 2 CPUs, linux 6.1.192 brought up 1 (built without "
+                           "CONFIG_SMP: see kconfigs/mm.config)")
+    manifest = folder.manifest()
+    assert manifest.status == "incomplete" and manifest.failed_step == "boot" and manifest.why == str(failed)
+    assert manifest.guest == parse_guest_facts(TINY_6_1)
+
+
+def test_the_record_round_trips_through_the_manifest_and_keeps_newer_keys(tmp_path: Path) -> None:
+    folder = ResultsFolder.create(tmp_path, "lab")
+    guest = parse_guest_facts(LAB_6_1)
+    folder.write(Manifest(lab={"name": "lab"}, guest=guest))
+    data = json.loads((folder.path / "manifest.json").read_text())
+    assert data["guest"]["slab"] == "SLUB" and data["guest"]["hz"] == 250
+    assert folder.manifest().guest == guest
+    data["guest"]["numa_nodes"] = 1  # a key a newer kernlab adds
+    (folder.path / "manifest.json").write_text(json.dumps(data))
+    folder.write(folder.manifest())
+    assert json.loads((folder.path / "manifest.json").read_text())["guest"]["numa_nodes"] == 1
+    assert ResultsFolder.open(TRACED).manifest().guest is None
+    schema = GuestRecord.model_json_schema()["properties"]
+    assert all(field.get("description") for field in schema.values())
