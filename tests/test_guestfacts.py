@@ -1,20 +1,25 @@
 """What the guest brought up (kernlab.guestfacts): the parser on the kernel's own formats, the CPU check that stops
-a run before its workloads, the boot step that reads them, and the manifest record."""
+a run before its workloads, the manifest record, and the report's setup table with and without it."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from rich.console import Console
 
-from kernlab import guestfacts
+from kernlab import guestfacts, report
 from kernlab.errors import KernlabError
 from kernlab.guestfacts import GuestRecord, check_cpus, parse_guest_facts, preemption, slab_allocator, tick_rate
 from kernlab.lab import VmSpec
+from kernlab.report import terminal
+from kernlab.report.views import GUEST_NOT_RECORDED
 from kernlab.results import Manifest, ResultsFolder
 from kernlab.run import GUEST_FACTS, RunRecorder, record_boot
 from kernlab.zram import MISSING
@@ -246,6 +251,10 @@ def test_a_short_guest_stops_the_boot_step_with_its_facts_recorded(tmp_path: Pat
     manifest = folder.manifest()
     assert manifest.status == "incomplete" and manifest.failed_step == "boot" and manifest.why == str(failed)
     assert manifest.guest == parse_guest_facts(TINY_6_1)
+    report.write_report(folder.path)
+    top = (folder.path / "report.md").read_text().split("## Setup")[0]
+    assert "INCOMPLETE: vm.cpus: the lab asks for 2 CPUs" in top
+    assert "The lab asked for 2 CPUs; linux 6.1.192 brought up 1 (0 online), so the run stopped" in top
 
 
 def test_the_record_round_trips_through_the_manifest_and_keeps_newer_keys(tmp_path: Path) -> None:
@@ -262,3 +271,52 @@ def test_the_record_round_trips_through_the_manifest_and_keeps_newer_keys(tmp_pa
     assert ResultsFolder.open(TRACED).manifest().guest is None
     schema = GuestRecord.model_json_schema()["properties"]
     assert all(field.get("description") for field in schema.values())
+
+
+def with_guest(tmp_path: Path, guest: GuestRecord) -> Path:
+    folder = Path(shutil.copytree(TRACED, tmp_path / "run"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["guest"] = guest.model_dump(mode="json")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def summary_text(folder: Path) -> str:
+    out = Console(record=True, width=200, highlight=False, color_system=None, file=io.StringIO())
+    terminal.print_summary(out, folder)
+    return out.export_text()
+
+
+def test_the_setup_table_says_what_the_guest_brought_up(tmp_path: Path) -> None:
+    folder = with_guest(tmp_path, parse_guest_facts(LAB_6_1))
+    report.write_report(folder)
+    md, page = (folder / "report.md").read_text(), (folder / "report.html").read_text()
+    vm = ("2 CPUs online (asked 2), 192 MiB, SLUB, memcg on, THP madvise, HZ 250, preempt voluntary, "
+          "clocksource tsc")
+    assert f"| VM | {vm} |" in md and vm in page
+    assert ("| guest as booted | linux 6.1.192, #1 SMP PREEMPT_DYNAMIC 1970-01-01; CPUs online 0-1 of 2 possible; "
+            "HZ: hrtimer resolution 4000000 ns") in md
+    assert "guest clocksource at boot" not in md  # the VM row has it
+    assert "brought up" not in md.split("## Setup")[0]
+    assert f"VM: {vm}" in summary_text(folder)
+
+
+def test_a_shortfall_is_said_in_the_setup_table(tmp_path: Path) -> None:
+    folder = with_guest(tmp_path, parse_guest_facts(TINY_6_1))
+    report.write_report(folder)
+    md = (folder / "report.md").read_text()
+    assert ("| VM | 1 CPU online (ASKED 2: the guest brought up fewer), 192 MiB, SLOB, no memcg (not built), "
+            "no THP (not built), HZ 250, preempt none or voluntary, clocksource refined-jiffies |") in md
+    printed = summary_text(folder)
+    assert "The lab asked for 2 CPUs; linux 6.1.192 brought up 1" in printed
+    assert "VM: 1 CPU online (ASKED 2" in printed
+
+
+def test_a_run_recorded_before_the_guest_was_read_says_what_was_asked(tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(TRACED, tmp_path / "run"))
+    report.write_report(folder)
+    md = (folder / "report.md").read_text()
+    assert "| VM | 2 CPUs, 192 MiB |" in md  # as before
+    assert "| guest clocksource at boot | unknown |" in md  # not recorded then either
+    assert f"| guest as booted | {GUEST_NOT_RECORDED} |" in md
+    assert "VM: 2 CPUs, 192 MiB (as asked: what the guest brought up was not recorded)" in summary_text(folder)
