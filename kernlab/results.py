@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kernlab.cache import check_child, write_bytes_atomic
 from kernlab.errors import KernlabError
+from kernlab.guestfacts import GuestRecord
 
 # Bump when a file changes meaning so that an older kernlab would misread it; new optional fields need no bump.
 FORMAT = 1
@@ -163,6 +164,7 @@ class Manifest(Record):
     qemu_version: str | None = None
     accel: AccelRecord | None = None
     boot: BootRecord | None = None
+    guest: GuestRecord | None = None  # what the guest brought up (kernlab.guestfacts); None in older folders
     connection: ConnectionRecord | None = None
     branch_profile: BranchProfileRecord | None = None
     chains: dict[str, ChainOutcome] = Field(default_factory=dict)

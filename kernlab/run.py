@@ -18,7 +18,20 @@ from pathlib import Path
 
 import yaml
 
-from kernlab import branches, build, graph, graphwindow, progress, provenance, report, source, specs, trace, zram
+from kernlab import (
+    branches,
+    build,
+    graph,
+    graphwindow,
+    guestfacts,
+    progress,
+    provenance,
+    report,
+    source,
+    specs,
+    trace,
+    zram,
+)
 from kernlab.arch import by_name
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
@@ -40,6 +53,7 @@ from kernlab.results import (
     GraphCapture,
     GraphWindowRecord,
     GuestImageRecord,
+    GuestRecord,
     HostRecord,
     KernelRecord,
     Manifest,
@@ -53,9 +67,7 @@ from kernlab.ssh import GuestSSH
 from kernlab.vm import GuestFailed, qemu_version, scan_console
 
 log = logging.getLogger(__name__)
-# The guest's clock, as proof of what ran: kvm-clock under KVM; under TCG tsc, until the watchdog finds it
-# unstable and switches to refined-jiffies.
-CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+GUEST_FACTS = "guest-facts.txt"  # what the guest said, as read (kernlab.guestfacts.COMMAND's output)
 
 
 def stop_reason(error: BaseException) -> str:
@@ -276,6 +288,26 @@ def probe_set(lab: Lab, kernel_version: str, traceable: dict[str, str]) -> Probe
         else:
             probes.caller.append(traceable[name])
     return probes
+
+
+def read_guest(session: GuestSession, folder: ResultsFolder) -> GuestRecord:
+    """What the running kernel brought up (kernlab.guestfacts); the guest's own words are kept beside the manifest."""
+    text = session.run(guestfacts.COMMAND, what="reading what the guest brought up").stdout
+    folder.write_file(GUEST_FACTS, text)
+    return guestfacts.parse_guest_facts(text)
+
+
+def record_boot(session: GuestSession, lab: Lab, kernel_version: str, folder: ResultsFolder, manifest: Manifest,
+                notify: Callable[[str], None]) -> None:
+    """The boot as it went: accel, times, and what the guest brought up, read before anything is set up in it.
+    A guest short of CPUs is not the machine the lab describes: the run stops here, before any workload."""
+    manifest.accel = AccelRecord(used=session.accel.accel, why=session.accel.reason, probe_kept=session.accel.cached)
+    guest = manifest.guest = read_guest(session, folder)
+    manifest.boot = BootRecord(console_ready_s=round(session.console_ready_s, 2),
+                               ssh_ready_s=round(session.ssh_ready_s, 2), clocksource=guest.clocksource)
+    notify(f"guest up in {session.ssh_ready_s:.1f} s ({session.accel.accel}: {session.accel.reason}): "
+           f"{guestfacts.cpus_text(guest, lab.vm.cpus)}, {guestfacts.kernel_text(guest)}")
+    guestfacts.check_cpus(guest, lab.vm.cpus, kernel_version)
 
 
 def setup_zram(session: GuestSession, lab: Lab, folder: ResultsFolder) -> None:
@@ -517,13 +549,7 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
                                                             folder.file("console.log"),
                                                             watch=("panic", "oops", "bug", "oom"),
                                                             accel_verdicts=cache.dir("accel")))
-                manifest.accel = AccelRecord(used=session.accel.accel, why=session.accel.reason,
-                                             probe_kept=session.accel.cached)
-                manifest.boot = BootRecord(console_ready_s=round(session.console_ready_s, 2),
-                                           ssh_ready_s=round(session.ssh_ready_s, 2),
-                                           clocksource=session.run(f"cat {CLOCKSOURCE}", check=False).stdout.strip()
-                                           or None)
-                notify(f"guest up in {session.ssh_ready_s:.1f} s ({session.accel.accel}: {session.accel.reason})")
+                record_boot(session, lab, used.version, folder, manifest, notify)
 
             with run.step("setup"):
                 setup_zram(session, lab, folder)

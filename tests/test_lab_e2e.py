@@ -24,8 +24,9 @@ def test_default_lab_swaps_and_proves_the_chains(kernel_build, real_cache, tmp_p
     folder = run.run_lab(load_lab(lab_path), lab_path, real_cache, tmp_path / "results", notify=notes.append).folder
 
     for name in ("manifest.json", "summary.json", "chains.json", "console.log", "samples.jsonl", "lab.yaml",
-                 "System.map", "zram-setup.txt", "workloads/shared-hog.json", "workloads/private-hog.json",
-                 "trace/probes.json", "trace/inline.json", "trace/hist/zcomp_compress.hist"):
+                 "System.map", "zram-setup.txt", "guest-facts.txt", "workloads/shared-hog.json",
+                 "workloads/private-hog.json", "trace/probes.json", "trace/inline.json",
+                 "trace/hist/zcomp_compress.hist"):
         assert (folder / name).is_file(), name
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "complete"
@@ -88,6 +89,11 @@ def test_article_lab_on_515_proves_every_line_of_both_trees(kernel_build_515, re
     assert len(manifest["kernlab"]["commit"]) == 40 and isinstance(manifest["kernlab"]["dirty"], bool)
     assert (manifest["boot"]["clocksource"] == "kvm-clock") == (manifest["accel"]["used"] == "kvm")
     assert manifest["boot"]["clocksource"] in ("kvm-clock", "tsc", "refined-jiffies", "hpet", "acpi_pm")
+    # What the guest brought up, as the guest says (kconfigs/mm.config): every CPU asked for, SLUB, memcg, THP.
+    guest = manifest["guest"]
+    assert guest["smp"] and guest["cpus_online"] == manifest["lab"]["vm"]["cpus"], guest
+    assert (guest["slab"], guest["memcg"], guest["thp"]) == ("SLUB", "on", "madvise"), guest
+    assert guest["hz"] in (100, 250, 300, 1000), guest
     assert manifest["kernel"]["source"] == f"tarball:{(REPO.parent / 'shared/kernels/linux-5.15.135.tar.xz').resolve()}"
     assert manifest["kernel"]["build_key"] == kernel_build_515.info["key"]
     assert manifest["kernel"]["sha256"] == "fd5d55f40983f3a5cd7b431ea1fdb1dce66feb8e0351019d372f0a5e07bcffb1"

@@ -15,6 +15,7 @@ from kernlab import experiment, stats
 from kernlab.aggregate import first_complete_run, group_aggregate
 from kernlab.errors import KernlabError
 from kernlab.experiment import Difference
+from kernlab.lab import VmSpec
 from kernlab.report.chainviews import (
     chain_verdict,
     chain_view,
@@ -29,7 +30,15 @@ from kernlab.report.format import Table as FormatTable
 from kernlab.report.format import figure_rows, fmt, is_number_text, verdict_style
 from kernlab.report.graphviews import graph_view
 from kernlab.report.noise import ONE_RUN_EACH, noise_view, pair_rows, spread_table
-from kernlab.report.views import NO_SUMMARY, connection_text, fallback_note, status_of
+from kernlab.report.views import (
+    NO_SUMMARY,
+    connection_text,
+    fallback_note,
+    guest_note,
+    lab_section,
+    status_of,
+    vm_text,
+)
 from kernlab.results import (
     AccelRecord,
     AggregateFile,
@@ -43,16 +52,20 @@ from kernlab.results import (
 
 
 def print_summary(console: Console, folder: Path) -> None:
-    """The run's status (when it did not complete), a kernel fallback, and its key figures."""
+    """The run's status (when it did not complete), a kernel fallback, the VM as the guest saw it, and its key
+    figures."""
     results = ResultsFolder.open(folder)
     manifest, summary = results.manifest(), results.summary()
     kernel, accel = manifest.kernel or KernelRecord(), manifest.accel or AccelRecord()
     status = status_of(manifest)
     if not status.complete:
         console.print(f"[red]status:[/] {escape(status.text)}")
-    for note in (fallback_note(manifest), connection_text(manifest)):
+    for note in (fallback_note(manifest), guest_note(manifest), connection_text(manifest)):
         if note:
             console.print(f"[yellow]{escape(note)}[/]")
+    vm = vm_text(lab_section(manifest.lab, "vm", VmSpec), manifest.guest)
+    console.print(f"VM: {escape(vm)}" + ("" if manifest.guest else
+                                         " [dim](as asked: what the guest brought up was not recorded)[/]"))
     rows = figure_rows(summary.figures() if summary else {}, only_key_figures=True)
     if not rows:
         console.print(NO_SUMMARY)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from kernlab import plots
+from kernlab.guestfacts import GuestRecord, cpus_text, kernel_text
 from kernlab.lab import KernelSpec, SamplingSpec, SwapSpec, TracingSpec, VmSpec, WorkloadSpec, ZramSpec
 from kernlab.report.chainviews import (
     BranchView,
@@ -54,6 +55,8 @@ PLOTS: tuple[tuple[str, str], ...] = (
 NO_SUMMARY = "No summary.json: the run produced no figures."
 NO_SAMPLES = "No samples were recorded (samples.jsonl is missing or empty)."
 KERNEL_DEFAULT = "kernel default"
+# Runs from before kernlab read the guest (issue 23), and runs that stopped before it booted.
+GUEST_NOT_RECORDED = "not recorded: the VM row says what the lab asked for, not what the guest brought up"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -224,6 +227,32 @@ def ci_text(record: CiRecord) -> str:
     return f"{record.provider}" + (f": {ids}" if ids else "")
 
 
+def guest_note(manifest: Manifest) -> str | None:
+    """Said at the top: the guest brought up fewer CPUs than the lab asked for."""
+    guest, vm = manifest.guest, lab_section(manifest.lab, "vm", VmSpec)
+    if guest is None or guest.cpus_online is None or vm is None or guest.cpus_online >= vm.cpus:
+        return None
+    return (f"The lab asked for {vm.cpus} CPUs; linux {fmt(guest.release)} brought up {guest.cpus_online} "
+            f"({fmt(guest.cpus_online_list)} online), so the run stopped before its workloads.")
+
+
+def vm_text(vm: VmSpec | None, guest: GuestRecord | None) -> str:
+    """The VM as the guest saw it when kernlab read it; older runs say what was asked, as they always did."""
+    memory = setting(vm, "memory_mib", "MiB")
+    if guest is None:
+        return f"{setting(vm, 'cpus')} CPUs, {memory}"
+    return f"{cpus_text(guest, vm.cpus if vm else None)}, {memory}, {kernel_text(guest)}"
+
+
+def guest_text(guest: GuestRecord | None) -> str:
+    """Where the VM row's facts came from."""
+    if guest is None:
+        return GUEST_NOT_RECORDED
+    return (f"linux {fmt(guest.release)}, {fmt(guest.uts_version)}; CPUs online {fmt(guest.cpus_online_list)} of "
+            f"{fmt(guest.cpus_possible)} possible; HZ: {guest.hz_how or 'unknown'}; "
+            f"preemption: {guest.preempt_how or 'unknown'}")
+
+
 def setup_rows(manifest: Manifest) -> list[tuple[str, str]]:
     """The setup as run: kernel, zram, swap, VM, image, timings; anything unrecorded says unknown."""
     m, lab = manifest, manifest.lab
@@ -252,10 +281,12 @@ def setup_rows(manifest: Manifest) -> list[tuple[str, str]]:
         ("swap", f"swappiness {setting(swap, 'swappiness', none=KERNEL_DEFAULT)}, "
                  f"page-cluster {setting(swap, 'page_cluster', none=KERNEL_DEFAULT)}, "
                  f"vma_ra_enabled {setting(swap, 'vma_ra_enabled', none=KERNEL_DEFAULT)}"),
-        ("VM", f"{setting(vm, 'cpus')} CPUs, {setting(vm, 'memory_mib', 'MiB')}"),
+        ("VM", vm_text(vm, m.guest)),
+        ("guest as booted", guest_text(m.guest)),
         ("accel", f"{fmt(accel.used)} ({fmt(accel.why)})"),
         ("boot to SSH", f"{with_unit(boot.ssh_ready_s, 's')} (console ready {with_unit(boot.console_ready_s, 's')})"),
-        ("guest clocksource at boot", fmt(boot.clocksource)),
+        # The VM row has it once the guest's facts are recorded.
+        *([("guest clocksource at boot", fmt(boot.clocksource))] if m.guest is None else []),
         ("workloads run", fmt(lab.get("run_workloads"))),
         ("sampling interval", setting(lab_section(lab, "sampling", SamplingSpec), "interval_s", "s")),
         ("tracing", "unknown" if tracing is None else "enabled" if tracing.enabled else "disabled"),
@@ -340,7 +371,8 @@ def run_view(run: RunFiles) -> RunView:
         title=f"{run.lab_name}: kernlab report",
         status=status_of(m),
         ran_on=ran_on_text(m),
-        warnings=tuple(w for w in (fallback_note(m), connection_text(m), lost_events_text(lost) if lost else None,
+        warnings=tuple(w for w in (fallback_note(m), guest_note(m), connection_text(m),
+                                   lost_events_text(lost) if lost else None,
                                    hidden_returns_text(run.chains.graph_hidden_returns if run.chains else {})) if w),
         description=str(m.lab.get("description") or "").strip(),
         verdicts=verdict_table([chain_verdict(c) for c in records]) if records else None,
