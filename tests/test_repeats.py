@@ -115,6 +115,7 @@ def test_lab_compare_of_two_repeat_sets_marks_each_figure(tmp_path: Path) -> Non
     assert "lz4" in setting and "zstd" in setting  # the settings of each side's first run, then the figures
     ratio = next(line for line in text.splitlines() if line.startswith("│ compression_ratio"))
     assert "1.947 ± 0.014 (n 3)" in ratio and "3.33 ± 0.12 (n 3)" in ratio and "significant (p 0.00036)" in ratio
+    assert ratio.index("significant") < ratio.index("1.947")  # the verdict first
     split = next(line for line in text.splitlines() if line.startswith("│ kswapd_scan_share"))
     assert "within noise" in split
 

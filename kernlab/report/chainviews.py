@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,14 @@ EXPECT_TEXT = {"hold": "expected to hold", "not-hold": "expected not to hold",
 
 def holds_text(holds: bool) -> str:
     return "holds" if holds else "does not hold"
+
+
+def label_detail(verdict: str, label: str) -> str:
+    """What a label says beyond its verdict word: "into zram_bvec_rw" for "inlined into zram_bvec_rw", the whole
+    label when it does not start with the word ("not in this kernel" for gone), nothing when it is the word."""
+    if label == verdict:
+        return ""
+    return label.removeprefix(f"{verdict} ")
 
 
 def lost_events_text(lost: int) -> str:
@@ -103,10 +111,15 @@ class TreeLineView:
     indirect: IndirectView | None
     graph: str = ""  # the function graph's word on the edge from the caller ("graph: seen 143 times"), if any
     graph_agrees: bool | None = None
+    function: str | None = None  # the function this kernel calls on the line (None for an annotation)
 
     @property
     def css(self) -> str:
         return verdict_style(self.verdict).css
+
+    @property
+    def label_detail(self) -> str:
+        return label_detail(self.verdict, self.label)
 
     @property
     def full_evidence(self) -> str:
@@ -127,6 +140,10 @@ class CallView:
     @property
     def css(self) -> str:
         return verdict_style(self.verdict).css
+
+    @property
+    def label_detail(self) -> str:
+        return label_detail(self.verdict, self.label)
 
 
 @dataclass(frozen=True)
@@ -176,7 +193,7 @@ def tree_line_view(line: LineRecord) -> TreeLineView:
                         label=line.label or function_label(line), hits=fmt(line.hits, none="-"),
                         evidence=line.evidence, indirect=_indirect(line.indirect),
                         graph=graph_text(line.graph) if line.graph else "",
-                        graph_agrees=line.graph.agrees if line.graph else None)
+                        graph_agrees=line.graph.agrees if line.graph else None, function=line.function)
 
 
 def graph_text(edge: EdgeRecord) -> str:
@@ -187,6 +204,25 @@ def graph_text(edge: EdgeRecord) -> str:
     if edge.status == "not seen" and edge.lost and edge.agrees is None:
         return f"not seen (the windows lost {edge.lost:,} events: it may be among them)"
     return edge.status
+
+
+@dataclass(frozen=True)
+class GraphWord:
+    """One thing the function graph says about some of a chain's documented calls ("seen 9 times")."""
+
+    text: str
+    functions: tuple[str, ...]  # the calls it says it of, in the tree's order
+    disagrees: bool  # it contradicts the stacks' verdict on them
+
+
+def graph_words(tree: Sequence[TreeLineView]) -> tuple[GraphWord, ...]:
+    """A tree's graph column said once per word, in the order the tree first says each: a note the length of a
+    sentence does not fit a column beside the verdicts."""
+    grouped: dict[tuple[str, bool], list[str]] = {}
+    for t in tree:
+        if t.graph:
+            grouped.setdefault((t.graph, t.graph_agrees is False), []).append(t.function or t.text)
+    return tuple(GraphWord(text, tuple(functions), disagrees) for (text, disagrees), functions in grouped.items())
 
 
 def disagreement_text(line: LineRecord) -> str:

@@ -4,7 +4,7 @@ root's time; and where a root's time goes (self time per function)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from kernlab import plots
@@ -64,6 +64,8 @@ class GraphView:
     summary: str  # windows, seconds, roots, depth
     losses: str | None  # truncated calls and lost events, when there were any
     duration_note: str
+    # Stack probes that read the graph tracer's own frames: about kernlab's evidence, so said here, not at the top.
+    hidden_returns: str | None = None
 
 
 def documented_functions(chains: Iterable[ChainRecord]) -> set[str]:
@@ -122,8 +124,19 @@ def chart_key(root: str) -> str:
     return f"graph-self-time-{base_name(root)}"
 
 
+def hidden_returns_text(hidden: Mapping[str, int] | None) -> str | None:
+    """Which caller counts the function graph's windows affected, when any."""
+    if not hidden:
+        return None
+    counts = ", ".join(f"{count:,} at {name}" for name, count in hidden.items())
+    return (f"While the function graph was on, some return addresses read the graph tracer's trampoline "
+            f"(return_to_handler) instead of the call site: {counts}. Those hits' caller is unknown; every other "
+            "count is unaffected (stack traces are unwound past the trampoline).")
+
+
 def graph_view(graph: GraphFile | None, capture: GraphCapture | None, chains: Sequence[ChainRecord],
-               accel: str | None) -> GraphView | None:
+               accel: str | None, hidden_returns: Mapping[str, int] | None = None) -> GraphView | None:
+    """hidden_returns: chains.json's graph_hidden_returns (caller probe hits per function that read the trampoline)."""
     if graph is None or capture is None:
         return None
     documented = documented_functions(chains)
@@ -153,7 +166,8 @@ def graph_view(graph: GraphFile | None, capture: GraphCapture | None, chains: Se
         note = COARSE_NOTE.format(step=graph.clock_step_us)
     else:
         note = TCG_NOTE.format(accel=(accel or "unknown").upper()) if accel != "kvm" else KVM_NOTE
-    return GraphView(trees=trees, summary=summary, losses=losses, duration_note=note)
+    return GraphView(trees=trees, summary=summary, losses=losses, duration_note=note,
+                     hidden_returns=hidden_returns_text(hidden_returns))
 
 
 def self_time_pngs(view: GraphView | None) -> dict[str, bytes]:

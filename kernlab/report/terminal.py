@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from kernlab import experiment, stats
 from kernlab.aggregate import first_complete_run, group_aggregate
@@ -17,19 +18,26 @@ from kernlab.errors import KernlabError
 from kernlab.experiment import Difference
 from kernlab.lab import VmSpec
 from kernlab.report.chainviews import (
+    TreeLineView,
     chain_verdict,
     chain_view,
     counts_cells,
-    instead_view,
-    leaf_view,
+    graph_words,
     site_where,
-    tree_line_view,
 )
 from kernlab.report.comparison import FIGURE_COLUMNS, figure_cells
 from kernlab.report.format import Table as FormatTable
-from kernlab.report.format import figure_rows, fmt, is_number_text, verdict_style
+from kernlab.report.format import figure_rows, fmt, is_number_text
 from kernlab.report.graphviews import graph_view
 from kernlab.report.noise import ONE_RUN_EACH, noise_view, pair_rows, spread_table
+from kernlab.report.terminal_tables import (
+    chain_rows,
+    chain_table,
+    figures_by_variant,
+    fitting_sweep_table,
+    graph_tree_table,
+    sweep_table,
+)
 from kernlab.report.views import (
     NO_SUMMARY,
     connection_text,
@@ -87,34 +95,24 @@ def _verdict_title(chain: ChainRecord) -> str:
     return f"chain {escape(v.name)}: {holds}, {v.hits} hits{expectation}"
 
 
-def _styled(verdict: str, label: str, evidence: str) -> str:
-    return f"[{verdict_style(verdict).colour}]{escape(label)}[/]: [dim]{escape(evidence)}[/]"
+def _print_graph_words(console: Console, tree: Sequence[TreeLineView]) -> None:
+    """The function graph's word on the documented calls, below their table: one wrapped paragraph per word."""
+    for word in graph_words(tree):
+        said = Text.assemble("function graph, ", (word.text, "red" if word.disagrees else "cyan"), ": ",
+                             ", ".join(word.functions))
+        console.print(Padding(said, (0, 0, 0, 2)))
 
 
 def print_chains(console: Console, chains: Sequence[ChainRecord]) -> None:
     """Each chain as its documented tree, indented like the article, every line with its verdict and hits
-    (chains.json files from before call trees: each leaf's path)."""
+    (chains.json files from before call trees: each leaf's path); the function graph's word below each tree."""
     for chain in chains:
-        table = Table(title=_verdict_title(chain), title_justify="left", box=box.SIMPLE_HEAD, expand=True)
-        # The tree reads like the article's code block; a long note line is cut here (the report has it whole).
-        table.add_column("documented line", no_wrap=True, overflow="ellipsis", max_width=52)
-        table.add_column("hits", justify="right", no_wrap=True)
-        tree = [tree_line_view(line) for line in chain.lines]
-        witnessed = any(t.graph for t in tree)
-        if witnessed:
-            table.add_column("graph", no_wrap=True)
-        table.add_column("verdict: evidence", overflow="fold", ratio=1)
-        for t in tree:
-            graph = [f"[{'red' if t.graph_agrees is False else 'cyan'}]{escape(t.graph)}[/]"] if witnessed else []
-            table.add_row("  " * t.depth + escape(t.text), t.hits, *graph, _styled(t.verdict, t.label, t.evidence))
-        for leaf in [] if tree else [leaf_view(leaf) for leaf in chain.leaves]:
-            for index, call in enumerate(leaf.calls):
-                table.add_row(("↓ " if index else "") + escape(call.function), leaf.hits if not index else "",
-                              _styled(call.verdict, call.label, call.evidence))
-        for text in chain_view(chain).disagreements:
+        view = chain_view(chain)
+        for text in view.disagreements:
             console.print(f"  [red bold]the two witnesses disagree:[/] {escape(text)}")
-        console.print(table)
-        for t in tree:
+        console.print(chain_table(_verdict_title(chain), chain_rows(view), console.width))
+        _print_graph_words(console, view.tree)
+        for t in view.tree:
             if t.indirect:
                 i = t.indirect
                 console.print(f"  indirect call {escape(i.call)}: {escape(i.claim)}: [{i.colour}]{escape(i.status)}[/] "
@@ -123,7 +121,7 @@ def print_chains(console: Console, chains: Sequence[ChainRecord]) -> None:
             console.print(f"  note: {escape(note)}")
         if chain.instead:
             console.print("  [bold]what this kernel does instead[/] (+ new on the path, - documented but not on it):")
-        for path in map(instead_view, chain.instead):
+        for path in view.instead:
             console.print(f"    {escape(path.title)}:\n      {escape(' > '.join(path.steps))}")
 
 
@@ -134,21 +132,16 @@ def print_graph(console: Console, folder: Path) -> None:
     chains = results.chains()
     accel = results.manifest().accel
     view = graph_view(results.graph(), results.graph_capture(), chains.chains if chains else [],
-                      accel.used if accel else None)
+                      accel.used if accel else None, chains.graph_hidden_returns if chains else None)
     if view is None:
         return
     console.print(f"[bold]function graph[/]: {escape(view.summary)}")
     if view.losses:
         console.print(f"[yellow]{escape(view.losses)}[/]")
+    if view.hidden_returns:
+        console.print(escape(view.hidden_returns))
     for tree in view.trees:
-        table = Table(title=f"{escape(tree.root)}: {tree.calls:,} calls", title_justify="left", box=box.SIMPLE_HEAD)
-        table.add_column("call path", no_wrap=True, overflow="ellipsis", max_width=80)
-        for name in ("calls", "mean µs", "share"):
-            table.add_column(name, justify="right", no_wrap=True, min_width=len(name) + 4)
-        for row in tree.rows:
-            style = "dim italic" if row.cut else "bold" if row.documented else "dim"
-            table.add_row(f"[{style}]{escape(row.text)}[/]", row.calls, row.mean_us, row.share)
-        console.print(table)
+        console.print(graph_tree_table(tree, console.width))
         if tree.self_time:
             shares = ", ".join(f"{escape(name)} {us:,.1f} µs" for name, us in tree.self_time)
             console.print(f"  self time per {escape(tree.root)} call: {shares}")
@@ -167,7 +160,8 @@ def print_branches(console: Console, branches: BranchesFile | Path | None) -> bo
         return False
     table = Table(title="annotated branches on the swap path (counted during the workloads)", title_justify="left")
     for column in ("function", "source", "annotation", "correct", "incorrect", "% wrong"):
-        table.add_column(column, justify="right" if column in ("correct", "incorrect", "% wrong") else "left")
+        number = column in ("correct", "incorrect", "% wrong")  # never wrapped, so never cut
+        table.add_column(column, justify="right" if number else "left", no_wrap=number)
     for site in branches.swap_path:
         table.add_row(site.function, site_where(site), fmt(site.annotation), *counts_cells(site.total))
     console.print(table)
@@ -196,19 +190,22 @@ def _rich(view: FormatTable, title: str) -> Table:
 
 
 def print_sweep(console: Console, folder: Path, variants: Sequence[SweepVariant], title: str) -> None:
-    """The variants a sweep ran, with their status and the figures the comparison report compares; where they
-    were repeated, their figures over the repeats, each difference from its baseline marked (noise.baselines)."""
+    """The variants a sweep ran, with their status and the figures the comparison report compares (in a table
+    of their own when one is too wide); where they were repeated, their figures over the repeats, each difference
+    from its baseline marked (noise.baselines)."""
     repeated = any(variant.repeat > 1 for variant in variants)
-    table = Table(title=title, title_justify="left")
-    table.add_column("variant", no_wrap=True)  # its folder's name: short, and where to look
-    for column in ("status", "chains as expected", *(() if repeated else (h for h, _ in FIGURE_COLUMNS))):
-        table.add_column(column)
-    for variant in variants:
-        runs = f" ({variant.runs_complete}/{variant.repeat} runs)" if variant.repeat > 1 else ""
-        table.add_row(variant.dir, variant.status + runs + (f": {variant.why}" if variant.why else ""),
-                      fmt(variant.expectations_met),
-                      *(() if repeated else figure_cells(_figures(folder / variant.dir))))
+    per_variant = [] if repeated else [figure_cells(_figures(folder / variant.dir)) for variant in variants]
+    figures = {header: [cells[index] for cells in per_variant] for index, (header, _) in enumerate(FIGURE_COLUMNS)
+               if per_variant}
+    table = fitting_sweep_table(console, title, variants, figures)
+    apart = table is None and bool(figures)  # too wide with the figures: they get tables of their own
+    if table is None:
+        table = fitting_sweep_table(console, title, variants, {}) or sweep_table(title, variants, {},
+                                                                                  wrap_headers=True)
     console.print(table)
+    if apart:
+        for figures_table in figures_by_variant([variant.dir for variant in variants], figures, console.width):
+            console.print(figures_table)
     if repeated:
         groups = [(v.dir, aggregate) for v in variants if (aggregate := _aggregate(folder / v.dir)) is not None]
         view = noise_view(groups)
@@ -271,10 +268,10 @@ def print_group_diff(console: Console, a: Path, b: Path) -> None:
     settings = experiment.compare(*(experiment.run_settings(run.manifest()) for run in firsts))
     print_differences(console, [(f"settings that differ: A={firsts[0].path}  B={firsts[1].path}", settings)])
     table = Table(title=f"figures: A={a}  B={b}", title_justify="left")
-    for column in ("figure", "A", "B", "change", "B against A"):
+    for column in ("figure", "B against A", "A", "B", "change"):  # the verdict first
         table.add_column(column, overflow="fold", justify="right" if column in ("A", "B", "change") else "left")
     colours = {"significant": "bold", "within noise": "dim", "no noise estimate": "yellow"}
     for row in pair_rows(*sides):
-        table.add_row(escape(row.figure), row.a, row.b, row.change, f"[{colours[row.decision]}]{escape(row.text)}[/]")
+        table.add_row(escape(row.figure), f"[{colours[row.decision]}]{escape(row.text)}[/]", row.a, row.b, row.change)
     console.print(table)
     console.print(f"[dim]{escape(sides[0].method or stats.METHOD)}[/]")

@@ -135,16 +135,6 @@ class RunView:
     all_figures: Table | None
 
 
-def hidden_returns_text(hidden: Mapping[str, int]) -> str | None:
-    """Which caller counts the function graph's windows affected, when any."""
-    if not hidden:
-        return None
-    counts = ", ".join(f"{count:,} at {name}" for name, count in hidden.items())
-    return (f"While the function graph was on, some return addresses read the graph tracer's trampoline "
-            f"(return_to_handler) instead of the call site: {counts}. Those hits' caller is unknown; every other "
-            "count is unaffected (stack traces are unwound past the trampoline).")
-
-
 def connection_text(manifest: Manifest) -> str | None:
     """Said at the top when the SSH connection to the guest dropped during the workloads and was made again."""
     connection = manifest.connection
@@ -372,8 +362,7 @@ def run_view(run: RunFiles) -> RunView:
         status=status_of(m),
         ran_on=ran_on_text(m),
         warnings=tuple(w for w in (fallback_note(m), guest_note(m), connection_text(m),
-                                   lost_events_text(lost) if lost else None,
-                                   hidden_returns_text(run.chains.graph_hidden_returns if run.chains else {})) if w),
+                                   lost_events_text(lost) if lost else None) if w),
         description=str(m.lab.get("description") or "").strip(),
         verdicts=verdict_table([chain_verdict(c) for c in records]) if records else None,
         chains_absent=None if records else chains_absent_text(m),
@@ -384,7 +373,8 @@ def run_view(run: RunFiles) -> RunView:
         no_samples=None if run.samples else NO_SAMPLES,
         spans=spans_text(spans) if spans and plotted else None,
         chains=tuple(chain_view(c) for c in records),
-        graph=graph_view(run.graph, run.graph_capture, records, m.accel.used if m.accel else None),
+        graph=graph_view(run.graph, run.graph_capture, records, m.accel.used if m.accel else None,
+                         run.chains.graph_hidden_returns if run.chains else None),
         branches=branches if branches and branches.available else None,
         folder_name=run.folder.name,
         setup=table(("setting", "value"), setup_rows(m)),
