@@ -66,7 +66,7 @@ def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm:
     seconds = time.monotonic() - started
     hists = warm.hist_paths()
     lines = sum(len(path.read_text().splitlines()) for path in hists)
-    events = sum(trace.parse_hist(path.stem, path.read_text()).hits for path in hists)
+    events = sum(trace.parse_hist(path.stem, path.read_text(), str(path)).hits for path in hists)
     return figures | {
             "workload_s_traced": with_s, "workload_s_untraced": without_s or None,
             "tracing_overhead_x": round(with_s / without_s, 2) if without_s else None,

@@ -108,7 +108,9 @@ def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedCh
     manifest = manifest or run_manifest(folder)
     histograms = {}
     for path in folder.hist_paths():
-        histograms[path.stem] = trace.parse_hist(path.stem, folder.text(f"trace/hist/{path.name}", WHY_NOT_COLLECTED))
+        # A damaged file fails verification, naming itself, rather than giving another verdict (issue 25).
+        text = folder.text(f"trace/hist/{path.name}", WHY_NOT_COLLECTED)
+        histograms[path.stem] = trace.parse_hist(path.stem, text, str(path))
     if not histograms:
         raise KernlabError(f"{folder.path}: no trace/hist/*.hist: the lab ran without chains or tracing")
     symbols = SymbolTable.parse(folder.text("System.map", WHY_NOT_COLLECTED))
