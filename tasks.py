@@ -109,10 +109,13 @@ def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=Fal
                           repeat=repeat))
 
 
-@task(name="verify", help={"results_dir": "a run's results folder", **JUNIT_HELP})
-def lab_verify(c, results_dir, junit=None):
-    """Verify the lab's call chains again, offline, on a results folder."""
-    raise Exit(code=_call(cli.lab_verify, Path(results_dir), cli.plain_console(), junit=junit))
+@task(name="verify", help={"results_dir": "a run's results folder", **JUNIT_HELP,
+                            "out": "write the re-verification here (default: DIR/reverified); the run's own "
+                                   "chains.json is never rewritten"})
+def lab_verify(c, results_dir, junit=None, out=None):
+    """Verify the lab's call chains again, offline, on a results folder; print where verdicts differ."""
+    raise Exit(code=_call(cli.lab_verify, Path(results_dir), cli.plain_console(), junit=junit,
+                          out=Path(out) if out else None))
 
 
 @task(name="sweep", help={**BOOT_HELP, "shard": "run slice I/N of the variants (e.g. 1/2), for split CI runners",

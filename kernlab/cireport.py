@@ -33,9 +33,10 @@ def _console_tail(folder: Path) -> str:
     return NOT_XML.sub("", "\n".join(lines[-CONSOLE_LINES:])) or "(no console.log)"
 
 
-def run_suite(folder: Path) -> ET.Element:
-    """One <testsuite> for a results folder: a case per chain, or one failing `run` case when it stopped."""
-    run = RunFiles.read(folder)
+def run_suite(folder: Path, verified: Path | None = None) -> ET.Element:
+    """One <testsuite> for a results folder (its verdicts from `verified` when given, kernlab.report.views.RunFiles):
+    a case per chain, or one failing `run` case when it stopped."""
+    run = RunFiles.read(folder, verified)
     manifest = run.manifest
     version = manifest.kernel.version if manifest.kernel and manifest.kernel.version else "unknown kernel"
     # A sweep's variants and a repeat set's runs share lab and kernel: their suites are told apart by both.
@@ -65,21 +66,24 @@ def run_suite(folder: Path) -> ET.Element:
     return suite
 
 
-def write_junit(folders: Sequence[Path], path: Path) -> Path:
-    """<testsuites> over the runs, written atomically."""
+def write_junit(folders: Sequence[Path], path: Path, verified: Mapping[Path, Path] | None = None) -> Path:
+    """<testsuites> over the runs, written atomically; a run in `verified` with the verdicts re-verified there."""
     root = ET.Element("testsuites", name="kernlab")
-    root.extend(run_suite(folder) for folder in folders)
+    root.extend(run_suite(folder, (verified or {}).get(folder)) for folder in folders)
     ET.indent(root)
     write_bytes_atomic(path, ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
     return path
 
 
-def append_step_summary(folders: Sequence[Path], environ: Mapping[str, str] | None = None) -> Path | None:
-    """Each run's verdicts and key figures appended to $GITHUB_STEP_SUMMARY, when it is set."""
+def append_step_summary(folders: Sequence[Path], environ: Mapping[str, str] | None = None,
+                        verified: Mapping[Path, Path] | None = None) -> Path | None:
+    """Each run's verdicts (re-verified ones for a run in `verified`) and key figures appended to
+    $GITHUB_STEP_SUMMARY, when it is set."""
     target = (os.environ if environ is None else environ).get("GITHUB_STEP_SUMMARY")
     if not target:
         return None
-    text = "\n".join(render_step_summary(run_view(RunFiles.read(folder))) for folder in folders)
+    text = "\n".join(render_step_summary(run_view(RunFiles.read(folder, (verified or {}).get(folder))))
+                     for folder in folders)
     with open(target, "a", encoding="utf-8") as summary:
         summary.write(text + "\n")
     return Path(target)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from kernlab import aggregate, build, cireport, experiment, report, run, source, vm
+from kernlab import aggregate, build, cireport, experiment, report, reverify, run, source, vm
 from kernlab import bench as benchmarks
 from kernlab import progress as ci_progress
 from kernlab import sweep as sweeps
@@ -228,13 +228,15 @@ def _finish_run(ctx: Context, outcome: run.LabOutcome) -> int:
     return 0 if outcome.ok else 3
 
 
-def ci_outputs(console: Console, folders: list[Path], junit: str | None) -> None:
-    """JUnit XML (when asked for) and the GitHub job summary (when $GITHUB_STEP_SUMMARY is set) of these runs."""
+def ci_outputs(console: Console, folders: list[Path], junit: str | None,
+               verified: Mapping[Path, Path] | None = None) -> None:
+    """JUnit XML (when asked for) and the GitHub job summary (when $GITHUB_STEP_SUMMARY is set) of these runs,
+    with the verdicts of a re-verification for a run in `verified`."""
     if not folders:
         return
     if junit:
-        console.print(f"junit: {cireport.write_junit(folders, Path(junit))}")
-    if summary := cireport.append_step_summary(folders):
+        console.print(f"junit: {cireport.write_junit(folders, Path(junit), verified)}")
+    if summary := cireport.append_step_summary(folders, verified=verified):
         console.print(f"job summary: {summary}")
 
 
@@ -388,11 +390,16 @@ def plain_console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 
-def lab_verify(results_dir: Path, console: Console, junit: str | None = None) -> int:
-    outcome = verify_results(results_dir)
+def lab_verify(results_dir: Path, console: Console, junit: str | None = None, out: Path | None = None) -> int:
+    """The run's chains verified again into `out` (default: its reverified/ folder); its own chains.json is
+    kept as recorded, and where the verdicts differ from it is printed."""
+    target = reverify.out_folder(results_dir, out)
+    recorded = reverify.recorded_chains(results_dir)
+    outcome = verify_results(results_dir, target)
     terminal.print_chains(console, outcome)
-    terminal.print_graph(console, results_dir)
-    ci_outputs(console, [results_dir], junit)
+    terminal.print_graph(console, results_dir, target)
+    reverify.print_changes(console, recorded, outcome, target)
+    ci_outputs(console, [results_dir], junit, {results_dir: target})
     return 0 if all(chain.expectation_met() for chain in outcome) else 3
 
 

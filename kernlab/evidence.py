@@ -142,9 +142,12 @@ def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedCh
         ops={key: value for key, value in ops.items() if key in claims})
 
 
-def verify_results(results: Path | ResultsFolder) -> list[ChainRecord]:
-    """Verify every chain the lab names against the folder's evidence; writes chains.json and returns its chains."""
+def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> list[ChainRecord]:
+    """Verify every chain the lab names against the folder's evidence; writes chains.json (and graph.json) into
+    the folder, or into `out` (a re-verification, which leaves the run's own verdicts as recorded), and returns
+    its chains. Nothing is written when verification fails."""
     folder = results if isinstance(results, ResultsFolder) else ResultsFolder.open(results)
+    target = ResultsFolder(out) if out is not None else folder
     manifest = run_manifest(folder)
     assert manifest.kernel is not None and manifest.kernel.version
     lab = parse_lab(manifest.lab, f"{folder.file('manifest.json')}: lab")
@@ -163,11 +166,11 @@ def verify_results(results: Path | ResultsFolder) -> list[ChainRecord]:
     if capture := folder.graph_capture():
         trees = graph_trees(folder, capture)
         merged = graph_file(trees, capture)
-        folder.write(merged)
+        target.write(merged)
         share = edge_share(evidence.histograms)
         for chain in written.chains:
             add_graph_witness(chain, trees, capture.max_depth, share, merged.lost_events)
-    folder.write(written)
+    target.write(written)
     return written.chains
 
 

@@ -125,13 +125,15 @@ def print_chains(console: Console, chains: Sequence[ChainRecord]) -> None:
             console.print(f"    {escape(path.title)}:\n      {escape(' > '.join(path.steps))}")
 
 
-def print_graph(console: Console, folder: Path) -> None:
+def print_graph(console: Console, folder: Path, verified: Path | None = None) -> None:
     """Each root's merged function graph, indented like the article: documented functions bold, the rest dim,
-    small callees in a cut-off line; then where its time goes."""
+    small callees in a cut-off line; then where its time goes. With `verified`, the graph and chains written
+    there by a re-verification (`inv lab.verify`)."""
     results = ResultsFolder.open(folder)
-    chains = results.chains()
+    verdicts = ResultsFolder(verified) if verified is not None else results
+    chains = verdicts.chains()
     accel = results.manifest().accel
-    view = graph_view(results.graph(), results.graph_capture(), chains.chains if chains else [],
+    view = graph_view(verdicts.graph(), results.graph_capture(), chains.chains if chains else [],
                       accel.used if accel else None, chains.graph_hidden_returns if chains else None)
     if view is None:
         return

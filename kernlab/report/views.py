@@ -75,12 +75,14 @@ class RunFiles:
     graph_capture: GraphCapture | None = None
 
     @classmethod
-    def read(cls, path: Path) -> RunFiles:
-        """A KernlabError naming the file when the folder is not a results folder or a file is malformed."""
+    def read(cls, path: Path, verified: Path | None = None) -> RunFiles:
+        """A KernlabError naming the file when the folder is not a results folder or a file is malformed. With
+        `verified` (a folder `inv lab.verify` wrote), its chains.json and graph.json stand for the run's own."""
         folder = ResultsFolder.open(path)
+        verdicts = ResultsFolder(verified) if verified is not None else folder
         return cls(folder=folder.path, manifest=folder.manifest(), summary=folder.summary(),
-                   samples=folder.samples(), chains=folder.chains(), workloads=folder.workloads(),
-                   branches=folder.branches(), graph=folder.graph(), graph_capture=folder.graph_capture())
+                   samples=folder.samples(), chains=verdicts.chains(), workloads=folder.workloads(),
+                   branches=folder.branches(), graph=verdicts.graph(), graph_capture=folder.graph_capture())
 
     @property
     def figures(self) -> dict[str, Any]:
