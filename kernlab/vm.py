@@ -39,7 +39,7 @@ def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: i
     base = f"console={arch.console} panic=-1 oops=panic"
     append = " ".join(part for part in (base, arch.kernel_args, clock_args, spec.append) if part)
     command = [
-        arch.qemu, "-machine", ",".join(arch.machine), "-accel", accel,
+        arch.qemu, "-machine", ",".join(arch.machine), "-accel", accel_option(accel),
         "-cpu", "host" if accel == "kvm" else arch.tcg_cpu,
         "-smp", smp_topology(spec.cpus, arch), "-m", str(spec.memory_mib),
         "-kernel", str(kernel), "-append", append,
@@ -51,6 +51,14 @@ def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: i
     if initrd is not None:
         command[command.index("-append"):command.index("-append")] = ["-initrd", str(initrd)]
     return command
+
+
+def accel_option(accel: str) -> str:
+    """-accel. TCG runs every vCPU in one host thread (thread=single): with a thread per vCPU (MTTCG, QEMU's
+    default for x86 on x86) a 6.1 SMP guest jumped to address 0 from do_user_addr_fault while ftrace patched
+    kernel text under a running workload (a lab run of 2026-12-03: "BUG: kernel NULL pointer dereference ...
+    RIP: 0010:0x0"). The guest still has every CPU the lab asks for; they take turns on one host core."""
+    return "tcg,thread=single" if accel == "tcg" else accel
 
 
 def smp_topology(cpus: int, arch: Arch) -> str:

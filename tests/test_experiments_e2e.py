@@ -127,7 +127,7 @@ def test_branch_profile_lab_counts_the_swapcache_annotation(branch_kernel, real_
 def test_branch_profile_on_a_kernel_without_the_option_says_so(kernel_build, real_cache, tmp_path: Path) -> None:
     # The lab kernel (no PROFILE_ANNOTATED_BRANCHES) with a small workload: the run completes and says why.
     lab_path = LABS_DIR / "branch-profile.yaml"
-    lab = _lab(lab_path, kernel__fragments=["guest-base", "zram", "tracing", "debug-info"],
+    lab = _lab(lab_path, kernel__fragments=["guest-base", "mm", "zram", "tracing", "debug-info"],
                workloads=[{"name": "small", "memhog": {"size_mib": 16, "passes": 1}}])
     notes: list[str] = []
     folder = run.run_lab(lab, lab_path, real_cache, tmp_path / "results", notify=notes.append).folder

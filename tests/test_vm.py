@@ -24,7 +24,7 @@ def test_qemu_command_from_spec(tmp_path: Path) -> None:
                               qmp_socket=tmp_path / "q.sock")
     joined = " ".join(command)
     assert command[0] == "qemu-system-x86_64"
-    assert "-machine q35" in joined and "-accel tcg" in joined and "-cpu max" in joined
+    assert "-machine q35" in joined and "-accel tcg,thread=single" in joined and "-cpu max" in joined
     # one CPU per socket: SeaBIOS's MP table lists one logical CPU per package (a kernel without ACPI saw 1 of 2)
     assert "-smp 3,sockets=3,cores=1,threads=1" in joined and "-m 384" in joined and "-no-reboot" in joined
     assert "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22" in joined
@@ -42,7 +42,7 @@ def test_qemu_command_for_an_arm64_guest(tmp_path: Path) -> None:
                               qmp_socket=tmp_path / "q.sock")
     joined = " ".join(command)
     assert command[0] == "qemu-system-aarch64"
-    assert "-machine virt" in joined and "-accel tcg" in joined and "-cpu cortex-a57" in joined
+    assert "-machine virt" in joined and "-accel tcg,thread=single" in joined and "-cpu cortex-a57" in joined
     assert "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22" in joined
     assert "-device virtio-net-pci,netdev=n0" in joined and "-kernel /k/Image" in joined
     assert command[command.index("-append") + 1] == "console=ttyAMA0 panic=-1 oops=panic"
