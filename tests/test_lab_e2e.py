@@ -11,6 +11,7 @@ from kernlab import run
 from kernlab.lab import load_lab
 from kernlab.paths import DEFAULT_LAB, LABS_DIR, REPO
 from kernlab.results import ResultsFolder
+from tests.conftest import default_lab_that_fits_612
 
 
 @pytest.mark.vm
@@ -192,8 +193,8 @@ def test_default_lab_on_612_breaks_where_the_article_path_is_gone(kernel_build_6
     """6.12: the lab's lz4 is offered (zram backends), stacks are read under `common_stacktrace:`, the article's
     chains do not hold as the lab expects there, and each says what the kernel does instead."""
     monkeypatch.setenv("KERNLAB_OFFLINE", "1")
-    outcome = run.run_lab(load_lab(DEFAULT_LAB), DEFAULT_LAB, real_cache, tmp_path / "results", kernel="debian:6.12",
-                          notify=lambda _: None)
+    outcome = run.run_lab(default_lab_that_fits_612(), DEFAULT_LAB, real_cache, tmp_path / "results",
+                          kernel="debian:6.12", notify=lambda _: None)
     manifest = ResultsFolder.open(outcome.folder).manifest()
     assert manifest.status == "complete" and manifest.kernel.version.startswith("6.12.")
     assert outcome.ok, {chain.name: (chain.holds, chain.expect) for chain in outcome.chains}
