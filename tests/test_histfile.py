@@ -86,13 +86,18 @@ CORRUPTIONS: dict[str, tuple[Callable[[str], str], str]] = {
 }
 
 
-@pytest.mark.parametrize("corruption", CORRUPTIONS)
-def test_a_damaged_hist_file_fails_verification_in_one_line(tmp_path: Path, corruption: str) -> None:
+def damaged_copy(tmp_path: Path, corruption: str) -> tuple[Path, Path, str, bytes]:
+    """(folder, its damaged hist file, the error expected, the recorded chains.json bytes) of a copy of RUN."""
     edit, what = CORRUPTIONS[corruption]
     folder = copy_results(RUN, tmp_path)
     hist = folder / HIST
     hist.write_text(edit(hist.read_text()))
-    chains_json = (folder / "chains.json").read_bytes()
+    return folder, hist, what, (folder / "chains.json").read_bytes()
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_a_damaged_hist_file_fails_verification_in_one_line(tmp_path: Path, corruption: str) -> None:
+    folder, hist, what, chains_json = damaged_copy(tmp_path, corruption)
     with pytest.raises(KernlabError) as error:
         verify_results(folder)
     assert str(error.value) == f"{hist}: {what}"
@@ -113,11 +118,7 @@ def test_a_dropped_count_is_no_hit() -> None:
 @pytest.mark.parametrize("corruption", ["cut in its first stack", "hitcounts past u64"])
 def test_lab_verify_exits_1_naming_the_file(tmp_path: Path, corruption: str) -> None:
     """Before: exit 3 with "does not hold" verdicts, or exit 0 with an impossible hit count; no warning."""
-    edit, what = CORRUPTIONS[corruption]
-    folder = copy_results(RUN, tmp_path)
-    hist = folder / HIST
-    hist.write_text(edit(hist.read_text()))
-    chains_json = (folder / "chains.json").read_bytes()
+    folder, hist, what, chains_json = damaged_copy(tmp_path, corruption)
     result = subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), "lab.verify", str(folder)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, (result.stdout, result.stderr)
