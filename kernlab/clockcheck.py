@@ -16,10 +16,10 @@ from pathlib import Path
 from kernlab import tools
 from kernlab.cache import Cache
 from kernlab.guest import build_guest_image
+from kernlab.guestfacts import CLOCKSOURCE
 from kernlab.lab import Lab
 from kernlab.session import guest_session
 
-CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
 # A C unit with enough work in it that gcc -O2 takes a moment (the loop is unrolled and vectorised).
 C_UNIT = """
 double unit{n}(const double *a, const double *b, int n) {{
