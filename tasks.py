@@ -7,12 +7,13 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from kernlab import cli
-from kernlab.errors import KernlabError, UsageError
+from kernlab.errors import KernlabError, Terminated, UsageError
 
 cli.usage_errors_exit_2()
 
 LAB_HELP = {"lab": "lab file (default labs/zram-swap.yaml)", "cache": "cache dir (default $KERNLAB_CACHE or XDG cache)",
             "verbose": "log every external command"}
+SEAL_HELP = {"accept_changed": "read a folder whose evidence changed since its run sealed it (said in the output)"}
 JUNIT_HELP = {"junit": "write JUnit XML here: one test case per chain expectation"}
 REPEAT_HELP = {"repeat": "runs of each variant, each on a fresh boot (default: the lab's repeat:, else 1); with 2 or "
                          "more, an aggregate (mean, sd, min, max, 95 % interval) and noise verdicts in comparisons"}
@@ -30,6 +31,8 @@ def _call(function, *args, **kwargs):
         raise Exit(f"usage: {error}", code=2) from None
     except KernlabError as error:
         raise Exit(f"error: {error}", code=1) from None
+    except Terminated:
+        raise Exit("terminated", code=143) from None
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None
 
@@ -64,10 +67,15 @@ def build(c, lab=None, kernel=None, install=False, strict=None, jobs=None, cache
 
 
 @task(help={**BOOT_HELP, "kernel": "override the lab's kernel", "output": "where to write the JSON",
-            "warm": "use the normal cache instead of an empty one"})
-def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False, accel=None):
+            "warm": "use the normal cache instead of an empty one",
+            "only": "comma-separated sections to run: lab, arch, config, clock, observer, reliability (default all)",
+            "repeat": "runs a side for the observer effect (default 3)",
+            "results": "keep the bench's lab runs here (default: a temporary folder, deleted)"})
+def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False, accel=None,
+          only=None, repeat=None, results=None):
     """Benchmark figures as JSON: cold/warm lab, kernel build, no-op rebuild, boot, image, tracing overhead."""
-    _call(cli.bench, _ctx(lab, cache, verbose, accel), Path(output), kernel=kernel, cold=not warm)
+    _call(cli.bench, _ctx(lab, cache, verbose, accel), Path(output), kernel=kernel, cold=not warm, only=only,
+          repeat=repeat, results=results)
 
 
 @task(help={"fast": "skip tests marked slow or vm (no kernel build, no QEMU)", "k": "pytest -k expression",
@@ -109,13 +117,13 @@ def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=Fal
                           repeat=repeat))
 
 
-@task(name="verify", help={"results_dir": "a run's results folder", **JUNIT_HELP,
+@task(name="verify", help={"results_dir": "a run's results folder", **JUNIT_HELP, **SEAL_HELP,
                             "out": "write the re-verification here (default: DIR/reverified); the run's own "
                                    "chains.json is never rewritten"})
-def lab_verify(c, results_dir, junit=None, out=None):
+def lab_verify(c, results_dir, junit=None, out=None, accept_changed=False):
     """Verify the lab's call chains again, offline, on a results folder; print where verdicts differ."""
     raise Exit(code=_call(cli.lab_verify, Path(results_dir), cli.plain_console(), junit=junit,
-                          out=Path(out) if out else None))
+                          out=Path(out) if out else None, accept_changed=accept_changed))
 
 
 @task(name="sweep", help={**BOOT_HELP, "shard": "run slice I/N of the variants (e.g. 1/2), for split CI runners",
@@ -150,21 +158,32 @@ def lab_rerun(c, manifest, results="results", cache=None, verbose=False):
     raise Exit(code=_call(cli.rerun, _ctx(None, cache, verbose), Path(manifest), results=results))
 
 
-@task(name="compare", help={"a": "results folder (or its manifest.json)", "b": "results folder to compare with"})
-def lab_compare(c, a, b):
+@task(name="compare", help={"a": "results folder (or its manifest.json)", "b": "results folder to compare with",
+                             **SEAL_HELP})
+def lab_compare(c, a, b, accept_changed=False):
     """Show which settings and figures differ between two runs."""
-    _call(cli.compare_runs, cli.plain_console(), Path(a), Path(b))
+    _call(cli.compare_runs, cli.plain_console(), Path(a), Path(b), accept_changed=accept_changed)
 
 
 @task(name="report", iterable=["more"], help={"results_dir": "a run's results folder, or a sweep folder",
-                                              "more": "more results folders to compare with (repeatable)"})
-def lab_report(c, results_dir, more=None):
+                                              "more": "more results folders to compare with (repeatable)",
+                                              **SEAL_HELP})
+def lab_report(c, results_dir, more=None, accept_changed=False):
     """Write report.html and report.md for a run; a comparison report for a sweep or several runs."""
-    _call(cli.lab_report, [Path(results_dir), *map(Path, more or [])], cli.plain_console())
+    _call(cli.lab_report, [Path(results_dir), *map(Path, more or [])], cli.plain_console(),
+          accept_changed=accept_changed)
+
+
+@task(name="observe", help={**BOOT_HELP, "kernel": "override the lab's kernel", "results": "results root (default "
+                            "results/)", "repeat": "runs a side, each on a fresh boot (default 3, at least 3)"})
+def lab_observe(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, repeat=None):
+    """The observer effect: the lab with and without its evidence, and each key figure traced against untraced."""
+    raise Exit(code=_call(cli.observe, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results,
+                          repeat=repeat))
 
 
 kernel = Collection("kernel", fetch, config, build, key)
 guest = Collection("guest", guest_build)
 vm = Collection("vm", vm_boot, vm_ssh)
-lab = Collection("lab", lab_run, lab_verify, lab_sweep, lab_matrix, lab_rerun, lab_compare, lab_report)
+lab = Collection("lab", lab_run, lab_verify, lab_sweep, lab_matrix, lab_rerun, lab_compare, lab_report, lab_observe)
 namespace = Collection(kernel, guest, vm, lab, bench, test)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from kernlab import build, reliability, source, trace
+from kernlab import build, observer, reliability, source, trace
 from kernlab.arch import ARCHES
 from kernlab.cache import Cache
 from kernlab.clockcheck import count_clocksources
@@ -21,6 +21,7 @@ from kernlab.guest import build_guest_image
 from kernlab.lab import Lab
 from kernlab.paths import KCONFIG_DIR, REPO
 from kernlab.report import total_workload_seconds
+from kernlab.report.graphviews import probe_cost
 from kernlab.results import ResultsFolder, Summary
 from kernlab.run import run_lab
 from kernlab.session import guest_session
@@ -57,6 +58,10 @@ def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm:
                          notify=lambda _: None)
         stacks_s = _workload_seconds(ResultsFolder(stacks.folder))
         graph = warm.graph()
+        costs = {tree.name: cost for tree in (graph.trees if graph else []) if (cost := probe_cost(tree))}
+        figures["graph_probe_cost"] = {root: {"probes_us_per_call": cost.probes_us,
+                                              "root_self_us_per_call": cost.root_self_us,
+                                              "probes_share_of_root": cost.share} for root, cost in costs.items()}
         figures |= {"workload_s_stacks_only": stacks_s,
                     "stacks_overhead_x": round(stacks_s / without_s, 2) if without_s else None,
                     "graph_windows_s": graph.window_seconds if graph else None,
@@ -131,33 +136,69 @@ def config_figures(lab: Lab, cache: Cache, scratch: Path, kernel: str | None, co
                                            "ccache_disabled": cold}}
 
 
-def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None, cold: bool = True) -> dict:
-    """Benchmark figures; with cold, the first lab runs from an empty cache (kernel build without ccache)."""
-    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "lab": str(lab_path), "cold": cold}
+SECTIONS = ("lab", "arch", "config", "clock", "observer", "reliability")
+
+
+def observer_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, kernel: str | None,
+                     repeat: int) -> dict[str, Any]:
+    """The observer effect (kernlab.observer): traced against untraced, repeat runs a side, figure by figure;
+    its ratio of mean workload seconds is the bench's tracing_overhead_x."""
+    effect = observer.measure(lab, lab_path, cache, results, repeat=repeat, kernel=kernel, notify=lambda _: None)
+    return {"observer_effect": effect.model_dump(),
+            "tracing_overhead_x": effect.tracing_overhead_x,
+            "outside_noise": effect.outside_noise()}
+
+
+def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None, cold: bool = True,
+          sections: tuple[str, ...] = SECTIONS, repeat: int = observer.MIN_REPEAT, keep: Path | None = None) -> dict:
+    """Benchmark figures; with cold, the first lab runs from an empty cache (kernel build without ccache).
+    sections: which of SECTIONS to run (all by default); keep: where the lab runs go (default: deleted after)."""
+    figures: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "lab": str(lab_path), "cold": cold,
+                               "sections": list(sections)}
     with tempfile.TemporaryDirectory(prefix="kernlab-bench-") as scratch:
         cache = Cache(Path(scratch) / "cache") if cold else user_cache
-        results = Path(scratch) / "results"
-        env = dict(os.environ, **({"CCACHE_DISABLE": "1"} if cold else {}))
-        common = ["--lab", str(lab_path), "--cache", str(cache.root)] + (["--kernel", kernel] if kernel else [])
-        figures["lab_cold_s" if cold else "lab_first_s"] = _inv("lab", *common, "--results", str(results), env=env)
-        used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=lambda _: None)
-        built = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch)
-        figures["kernel_build_s"] = built.info.get("duration_s")
-        figures["kernel_noop_rebuild_s"] = _inv("kernel.build", *common, env=env)
-        figures["lab_warm_s"] = _inv("lab", *common, "--results", str(results), env=env)
-        warm = ResultsFolder.open(sorted((results / lab.name).iterdir())[-1])
-        manifest = warm.manifest()
-        figures["boot_to_ssh_ready_s"] = manifest.boot.ssh_ready_s if manifest.boot else None
-        figures["accel"] = manifest.accel.model_dump() if manifest.accel else None
-        started = time.monotonic()
-        build_guest_image(lab, Cache(Path(scratch) / "image-only"))
-        figures["guest_image_build_s"] = round(time.monotonic() - started, 2)
-        if lab.chains and lab.tracing.enabled:
-            figures |= tracing_figures(lab, lab_path, cache, results, warm, kernel)
-        figures |= arch_figures(lab, lab_path, cache, results, warm, kernel)
-        figures |= config_figures(lab, cache, Path(scratch), kernel, cold)
-        figures["clock_under_load"] = count_clocksources(lab, built.image, cache).figures()
-    # The fault suite over the user's cache: what it breaks it breaks in temporary caches of its own, so the
-    # entries it finds here must all still be here after.
-    figures["reliability"] = reliability.fault_suite_figures(user_cache)
+        results = keep or Path(scratch) / "results"
+        if "lab" in sections:
+            figures |= lab_figures(lab, lab_path, cache, results, kernel, cold, Path(scratch))
+        if "observer" in sections and lab.chains and lab.tracing.enabled:
+            one_run = figures.pop("tracing_overhead_x", None)
+            figures |= observer_figures(lab, lab_path, cache, results, kernel, repeat)
+            figures["tracing_overhead_x_one_run"] = one_run
+        if "config" in sections:
+            figures |= config_figures(lab, cache, Path(scratch), kernel, cold)
+        if "clock" in sections:
+            used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=lambda _: None)
+            built = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch)
+            figures["clock_under_load"] = count_clocksources(lab, built.image, cache).figures()
+    if "reliability" in sections:
+        # The fault suite over the user's cache: what it breaks it breaks in temporary caches of its own, so the
+        # entries it finds here must all still be here after.
+        figures["reliability"] = reliability.fault_suite_figures(user_cache)
+    return figures
+
+
+def lab_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, kernel: str | None, cold: bool,
+                scratch: Path) -> dict[str, Any]:
+    """The lab cold (or first) and warm, the kernel build and its no-op rebuild, boot, guest image, tracing cost
+    in one run each, and the other architecture beside this one."""
+    figures: dict[str, Any] = {}
+    env = dict(os.environ, **({"CCACHE_DISABLE": "1"} if cold else {}))
+    common = ["--lab", str(lab_path), "--cache", str(cache.root)] + (["--kernel", kernel] if kernel else [])
+    figures["lab_cold_s" if cold else "lab_first_s"] = _inv("lab", *common, "--results", str(results), env=env)
+    used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=lambda _: None)
+    built = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch)
+    figures["kernel_build_s"] = built.info.get("duration_s")
+    figures["kernel_noop_rebuild_s"] = _inv("kernel.build", *common, env=env)
+    figures["lab_warm_s"] = _inv("lab", *common, "--results", str(results), env=env)
+    # the newest run folder (a time stamp), not a sweep folder of an earlier bench kept in the same place
+    warm = ResultsFolder.open(sorted(p for p in (results / lab.name).iterdir() if p.name[:1].isdigit())[-1])
+    manifest = warm.manifest()
+    figures["boot_to_ssh_ready_s"] = manifest.boot.ssh_ready_s if manifest.boot else None
+    figures["accel"] = manifest.accel.model_dump() if manifest.accel else None
+    started = time.monotonic()
+    build_guest_image(lab, Cache(scratch / "image-only"))
+    figures["guest_image_build_s"] = round(time.monotonic() - started, 2)
+    if lab.chains and lab.tracing.enabled:
+        figures |= tracing_figures(lab, lab_path, cache, results, warm, kernel)
+    figures |= arch_figures(lab, lab_path, cache, results, warm, kernel)
     return figures

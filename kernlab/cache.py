@@ -44,7 +44,10 @@ class Cache:
 
     @classmethod
     def at(cls, root: Path | str | None = None) -> Cache:
-        return cls(Path(root) if root else default_cache_root())
+        path = Path(root) if root else default_cache_root()
+        if path.exists() and not path.is_dir():
+            raise KernlabError(f"cache: {path} is a file, not a directory (--cache DIR or $KERNLAB_CACHE)")
+        return cls(path)
 
     def dir(self, *parts: str) -> Path:
         path = self.root.joinpath(*parts)

@@ -61,6 +61,7 @@ class Evidence:
     inline_trees: Mapping[str, InlineTree] = field(default_factory=dict)
     # "variable.member" of an initialised ops structure -> kernlab.vmlinux.OpsMember as a dict
     ops: Mapping[str, dict] = field(default_factory=dict)
+    windowed: bool = False  # the stacks were recorded in probe windows only (kernlab.probewindows)
 
 
 @dataclass
@@ -212,7 +213,8 @@ def _why_not(function: str, evidence: Evidence) -> FunctionVerdict:
     if function not in evidence.traceable:
         return FunctionVerdict(function, "missing", "has a symbol but is not in available_filter_functions "
                                "and is not on any recorded stack")
-    return FunctionVerdict(function, "missing", "traceable, but not on the recorded stacks in this order")
+    recorded = "the stacks recorded in the probe windows" if evidence.windowed else "the recorded stacks"
+    return FunctionVerdict(function, "missing", f"traceable, but not on {recorded} in this order")
 
 
 def _proved(function: str, item: Found, callee: str | None) -> FunctionVerdict | None:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from kernlab import aggregate, build, cireport, experiment, report, reverify, run, source, vm
+from kernlab import aggregate, build, cireport, experiment, observer, report, reverify, run, seal, source, vm
 from kernlab import bench as benchmarks
 from kernlab import progress as ci_progress
 from kernlab import sweep as sweeps
@@ -152,12 +152,35 @@ def kernel_key(ctx: Context, kernel: str | None = None, install: bool = False, s
     return key
 
 
-def bench(ctx: Context, output: Path, kernel: str | None = None, cold: bool = True) -> dict:
+def _count(flag: str, value: str | None, default: int, least: int) -> int:
+    text = str(default if value is None else value).strip()
+    if not text.isdigit() or not least <= int(text) <= 100:
+        raise UsageError(f"{flag}: {value!r} is not a number of runs from {least} to 100")
+    return int(text)
+
+
+def bench(ctx: Context, output: Path, kernel: str | None = None, cold: bool = True, only: str | None = None,
+          repeat: str | None = None, results: str | None = None) -> dict:
     """Benchmark figures as JSON; with cold, the first lab runs from an empty cache (kernel build without ccache)."""
-    figures = benchmarks.bench(ctx.lab, ctx.lab_path, ctx.cache, kernel=kernel, cold=cold)
+    sections = tuple(part.strip() for part in only.split(",")) if only else benchmarks.SECTIONS
+    if unknown := [part for part in sections if part not in benchmarks.SECTIONS]:
+        raise UsageError(f"--only: {', '.join(unknown)}: sections are {', '.join(benchmarks.SECTIONS)}")
+    figures = benchmarks.bench(ctx.lab, ctx.lab_path, ctx.cache, kernel=kernel, cold=cold, sections=sections,
+                               repeat=_count("--repeat", repeat, observer.MIN_REPEAT, observer.MIN_REPEAT),
+                               keep=Path(results) if results else None)
     output.write_text(json.dumps(figures, indent=2) + "\n")
     ctx.console.print_json(json.dumps(figures))
     return figures
+
+
+def observe(ctx: Context, kernel: str | None = None, results: str = "results", repeat: str | None = None) -> int:
+    """`inv lab.observe`: traced against untraced, each key figure with its noise verdict (a measurement: exit 0
+    whatever it finds, 1 only when a side has no complete run)."""
+    count = _count("--repeat", repeat, observer.MIN_REPEAT, observer.MIN_REPEAT)
+    effect = observer.measure(ctx.lab, ctx.lab_path, ctx.cache, Path(results), repeat=count, kernel=kernel,
+                              notify=lambda line: ctx.console.print(line))
+    terminal.print_observer(ctx.console, effect)
+    return 0
 
 
 def run_tests(fast: bool = False, expression: str | None = None, junit: str | None = None) -> int:
@@ -221,7 +244,8 @@ def vm_ssh(ctx: Context, command: str) -> int:
 def _finish_run(ctx: Context, outcome: run.LabOutcome) -> int:
     """Summary, chains, branches of one finished run, as the runner verified them; the exit code for it."""
     terminal.print_summary(ctx.console, outcome.folder)
-    terminal.print_chains(ctx.console, outcome.chains)
+    written = ResultsFolder(outcome.folder).chains()
+    terminal.print_chains(ctx.console, outcome.chains, written.sampling if written else None)
     terminal.print_graph(ctx.console, outcome.folder)
     if outcome.branches is not None:
         terminal.print_branches(ctx.console, outcome.branches)
@@ -365,15 +389,24 @@ def rerun(ctx: Context, manifest_path: Path, results: str = "results") -> int:
     return code
 
 
-def compare_runs(console: Console, a: Path, b: Path) -> None:
+def compare_runs(console: Console, a: Path, b: Path, accept_changed: bool = False) -> None:
     """What differs between two runs: settings first, then figures."""
+    _sealed(console, [run for side in (a, b) for run in find_folders(side.parent if side.is_file() else side)],
+            accept_changed)
     terminal.print_run_diff(console, a, b)
 
 
-def lab_report(paths: list[Path], console: Console) -> list[Path]:
+def _sealed(console: Console, folders: list[Path], accept_changed: bool) -> None:
+    """Every run folder's evidence as its run sealed it, or a refusal naming what changed (kernlab.seal)."""
+    for note in seal.check(folders, accept_changed):
+        console.print(f"[yellow]{escape(note)}[/]")
+
+
+def lab_report(paths: list[Path], console: Console, accept_changed: bool = False) -> list[Path]:
     """A report for each run folder; a comparison when given several runs or a folder of runs (a sweep)."""
     written = []
     runs = [folder for path in paths for folder in find_folders(path)]
+    _sealed(console, runs, accept_changed)
     for folder in runs:
         written.append(report.write_report(folder))
         console.print(f"report: {written[-1]}")
@@ -390,13 +423,16 @@ def plain_console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 
 
-def lab_verify(results_dir: Path, console: Console, junit: str | None = None, out: Path | None = None) -> int:
+def lab_verify(results_dir: Path, console: Console, junit: str | None = None, out: Path | None = None,
+               accept_changed: bool = False) -> int:
     """The run's chains verified again into `out` (default: its reverified/ folder); its own chains.json is
     kept as recorded, and where the verdicts differ from it is printed."""
     target = reverify.out_folder(results_dir, out)
+    _sealed(console, [results_dir], accept_changed)
     recorded = reverify.recorded_chains(results_dir)
     outcome = verify_results(results_dir, target)
-    terminal.print_chains(console, outcome)
+    written = ResultsFolder(target).chains()
+    terminal.print_chains(console, outcome, written.sampling if written else None)
     terminal.print_graph(console, results_dir, target)
     reverify.print_changes(console, recorded, outcome, target)
     ci_outputs(console, [results_dir], junit, {results_dir: target})

@@ -7,3 +7,8 @@ class KernlabError(Exception):
 
 class UsageError(KernlabError):
     """A command line kernlab cannot take (a bad option value): exit code 2, not 1."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kernlab.vm.sigterm_as_interrupt): unwinds as Ctrl-C does, so every VM is reaped, but is said as
+    what it was."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
-from kernlab import chains, graph, specs, trace, vmlinux
+from kernlab import chains, graph, probewindows, specs, trace, vmlinux
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
 from kernlab.instead import recorded_paths
@@ -26,6 +26,7 @@ from kernlab.results import (
     GraphNodeRecord,
     Manifest,
     ResultsFolder,
+    Summary,
 )
 from kernlab.trace import Frame
 from kernlab.witness import EdgeShare, graph_witness
@@ -139,7 +140,8 @@ def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedCh
         has_symbol=symbols.has_function, is_noinstr=symbols.is_noinstr, inlined_at=inlined_at,
         lost_events=sum(h.dropped for h in histograms.values()),
         inline_trees={name: vmlinux.InlineNode.from_dict(tree) for name, tree in trees.items() if tree},
-        ops={key: value for key, value in ops.items() if key in claims})
+        ops={key: value for key, value in ops.items() if key in claims},
+        windowed=(probes := folder.probes()) is not None and probes.armed == "windows")
 
 
 def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> list[ChainRecord]:
@@ -162,7 +164,8 @@ def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> li
     hidden = {name: count for name, histogram in evidence.histograms.items()
               if (count := trace.hidden_returns(histogram))}
     written = ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
-                                         "chains": [r.as_dict() for r in outcome], "graph_hidden_returns": hidden})
+                                         "chains": [r.as_dict() for r in outcome], "graph_hidden_returns": hidden,
+                                         "sampling": sampling(folder)})
     if capture := folder.graph_capture():
         trees = graph_trees(folder, capture)
         merged = graph_file(trees, capture)
@@ -172,6 +175,15 @@ def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> li
             add_graph_witness(chain, trees, capture.max_depth, share, merged.lost_events)
     target.write(written)
     return written.chains
+
+
+def sampling(folder: ResultsFolder) -> str | None:
+    """How the folder's stacks and hits were taken, against the run's own swap counters when it has them."""
+    probes = folder.probes()
+    if probes is None:
+        return None
+    figures = (folder.summary() or Summary()).figures()
+    return probewindows.sampling_text(probes, figures.get("pswpout_pages"), figures.get("pswpin_pages"))
 
 
 def graph_trees(folder: ResultsFolder, capture: GraphCapture) -> tuple[dict[str, graph.Node], graph.Trace]:

@@ -3,8 +3,8 @@ workload. Pure: names in, shell text out (kernlab.run runs them).
 
 The window is kept short because function_graph under TCG costs every traced call a trip through the ftrace
 trampoline; the tracer is switched on only for the window (`current_tracer` resets the buffer, so the trace of
-each window is read before the next one opens) and `nop` the rest of the time, so the kprobe stack
-histograms, which count the whole workload, run alone outside the windows.
+each window is read before the next one opens) and `nop` the rest of the time. With probe windows
+(kernlab.probewindows) the window has ftrace to itself, the histograms paused.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from kernlab.specs import ResolvedChain
 from kernlab.trace import TRACEFS, base_name
 
 STOP_FILE = "/tmp/kernlab-graph-stop"
+# The ring buffer between workloads: one page per CPU. It grows to buffer_kb as a workload starts and shrinks once
+# the window's trace is read. Not at the window itself: by then the guest is short of memory, and
+# ring_buffer_resize() refuses a size above si_mem_available() (2 of 6 windows kept one page per CPU and dropped
+# up to 48,777 events, 2026-12-03).
+IDLE_BUFFER_KB = 1
 OPENED, CLOSED, NOT_OPENED = "window-opened", "window-closed", "window-not-opened"
 PSWPIN = "awk '$1==\"pswpin\"{print $2}' /proc/vmstat"
 UPTIME = "cut -d' ' -f1 /proc/uptime"
@@ -79,7 +84,7 @@ def setup_commands(spec: GraphSpec, symbols: Sequence[str], recorded: Sequence[s
             f"echo {spec.max_depth} > {TRACEFS}/max_graph_depth",
             # options/ files, not trace_options: that takes a tracer's options only while it is the current one
             *(f"echo {value} > {TRACEFS}/options/{option}" for option, value in GRAPH_OPTIONS.items()),
-            f"echo {spec.buffer_kb} > {TRACEFS}/buffer_size_kb"]
+            f"echo {IDLE_BUFFER_KB} > {TRACEFS}/buffer_size_kb"]
 
 
 def window_script(spec: GraphSpec, symbols: Sequence[str]) -> str:
@@ -90,10 +95,20 @@ def window_script(spec: GraphSpec, symbols: Sequence[str]) -> str:
     Closing: tracing_on 0 stops the recording at once, but the graph tracer would still hook every kernel
     function until `nop` replaces it, which resets the buffer; so set_ftrace_filter narrows the hooks to the
     roots (a filter change keeps the buffer) and the rest of the workload runs almost untraced."""
-    return (f"rm -f {STOP_FILE}; base=$({PSWPIN}); "
+    return (f"rm -f {STOP_FILE}; {grow_buffer(spec)}base=$({PSWPIN}); "
             f"while [ $(( $({PSWPIN}) - base )) -lt {spec.start_pswpin} ]; do "
             f"if [ -e {STOP_FILE} ]; then echo {NOT_OPENED}; exit 0; fi; sleep 0.1; done; "
-            f"echo function_graph > {TRACEFS}/current_tracer && echo {OPENED} $({UPTIME}) && sleep {spec.window_s}; "
+            + record_window(spec, symbols))
+
+
+def grow_buffer(spec: GraphSpec) -> str:
+    """The window's ring buffer, taken as the workload starts (kernlab.graphwindow.IDLE_BUFFER_KB)."""
+    return f"echo {spec.buffer_kb} > {TRACEFS}/buffer_size_kb; "
+
+
+def record_window(spec: GraphSpec, symbols: Sequence[str]) -> str:
+    """The window itself: the tracer on, window_s seconds, the ring buffer off and the hooks narrowed."""
+    return (f"echo function_graph > {TRACEFS}/current_tracer && echo {OPENED} $({UPTIME}) && sleep {spec.window_s}; "
             f"echo 0 > {TRACEFS}/tracing_on; echo {CLOSED} $({UPTIME}); "
             f"echo {' '.join(symbols)} > {TRACEFS}/set_ftrace_filter")
 
@@ -105,7 +120,8 @@ def read_stats_command() -> str:
 def after_window_commands(recorded: Sequence[str] = ()) -> list[str]:
     """Once the window's trace is read: the tracer off again, the recorded functions hooked again for the next
     window (the close narrowed them to the roots), and the ring buffer back on."""
-    return [f"echo nop > {TRACEFS}/current_tracer", filter_command(recorded), f"echo 1 > {TRACEFS}/tracing_on"]
+    return [f"echo nop > {TRACEFS}/current_tracer", f"echo {IDLE_BUFFER_KB} > {TRACEFS}/buffer_size_kb",
+            filter_command(recorded), f"echo 1 > {TRACEFS}/tracing_on"]
 
 
 def teardown_commands() -> list[str]:

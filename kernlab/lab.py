@@ -20,11 +20,16 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Lab, workload, chain spec and fragment names become file and folder names (results/<lab>/, keys/<lab>/,
 # workloads/<name>.json): one rule for all, so none can be empty, `.`, `..` or hidden.
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# A name is one path component among several (results/<lab>/sweep-<time>/<variant>/...), under NAME_MAX 255.
+NAME_MAX = 100
 
 
 def _name(value: str) -> str:
     if not NAME.match(value):
         raise ValueError(f"{value!r} is not a name: letters, digits and _ . -, not starting with a dot "
+                         "(it becomes a file or folder name)")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"{value[:20]!r}... is {len(value)} characters long: a name has at most {NAME_MAX} "
                          "(it becomes a file or folder name)")
     return value
 
@@ -180,7 +185,7 @@ class GraphSpec(Strict):
     # The window opens once the workload has faulted this many pages back in (pswpin grew by it): both a
     # swap-in and the reclaim that makes room for it are then under way. 0: at once.
     start_pswpin: Annotated[int, Field(ge=0)] = 2000
-    # Per CPU, so 8 MiB of guest memory on the 2-CPU guests, as the uniprocessor guests' 8 MiB buffer took. With
+    # Per CPU, held from each workload's start until its window's trace is read (kernlab.graphwindow). With
     # `record: chains` a 5.15 window used at most 1.0 MB of it per CPU (0 events dropped, 2026-12-03); a full
     # buffer drops the window's newest events (counted, never hidden).
     buffer_kb: Annotated[int, Field(ge=64, le=65536)] = 4096
@@ -190,11 +195,29 @@ class GraphSpec(Strict):
     functions: list[str] = Field(default_factory=list)  # recorded besides the chains' own, with `record: chains`
 
 
+class SampleSpec(Strict):
+    """Probe windows: kernlab's kprobes (and the graph) armed armed_s out of every every_s seconds of each workload,
+    through /proc/sys/kernel/ftrace_enabled; disarmed, they cost nothing (5.15, measured: 26.2 s against 25.3 s
+    unprobed, where always-armed probes took 52.5 s). Stacks and hit counts are then every call in the windows."""
+
+    armed_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    every_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+    @model_validator(mode="after")
+    def _period(self) -> SampleSpec:
+        if self.every_s <= self.armed_s:
+            raise ValueError(f"every_s ({self.every_s}) must be longer than armed_s ({self.armed_s})")
+        return self
+
+
 class TracingSpec(Strict):
     enabled: bool = True
-    # Distinct stacks each probe's histogram can hold; more are counted as dropped.
-    # (Bigger tables cost seconds per probe to set up under TCG.)
-    table_size: Annotated[int, Field(ge=128, le=65536)] = 1024
+    # Probe windows (SampleSpec); null: the probes stay armed for the whole run, every call counted, at 2 to 3
+    # times the untraced workload time under TCG.
+    sample: SampleSpec | None = Field(default_factory=SampleSpec)
+    # Distinct stacks each probe's histogram can hold; more are counted as dropped. The recorded runs used at most
+    # 41 (5.15, 6.1, 6.12, arm64); every entry is preallocated guest memory (and set-up time under TCG).
+    table_size: Annotated[int, Field(ge=128, le=65536)] = 256
     # Extra functions to probe besides the chains' own (e.g. anchors of interest).
     extra_functions: list[str] = Field(default_factory=list)
     graph: GraphSpec = Field(default_factory=GraphSpec)

@@ -12,7 +12,10 @@ from pathlib import Path
 from kernlab.cache import Cache, read_json
 from kernlab.paths import REPO, TESTS_DIR
 
-FAULT_SUITE = TESTS_DIR / "test_faults.py"
+# Faults injected: kills, hangs, panics and broken caches (test_faults), damaged evidence (test_histfile, test_seal,
+# test_reverify), and what must fail before a run starts (test_preflight).
+FAULT_SUITE = tuple(TESTS_DIR / name for name in ("test_faults.py", "test_histfile.py", "test_seal.py",
+                                                   "test_reverify.py", "test_preflight.py"))
 
 
 def cache_entries(cache: Cache) -> set[str]:
@@ -54,7 +57,7 @@ def fault_suite_figures(cache: Cache) -> dict:
     with tempfile.TemporaryDirectory(prefix="kernlab-faults-") as scratch:
         report = Path(scratch) / "faults.xml"
         env = dict(os.environ, KERNLAB_OFFLINE="1", KERNLAB_CACHE=str(cache.root))
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(FAULT_SUITE),
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, FAULT_SUITE),
                         f"--junitxml={report}"], env=env, cwd=REPO, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         counts = junit_counts(report.read_text()) if report.exists() else {"tests": 0, "failures": 0, "errors": 1,

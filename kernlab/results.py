@@ -144,6 +144,11 @@ class RepeatPoint(Record):
     of: int
 
 
+class FileSeal(Record):
+    size: int
+    sha256: str
+
+
 class Manifest(Record):
     """manifest.json: rewritten after every step, so a run that stopped still says what it did and why."""
 
@@ -169,6 +174,8 @@ class Manifest(Record):
     branch_profile: BranchProfileRecord | None = None
     chains: dict[str, ChainOutcome] = Field(default_factory=dict)
     steps_s: dict[str, float] = Field(default_factory=dict)
+    # kernlab.seal: every file the run wrote, as it ended (empty in folders from before the seal)
+    evidence: dict[str, FileSeal] = Field(default_factory=dict)
     sweep: SweepPoint | None = None
     repeat: RepeatPoint | None = None
 
@@ -292,6 +299,8 @@ class ChainRecord(Record):
 
 class ChainsFile(Record):
     kernel: str | None = None
+    # How stacks and hits were taken (kernlab.probewindows.sampling_text): every call, or every call in windows
+    sampling: str | None = None
     lost_events: int = 0
     # function -> caller-probe hits that read the function graph's return trampoline (kernlab.trace)
     graph_hidden_returns: dict[str, int] = Field(default_factory=dict)
@@ -377,12 +386,60 @@ class GraphFile(Record):
     clock_step_us: float | None = None  # the trace clock's step when it was too coarse to time calls
 
 
+class ArmedWindowRecord(Record):
+    """One probe window (kernlab.probewindows): guest uptimes, and the kernel's own swap counters over it."""
+
+    workload: str
+    armed_s: float
+    disarmed_s: float
+    # Pages swapped from just before arming to just after disarming (every page the probes can have seen), and
+    # from just after arming to just before disarming (every page they must have seen): hits fall in between.
+    pswpout: int
+    pswpin: int
+    pswpout_inner: int
+    pswpin_inner: int
+
+
 class ProbeSet(Record):
     stack: list[str] = Field(default_factory=list)  # full stacks recorded at these
     caller: list[str] = Field(default_factory=list)  # only the return address recorded at these
     not_probed: dict[str, str] = Field(default_factory=dict)
     table_size: int | None = None
     arch: str = "x86_64"  # the guest's: how the probes read return addresses (kernlab.arch)
+    # "always": armed for the whole run (older folders too); "windows": only in `windows`
+    armed: Literal["always", "windows"] = "always"
+    armed_why: str | None = None  # why a lab that asked for windows got "always"
+    every_s: float | None = None  # the windows' period, with armed: windows
+    windows: list[ArmedWindowRecord] = Field(default_factory=list)
+
+
+class EffectRow(Record):
+    figure: str  # summary key
+    label: str
+    untraced: list[float]
+    traced: list[float]
+    untraced_mean: float
+    traced_mean: float
+    untraced_half_width: float | None  # of the 95 % interval of the mean
+    traced_half_width: float | None
+    ratio: float | None  # traced / untraced
+    decision: str  # kernlab.stats.Decision
+    p: float | None
+
+
+class ObserverEffect(Record):
+    """observer.json: traced against untraced, figure by figure."""
+
+    lab: str
+    kernel: str | None
+    repeat: int
+    folder: str
+    method: str  # kernlab.stats.METHOD
+    tracing_overhead_x: float | None  # mean traced workload seconds / mean untraced
+    rows: list[EffectRow]
+
+    def outside_noise(self) -> list[str]:
+        return [row.label for row in self.rows if row.decision == "significant"]
 
 
 class SweepVariant(Record):

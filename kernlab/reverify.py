@@ -33,8 +33,9 @@ def recorded_chains(results: Path) -> tuple[ChainsFile | None, str]:
     return chains, "" if chains else f"no recorded {CHAINS} to compare with (the run stopped before verifying)"
 
 
-def _verdict(chain: ChainRecord) -> str:
-    return f"{'holds' if chain.holds else 'does not hold'}, {chain.hits:,} hits"
+def _verdict(chain: ChainRecord, with_hits: bool = True) -> str:
+    holds = "holds" if chain.holds else "does not hold"
+    return f"{holds}, {chain.hits:,} hits" if with_hits else holds
 
 
 def _line_changes(before: ChainRecord, now: ChainRecord) -> list[str]:
@@ -44,22 +45,23 @@ def _line_changes(before: ChainRecord, now: ChainRecord) -> list[str]:
             if (line.number, line.text) in labels and labels[(line.number, line.text)] != (line.label or line.verdict)]
 
 
-def verdict_changes(recorded: ChainsFile, now: list[ChainRecord]) -> list[str]:
-    """Where the re-verification's verdicts differ from the recorded ones: a chain's holds and hits, then each
-    line's verdict; empty when they agree."""
+def verdict_changes(recorded: ChainsFile, now: list[ChainRecord], with_hits: bool = True) -> list[str]:
+    """Where the re-verification's verdicts differ from the recorded ones: a chain's holds (and hits), then each
+    line's verdict; empty when they agree. Without hits: two runs' verdicts, whose counts differ anyway."""
     before = {chain.name: chain for chain in recorded.chains}
     changes = []
     for chain in now:
         old = before.pop(chain.name, None)
+        said = _verdict(chain, with_hits)
         if old is None:
-            changes.append(f"{chain.name}: not among the recorded verdicts; now {_verdict(chain)}")
+            changes.append(f"{chain.name}: not among the recorded verdicts; now {said}")
             continue
         lines = _line_changes(old, chain)
-        if _verdict(old) != _verdict(chain) or lines:
-            changes.append(f"{chain.name}: recorded {_verdict(old)}; now {_verdict(chain)}")
+        if _verdict(old, with_hits) != said or lines:
+            changes.append(f"{chain.name}: recorded {_verdict(old, with_hits)}; now {said}")
             changes.extend(lines)
-    changes.extend(f"{name}: recorded {_verdict(old)}; not verified now (the lab does not name it for this kernel)"
-                   for name, old in before.items())
+    changes.extend(f"{name}: recorded {_verdict(old, with_hits)}; not verified now (the lab does not name it for "
+                   "this kernel)" for name, old in before.items())
     return changes
 
 

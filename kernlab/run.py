@@ -21,12 +21,14 @@ import yaml
 from kernlab import (
     branches,
     build,
-    graph,
     graphwindow,
     guestfacts,
+    preflight,
+    probewindows,
     progress,
     provenance,
     report,
+    seal,
     source,
     specs,
     trace,
@@ -34,7 +36,7 @@ from kernlab import (
 )
 from kernlab.arch import by_name
 from kernlab.cache import Cache
-from kernlab.errors import KernlabError
+from kernlab.errors import KernlabError, Terminated
 from kernlab.evidence import lab_chains, verify_results
 from kernlab.experiment import Pins
 from kernlab.guest import GuestImage, build_guest_image
@@ -42,7 +44,6 @@ from kernlab.lab import Lab, WorkloadSpec, lab_as_dict
 from kernlab.live import LiveFeed
 from kernlab.paths import KCONFIG_DIR
 from kernlab.results import (
-    GRAPH_DIR,
     AccelRecord,
     BootRecord,
     BranchesFile,
@@ -51,7 +52,6 @@ from kernlab.results import (
     ChainRecord,
     ConnectionRecord,
     GraphCapture,
-    GraphWindowRecord,
     GuestImageRecord,
     GuestRecord,
     HostRecord,
@@ -65,6 +65,7 @@ from kernlab.results import (
 from kernlab.session import GuestSession, guest_session
 from kernlab.ssh import GuestSSH
 from kernlab.vm import GuestFailed, qemu_version, scan_console
+from kernlab.windows import EvidenceWindows
 
 log = logging.getLogger(__name__)
 GUEST_FACTS = "guest-facts.txt"  # what the guest said, as read (kernlab.guestfacts.COMMAND's output)
@@ -72,6 +73,8 @@ GUEST_FACTS = "guest-facts.txt"  # what the guest said, as read (kernlab.guestfa
 
 def stop_reason(error: BaseException) -> str:
     """The first line of why a run stopped, as the manifest keeps it."""
+    if isinstance(error, Terminated):
+        return "terminated (SIGTERM)"
     if isinstance(error, KeyboardInterrupt):
         return "interrupted (Ctrl-C)"
     lines = str(error).splitlines()
@@ -114,6 +117,8 @@ class RunRecorder:
             self.manifest.status = "complete"
         self.manifest.finished = datetime.now(UTC).isoformat(timespec="seconds")
         self.manifest.steps_s["total"] = round(time.monotonic() - self.started, 2)
+        with contextlib.suppress(OSError):  # a folder that cannot be read back (a full disk) stays unsealed
+            self.manifest.evidence = seal.seal(self.folder.path)
         self.save()
 
 
@@ -318,17 +323,24 @@ def setup_zram(session: GuestSession, lab: Lab, folder: ResultsFolder) -> None:
     folder.write_file("zram-setup.txt", "\n".join(step.command for step in steps) + "\n")
 
 
-def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str,
-                  folder: ResultsFolder) -> tuple[ProbeSet, GraphWindows | None]:
-    """The stack histograms, and the function graph's windows when the lab asks for them."""
+def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str, config: Path,
+                  folder: ResultsFolder) -> tuple[ProbeSet, EvidenceWindows | None]:
+    """The stack histograms, armed in probe windows where the kernel allows it, and the function graph's windows
+    when the lab asks for them."""
     available = session.run(f"cat {trace.TRACEFS}/available_filter_functions", timeout=60).stdout
     folder.write_file("trace/available_filter_functions", available)
     traceable = trace.traceable_symbols(available)
     probes = probe_set(lab, kernel_version, traceable)
+    if lab.tracing.sample:
+        probes.armed_why = probewindows.windows_missing(config.read_text())
+        if probes.armed_why is None:
+            probes.armed, probes.every_s = "windows", lab.tracing.sample.every_s
     folder.write(probes)
+    # Windowed probes are registered disarmed, so they count nothing outside a window (setup commands included).
+    disarm = [probewindows.disarm_command()] if probes.armed == "windows" else []
     # One exec: each kprobe registration patches kernel text, slow enough under TCG without extra round trips.
-    said = session.run(" && ".join(trace.hist_setup_commands(probes.stack, probes.caller, lab.tracing.table_size,
-                                                             lab.arch)),
+    said = session.run(" && ".join(disarm + trace.hist_setup_commands(probes.stack, probes.caller,
+                                                                      lab.tracing.table_size, lab.arch)),
                        timeout=300, what="tracing setup").stdout
     if refused := trace.refused_probes(said):
         probes.stack = [symbol for symbol in probes.stack if symbol not in refused]
@@ -336,7 +348,7 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str,
         probes.not_probed |= {trace.base_name(symbol): trace.REFUSED_WHY for symbol in refused}
         folder.write(probes)
     if not lab.tracing.graph.enabled:
-        return probes, None
+        return probes, EvidenceWindows(session, lab, probes, None, folder) if probes.armed == "windows" else None
     spec = lab.tracing.graph
     chains = [resolved for resolved, _ in lab_chains(lab, kernel_version)]
     roots = spec.roots or graphwindow.chain_roots(chains)
@@ -347,72 +359,19 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str,
                            start_pswpin=spec.start_pswpin, buffer_kb=spec.buffer_kb, recorded=recorded)
     folder.write(capture)
     if not symbols:
-        return probes, None
+        return probes, EvidenceWindows(session, lab, probes, None, folder) if probes.armed == "windows" else None
     session.run(" && ".join(graphwindow.setup_commands(spec, symbols, recorded or ())), timeout=300,
                 what="function graph setup")
-    return probes, GraphWindows(session, lab, capture, folder)
-
-
-class GraphWindows:
-    """One function_graph window beside each workload (kernlab.graphwindow), its trace read once the workload
-    is over and before the next window opens."""
-
-    def __init__(self, session: GuestSession, lab: Lab, capture: GraphCapture, folder: ResultsFolder) -> None:
-        self.session, self.spec, self.capture, self.folder = session, lab.tracing.graph, capture, folder
-
-    @contextlib.contextmanager
-    def around(self, workload: str):  # noqa: ANN201 - a context manager
-        output: list[str] = []
-        errors: list[Exception] = []
-
-        def watch() -> None:
-            ssh = None
-            try:
-                ssh = self.session.ssh.sibling()  # its own connection: see GuestSSH.sibling
-                script = graphwindow.window_script(self.spec, self.capture.roots)
-                output.append(ssh.run(script, what="function graph window", timeout=3600).stdout)
-            except Exception as error:  # raised below, after the workload: its own failure matters more
-                errors.append(error)
-            finally:
-                if ssh is not None:
-                    ssh.close()
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        try:
-            yield
-        finally:
-            self.session.run(f"touch {graphwindow.STOP_FILE}", check=False, timeout=30)
-            watcher.join(timeout=self.spec.window_s + 120)
-        if errors:
-            raise KernlabError(f"function graph window of {workload} failed: {errors[0]}")
-        self._read(workload, "".join(output))
-
-    def _read(self, workload: str, output: str) -> None:
-        opened, closed = graphwindow.window_times(output)
-        record = GraphWindowRecord(workload=workload, opened_s=opened, closed_s=closed)
-        if opened is not None:
-            record.trace = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.trace", self.session.run(
-                f"cat {trace.TRACEFS}/trace", timeout=600, what="reading the function graph").stdout)
-                .relative_to(self.folder.path))
-            stats = self.session.run(graphwindow.read_stats_command(), timeout=60).stdout
-            record.stats = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.stats", stats)
-                               .relative_to(self.folder.path))
-            record.overruns, record.dropped = graph.overruns(stats), graph.dropped(stats)
-        self.session.run(" && ".join(graphwindow.after_window_commands(self.capture.recorded or ())), timeout=300)
-        self.capture.windows.append(record)
-        self.folder.write(self.capture)
-
-    def finish(self) -> None:
-        self.session.run("; ".join(graphwindow.teardown_commands()), check=False, timeout=300)
+    return probes, EvidenceWindows(session, lab, probes, capture, folder)
 
 
 def collect_tracing(session: GuestSession, probes: ProbeSet, folder: ResultsFolder) -> None:
     for symbol in probes.stack + probes.caller:
         event = f"{trace.TRACEFS}/events/{trace.PROBE_GROUP}/{trace.probe_event_name(symbol)}/hist"
         folder.write_file(f"trace/hist/{trace.base_name(symbol)}.hist", session.run(f"cat {event}", timeout=60).stdout)
-    session.run("; ".join(trace.hist_teardown_commands(probes.stack, probes.caller, probes.table_size or 0,
-                                                       by_name(probes.arch))),
+    rearm = [probewindows.rearm_command()] if probes.armed == "windows" else []
+    session.run("; ".join(rearm + trace.hist_teardown_commands(probes.stack, probes.caller, probes.table_size or 0,
+                                                               by_name(probes.arch))),
                 check=False, timeout=300)
 
 
@@ -450,7 +409,7 @@ def branch_profile_missing(session: GuestSession, config: Path) -> str | None:
 
 
 def run_workloads(session: GuestSession, lab: Lab, folder: ResultsFolder, profiler: BranchProfiler | None,
-                  notify: Callable[[str], None], windows: GraphWindows | None = None,
+                  notify: Callable[[str], None], windows: EvidenceWindows | None = None,
                   live: LiveFeed | None = None) -> list[WorkloadRecord]:
     """The lab's workloads, in sequence or all at once; a failed one ends the run with its real cause."""
     arounds = [each.around for each in (profiler, windows, live) if each is not None]
@@ -497,6 +456,7 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     find identical; extra: more manifest keys (e.g. the sweep point); live: gets every sample taken while a
     workload runs.
     """
+    preflight.check(lab, results_dir or results_root, cache)
     if results_dir:
         results_dir.mkdir(parents=True)
     folder = ResultsFolder(results_dir) if results_dir else ResultsFolder.create(results_root, lab.name)
@@ -554,7 +514,8 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
             with run.step("setup"):
                 setup_zram(session, lab, folder)
                 tracing = bool(lab.chains) and lab.tracing.enabled
-                probes, windows = setup_tracing(session, lab, used.version, folder) if tracing else (None, None)
+                probes, windows = (setup_tracing(session, lab, used.version, kernel_build.config, folder)
+                                   if tracing else (None, None))
                 profiler = None
                 if lab.branch_profile.enabled:
                     if missing := branch_profile_missing(session, kernel_build.config):

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -190,10 +191,23 @@ def extract(tarball: Path, final: Path, meta: dict) -> None:
         write_json_atomic(tmp / META, meta)
 
 
+def debian_versions() -> list[str] | None:
+    """The linux-source-X versions apt offers (`apt-cache search`), in version order; None without apt-cache."""
+    if shutil.which("apt-cache") is None:
+        return None
+    found = tools.output(["apt-cache", "search", "--names-only", r"^linux-source-[0-9]"], what="apt-cache search")
+    versions = [line.split()[0].removeprefix("linux-source-") for line in found.splitlines() if line.strip()]
+    return sorted(versions, key=lambda v: [int(part) if part.isdigit() else 0 for part in v.split(".")])
+
+
 def _debian_source(ref: KernelRef, cache: Cache, install: bool) -> KernelSource:
     package = f"linux-source-{ref.value}"
     tarball = DEBIAN_SOURCE_DIR / f"{package}.tar.xz"
     if not tarball.exists():
+        offered = debian_versions()
+        if offered is not None and ref.value not in offered:
+            raise KernlabError(f"debian:{ref.value}: apt offers no {package}; it has "
+                               f"{', '.join(f'debian:{v}' for v in offered) or 'no linux-source package'}")
         if not install:
             raise KernlabError(f"{package} is not installed: run `apt-get install -y {package}` (or pass --install)")
         tools.run(["apt-get", "install", "-y", package], what=f"apt-get install {package}")

@@ -297,15 +297,31 @@ class ResolvedChain:
         return path[::-1]
 
 
+TREE_LINE = re.compile(r"tree line (\d+):")
+
+
+def file_lines(message: str, text: str) -> str:
+    """A tree error's "tree line N" as the line of the file it is on (the block after `tree: |`)."""
+    start = next((number for number, line in enumerate(text.splitlines(), 1) if re.match(r"tree:\s*[|>]", line)),
+                 None)
+    if start is None:
+        return message
+    return TREE_LINE.sub(lambda match: f"line {start + int(match.group(1))} (tree line {match.group(1)}):", message)
+
+
 def load_chain(path: Path) -> ChainSpec:
     try:
         text = path.read_text()
     except OSError as error:
         raise KernlabError(f"{path}: cannot read chain spec: {error.strerror}") from None
     try:
-        return ChainSpec.model_validate(yamlfile.load(text, str(path)))
+        spec = ChainSpec.model_validate(yamlfile.load(text, str(path)))
+        spec.lines(str(path))  # a tree's errors now, while the file's line numbers are at hand
+        return spec
     except ValidationError as error:
-        raise KernlabError(validation_message(str(path), error)) from None
+        raise KernlabError(file_lines(validation_message(str(path), error), text)) from None
+    except KernlabError as error:
+        raise KernlabError(file_lines(str(error), text)) from None
 
 
 def resolve_chain(spec: str, kernel_version: str, arch: str = "x86_64") -> ResolvedChain:

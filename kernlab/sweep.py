@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kernlab import aggregate, experiment, report, specs
+from kernlab import aggregate, experiment, preflight, report, specs
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.experiment import Shard, Variant
@@ -67,6 +67,8 @@ def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cach
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     suffix = f"-shard-{shard.number}-of-{shard.count}" if shard else ""
     folder = results_root / lab.name / f"{kind}-{stamp}{suffix}"
+    for variant in selected:  # every variant's room and rights before the folder that holds them all
+        preflight.check(variant.lab, results_root, cache)
     folder.mkdir(parents=True)
     swept = {"kernel": [v.params["kernel"] for v in variants]} if kind == "matrix" else lab.sweep
     # A lab's own repeats are the folder itself: repeats-<time>/repeat-1, not repeats-<time>/00/repeat-1.

@@ -116,6 +116,16 @@ def hist_setup_commands(stack_symbols: list[str], caller_symbols: list[str], tab
     return commands
 
 
+def pause_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024,
+                   arch: Arch = X86_64, resume: bool = False) -> list[str]:
+    """Pause (or continue) every histogram: a paused trigger is skipped (event_triggers_call), so no stack is
+    unwound and nothing counted, though the kprobe itself still fires while ftrace is enabled."""
+    word = "cont" if resume else "pause"
+    return [f"echo '{_trigger(kind, table_size, arch)}:{word}' >> "
+            f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}/trigger 2>/dev/null"
+            for symbol, kind in [(s, "stack") for s in stack_symbols] + [(s, "caller") for s in caller_symbols]]
+
+
 def refused_probes(output: str) -> list[str]:
     """The symbols hist_setup_commands' output says the kernel refused a kprobe on."""
     return [words[1] for words in map(str.split, output.splitlines()) if len(words) == 2 and words[0] == REFUSED]

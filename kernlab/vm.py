@@ -22,7 +22,7 @@ import pexpect
 
 from kernlab import accelcache, tools
 from kernlab.arch import X86_64, Arch, by_name
-from kernlab.errors import KernlabError
+from kernlab.errors import KernlabError, Terminated
 from kernlab.lab import VmSpec
 
 log = logging.getLogger(__name__)
@@ -355,7 +355,7 @@ class RunningVM:
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM to kernlab unwinds like Ctrl-C, so the VM below is still reaped."""
     def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
+        raise Terminated
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)

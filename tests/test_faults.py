@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, guest, reliability, run, vm, zram
+from kernlab import build, guest, reliability, run, source, specs, vm, zram
 from kernlab.arch import X86_64
 from kernlab.cache import Cache, sha256_file, staging_dir
-from kernlab.errors import KernlabError
+from kernlab.errors import KernlabError, Terminated
 from kernlab.lab import load_lab
 from kernlab.paths import DEFAULT_LAB, REPO
 from kernlab.results import WorkloadRecord
@@ -406,6 +406,9 @@ def test_a_hung_workload_is_named_and_the_run_ends(kernel_build, real_cache: Cac
     (["lab", "--repeat", "0"], "usage: --repeat: '0' is not a number of runs from 1 to 100"),
     (["lab.sweep", "--lab", "labs/compare-compressors.yaml", "--repeat", "three"],
      "usage: --repeat: 'three' is not a number of runs from 1 to 100"),
+    (["lab.observe", "--repeat", "2"], "usage: --repeat: '2' is not a number of runs from 3 to 100"),
+    (["bench", "--only", "lab,speed"], "usage: --only: speed: sections are lab, arch, config, clock, observer, "
+                                       "reliability"),
 ])
 def test_usage_errors_exit_2(args: list[str], said: str) -> None:
     result = inv(*args)
@@ -419,3 +422,58 @@ def test_strict_refuses_a_damaged_cached_kernel_naming_it(tmp_path: Path) -> Non
     with pytest.raises(KernlabError, match=rf"^{out / 'vmlinux'}: does not match the size and sha256 recorded"):
         build.find_finished(cache, "k1", strict=True)
     assert json.loads((out / "build.json").read_text())["status"] == "complete"  # left for the user to look at
+
+
+def test_sigterm_is_said_as_terminated_and_ctrl_c_as_interrupted() -> None:
+    """Before: SIGTERM ended a run as "interrupted (Ctrl-C)". It still unwinds like Ctrl-C (every VM reaped)."""
+    with vm.sigterm_as_interrupt(), pytest.raises(Terminated) as stopped:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at once
+    assert isinstance(stopped.value, KeyboardInterrupt)
+    assert run.stop_reason(stopped.value) == "terminated (SIGTERM)"
+    assert run.stop_reason(KeyboardInterrupt()) == "interrupted (Ctrl-C)"
+    child = subprocess.Popen([sys.executable, "-c", SIGTERM_CHILD], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=30)
+    assert (child.returncode, err.strip()) == (143, "terminated")
+
+
+# The task wrapper around a command that SIGTERM stops while kernlab holds its handler (as a run does).
+SIGTERM_CHILD = """
+import sys, time
+from invoke import Exit
+import tasks
+from kernlab import vm
+def wait():
+    with vm.sigterm_as_interrupt():
+        print("ready", flush=True)
+        time.sleep(60)
+try:
+    tasks._call(wait)
+except Exit as done:
+    print(done.message, file=sys.stderr)
+    sys.exit(done.code)
+"""
+
+
+def test_a_debian_version_apt_does_not_offer_lists_those_it_does() -> None:
+    offered = source.debian_versions()
+    if offered is None:
+        pytest.skip("no apt-cache on this machine")
+    result = inv("kernel.key", "--kernel", "debian:9.9")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.strip().startswith("error: debian:9.9: apt offers no linux-source-9.9; it has ")
+    assert all(f"debian:{version}" in result.stderr for version in offered) and "apt-get install" not in result.stderr
+
+
+def test_a_tree_error_names_the_line_of_the_file(tmp_path: Path) -> None:
+    spec = tmp_path / "bad-tree.yaml"
+    spec.write_text("# a chain spec\nname: bad-tree\ndocumented: x\nsource: y\ntree: |\n  shrink_page_list\n"
+                    "    pageout\n  second_root\n")
+    with pytest.raises(KernlabError) as error:
+        specs.load_chain(spec)
+    assert str(error.value) == (f"{spec}: line 8 (tree line 3): 'second_root' is a second root; a tree has one "
+                                "first line")
+    assert spec.read_text().splitlines()[7].strip() == "second_root"

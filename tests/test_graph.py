@@ -310,5 +310,11 @@ def test_a_window_records_only_what_the_chains_name() -> None:
     spec = GraphSpec(enabled=True)
     setup = graphwindow.setup_commands(spec, ["do_swap_page"], recorded)
     assert f"echo {' '.join(recorded)} > /sys/kernel/tracing/set_ftrace_filter" in setup
-    assert graphwindow.after_window_commands(recorded)[1] == setup[2]
+    after = graphwindow.after_window_commands(recorded)
+    assert after[2] == setup[2]
+    # the buffer is one page per CPU between workloads: grown as a workload starts (not at the window, when the
+    # guest is short of memory), shrunk once its trace is read
+    assert setup[-1] == after[1] == f"echo {graphwindow.IDLE_BUFFER_KB} > /sys/kernel/tracing/buffer_size_kb"
+    script = graphwindow.window_script(GraphSpec(buffer_kb=4096), ["do_swap_page"])
+    assert script.index("echo 4096 > /sys/kernel/tracing/buffer_size_kb") < script.index("pswpin")
     assert "echo  > /sys/kernel/tracing/set_ftrace_filter" in graphwindow.teardown_commands()

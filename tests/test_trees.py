@@ -55,18 +55,19 @@ def test_article_trees_parse_as_written() -> None:
     assert "__filemap_get_folio" in on_61 and "pagecache_get_page" not in on_61
 
 
-@pytest.mark.parametrize(("tree", "message"), [
-    ("a\n\tb\n", "tree line 2: indent with spaces, not tabs"),
-    ("a\n  b\nc\n", "tree line 3: 'c' is a second root"),
-    ("a\n  b c\n", r"tree line 2: 'b c' is not a function name"),
-    ("note: x\n", "tree line 1: an annotation cannot be the root"),
-    ("a\n  p->f => b\n", r"tree line 2: 'p->f' has no entry in `indirect`"),
+@pytest.mark.parametrize(("tree", "number", "message"), [
+    ("a\n\tb\n", 2, "indent with spaces, not tabs"),
+    ("a\n  b\nc\n", 3, "'c' is a second root"),
+    ("a\n  b c\n", 2, r"'b c' is not a function name"),
+    ("note: x\n", 1, "an annotation cannot be the root"),
+    ("a\n  p->f => b\n", 2, r"'p->f' has no entry in `indirect`"),
 ])
-def test_bad_tree_names_file_and_line(tmp_path: Path, tree: str, message: str) -> None:
+def test_bad_tree_names_file_and_line(tmp_path: Path, tree: str, number: int, message: str) -> None:
     spec = tmp_path / "bad.yaml"
     indented = "".join(f"  {line}\n" for line in tree.splitlines())
     spec.write_text(f"name: bad\ndocumented: d\nsource: s\ntree: |\n{indented}")
-    with pytest.raises(KernlabError, match=f"bad.yaml: {message}"):
+    # the file's line (the tree starts below `tree: |`, line 4), with the tree's own line beside it
+    with pytest.raises(KernlabError, match=rf"bad.yaml: line {4 + number} \(tree line {number}\): {message}"):
         specs.load_chain(spec).resolve("5.15.135", where=str(spec))
 
 

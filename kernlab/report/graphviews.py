@@ -56,6 +56,7 @@ class GraphTreeView:
     def chart_file(self) -> str:
         return f"plots/{self.chart}.png"
     self_time: tuple[tuple[str, float], ...]  # (function, µs per root call), largest first, "other" last
+    probe_cost: str | None = None  # what kernlab's probes cost a root call, against the root's own self time
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,31 @@ def graph_rows(node: GraphNodeRecord, documented: set[str], min_share: float = M
     return rows
 
 
+@dataclass(frozen=True)
+class ProbeCost:
+    """kernlab's probes inside a root's calls (the windows' probe handler subtrees), per root call."""
+
+    probes_us: float
+    root_self_us: float  # the root function's own self time
+    share: float  # of the root's whole time
+
+    def text(self, root: str) -> str:
+        return (f"kernlab's probes: {self.probes_us:,.1f} µs per {root} call, {self.share:.1%} of its time; "
+                f"{root}'s own self time {self.root_self_us:,.1f} µs")
+
+
+def probe_cost(root: GraphNodeRecord) -> ProbeCost | None:
+    """None when the probes did not fire inside the root (no stack probe below it) or calls have no time."""
+    if not root.calls or not root.total_us:
+        return None
+    per_call = dict(self_time(root, functions=10**6))
+    probes = per_call.get(PROBES, 0.0)
+    if not probes:
+        return None
+    return ProbeCost(round(probes, 1), round(root.self_us / root.calls, 1),
+                     round(probes * root.calls / root.total_us, 4))
+
+
 def self_time(root: GraphNodeRecord, functions: int = CHART_FUNCTIONS) -> list[tuple[str, float]]:
     """Self time per function (clones merged) in µs per call of the root, largest first, the rest as other."""
     totals: dict[str, float] = {}
@@ -141,7 +167,8 @@ def graph_view(graph: GraphFile | None, capture: GraphCapture | None, chains: Se
         return None
     documented = documented_functions(chains)
     trees = tuple(GraphTreeView(root=tree.name, rows=tuple(graph_rows(tree, documented)), calls=tree.calls,
-                                chart=chart_key(tree.name), self_time=tuple(self_time(tree)))
+                                chart=chart_key(tree.name), self_time=tuple(self_time(tree)),
+                                probe_cost=cost.text(tree.name) if (cost := probe_cost(tree)) else None)
                   for tree in graph.trees)
     opened = ", ".join(f"{w.workload} {w.closed_s - w.opened_s:.2f} s" for w in capture.windows
                        if w.opened_s is not None and w.closed_s is not None)
@@ -153,16 +180,17 @@ def graph_view(graph: GraphFile | None, capture: GraphCapture | None, chains: Se
                f"{graph.windows} window{'s' if graph.windows != 1 else ''} ({opened or 'none opened'})"
                + (f"; no window in {', '.join(never)} (it swapped in fewer than {capture.start_pswpin} pages)"
                   if never else "")
-               + f". The stack histograms count the whole workloads; the trees cover only the windows. The "
-                 f"{capture.buffer_kb // 1024} MiB ring buffer per CPU was the guest's memory from setup on.")
+               + f". The trees cover only these windows (the stack histograms: see Evidence above). The "
+                 f"{capture.buffer_kb // 1024} MiB ring buffer per CPU took the guest's memory from each workload's "
+                 "start until its window was read.")
     losses = None
     if graph.truncated_calls or graph.lost_events:
         losses = (f"{graph.truncated_calls:,} calls cut by a window's edge and {graph.lost_events:,} events lost "
                   "(dropped once the buffer was full, overrun, or LOST lines) are not in the trees.")
     if graph.clock_step_us:
         # Counts and call paths stand; times taken with a clock this coarse do not.
-        trees = tuple(replace(tree, rows=tuple(replace(row, mean_us="-") for row in tree.rows), self_time=())
-                      for tree in trees)
+        trees = tuple(replace(tree, rows=tuple(replace(row, mean_us="-") for row in tree.rows), self_time=(),
+                              probe_cost=None) for tree in trees)
         note = COARSE_NOTE.format(step=graph.clock_step_us)
     else:
         note = TCG_NOTE.format(accel=(accel or "unknown").upper()) if accel != "kvm" else KVM_NOTE

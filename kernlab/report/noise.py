@@ -50,13 +50,20 @@ def precision(half_width: float) -> int:
     return max(0, 1 - math.floor(math.log10(half_width))) if half_width > 0 else 3
 
 
+def mean_text(mean: float, half_width: float | None) -> str:
+    """12.3 ± 0.4, to the interval's second significant digit; the mean alone without an interval."""
+    if half_width is None:
+        return number(mean)
+    places = 0 if half_width == 0 and mean == int(mean) else precision(half_width)
+    return f"{number(mean, places)} ± {number(half_width, places)}"
+
+
 def spread_text(record: SpreadRecord, with_n: bool = True) -> str:
     """1.957 ± 0.014 (n 3), 128,530 ± 3,439 (n 3); a single run's value with "(1 run)"."""
     s = as_spread(record)
     if s.half_width is None:
         return f"{number(s.mean)} (1 run)"
-    places = 0 if s.half_width == 0 and s.mean == int(s.mean) else precision(s.half_width)  # equal counts
-    return f"{number(s.mean, places)} ± {number(s.half_width, places)}" + (f" (n {s.n})" if with_n else "")
+    return mean_text(s.mean, s.half_width) + (f" (n {s.n})" if with_n else "")
 
 
 def change_text(a: SpreadRecord, b: SpreadRecord) -> str:

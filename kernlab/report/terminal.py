@@ -29,7 +29,7 @@ from kernlab.report.comparison import FIGURE_COLUMNS, figure_cells
 from kernlab.report.format import Table as FormatTable
 from kernlab.report.format import figure_rows, fmt, is_number_text
 from kernlab.report.graphviews import graph_view
-from kernlab.report.noise import ONE_RUN_EACH, noise_view, pair_rows, spread_table
+from kernlab.report.noise import ONE_RUN_EACH, mean_text, noise_view, pair_rows, spread_table
 from kernlab.report.terminal_tables import (
     chain_rows,
     chain_table,
@@ -53,6 +53,7 @@ from kernlab.results import (
     BranchesFile,
     ChainRecord,
     KernelRecord,
+    ObserverEffect,
     ResultsFolder,
     SweepVariant,
     read_aggregate,
@@ -103,9 +104,12 @@ def _print_graph_words(console: Console, tree: Sequence[TreeLineView]) -> None:
         console.print(Padding(said, (0, 0, 0, 2)))
 
 
-def print_chains(console: Console, chains: Sequence[ChainRecord]) -> None:
+def print_chains(console: Console, chains: Sequence[ChainRecord], sampling: str | None = None) -> None:
     """Each chain as its documented tree, indented like the article, every line with its verdict and hits
-    (chains.json files from before call trees: each leaf's path); the function graph's word below each tree."""
+    (chains.json files from before call trees: each leaf's path); the function graph's word below each tree.
+    sampling: chains.json's word on how the stacks and hits were taken, said first."""
+    if sampling and chains:
+        console.print(f"[bold]evidence[/]: {escape(sampling)}")
     for chain in chains:
         view = chain_view(chain)
         for text in view.disagreements:
@@ -147,6 +151,8 @@ def print_graph(console: Console, folder: Path, verified: Path | None = None) ->
         if tree.self_time:
             shares = ", ".join(f"{escape(name)} {us:,.1f} µs" for name, us in tree.self_time)
             console.print(f"  self time per {escape(tree.root)} call: {shares}")
+        if tree.probe_cost:
+            console.print(f"  {escape(tree.probe_cost)}")
     console.print(f"[dim]{escape(view.duration_note)}[/]")
 
 
@@ -231,6 +237,20 @@ def print_repeats(console: Console, folder: Path, title: str) -> None:
         return
     console.print(_rich(spread_table(aggregate), f"{title}: {len(aggregate.complete)}/{aggregate.repeat} complete"))
     console.print(f"[dim]{escape(aggregate.method)}[/]")
+
+
+def print_observer(console: Console, effect: ObserverEffect) -> None:
+    """traced against untraced: each key figure's mean ± 95 % half width on each side, the ratio and the verdict."""
+    table = Table(title=f"observer effect: {effect.lab}, {effect.repeat} runs a side", title_justify="left")
+    for column in ("figure", "untraced", "traced", "traced/untraced", "verdict"):
+        table.add_column(column, overflow="fold", justify="left" if column in ("figure", "verdict") else "right")
+    for row in effect.rows:
+        verdict = f"{row.decision} (p {row.p:.2g})" if row.p is not None else row.decision
+        table.add_row(row.label, mean_text(row.untraced_mean, row.untraced_half_width),
+                      mean_text(row.traced_mean, row.traced_half_width),
+                      f"{row.ratio:.2f}x" if row.ratio is not None else "", verdict)
+    console.print(table)
+    console.print(f"[dim]{escape(effect.method)}; runs in {escape(effect.folder)}[/]")
 
 
 def print_differences(console: Console, sections: Sequence[tuple[str, Sequence[Difference]]]) -> None:

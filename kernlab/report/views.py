@@ -118,6 +118,7 @@ class RunView:
     description: str
     # 1. the answer
     verdicts: Table | None
+    sampling: str | None  # how the stacks and hits behind the verdicts were taken (chains.json)
     chains_absent: str | None
     branch_answer: str
     # 2. plots and key figures
@@ -367,6 +368,7 @@ def run_view(run: RunFiles) -> RunView:
                                    lost_events_text(lost) if lost else None) if w),
         description=str(m.lab.get("description") or "").strip(),
         verdicts=verdict_table([chain_verdict(c) for c in records]) if records else None,
+        sampling=run.chains.sampling if run.chains and records else None,
         chains_absent=None if records else chains_absent_text(m),
         branch_answer=branches.answer if branches else "",
         key_figures=table(("figure", "value"), key_rows) if key_rows else None,

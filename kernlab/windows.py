@@ -1,0 +1,85 @@
+"""The evidence windows beside each workload: probe windows (kernlab.probewindows) and the function graph's window
+(kernlab.graphwindow), run by one guest script on a connection of its own, and read back once the workload ends."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from kernlab import graph, graphwindow, probewindows, trace
+from kernlab.errors import KernlabError
+from kernlab.lab import Lab
+from kernlab.results import GRAPH_DIR, GraphCapture, GraphWindowRecord, ProbeSet, ResultsFolder
+from kernlab.session import GuestSession
+
+
+class EvidenceWindows:
+    """One guest script beside each workload: the probe windows when the probes are windowed, the graph window
+    when the lab records a graph; the graph's trace is read once the workload is over, before the next opens."""
+
+    def __init__(self, session: GuestSession, lab: Lab, probes: ProbeSet, capture: GraphCapture | None,
+                 folder: ResultsFolder) -> None:
+        self.session, self.lab, self.probes, self.capture, self.folder = session, lab, probes, capture, folder
+        self.graph_spec = lab.tracing.graph
+
+    def script(self) -> str:
+        graph_part = (self.graph_spec, self.capture.roots) if self.capture else None
+        if self.probes.armed == "windows" and self.lab.tracing.sample:
+            probes = self.probes.stack, self.probes.caller, self.probes.table_size or 0, self.lab.arch
+            return probewindows.window_script(self.lab.tracing.sample, graph_part, trace.pause_commands(*probes),
+                                              trace.pause_commands(*probes, resume=True))
+        assert graph_part is not None  # always-armed probes need a script only for the graph
+        return graphwindow.window_script(*graph_part)
+
+    @contextlib.contextmanager
+    def around(self, workload: str):  # noqa: ANN201 - a context manager
+        output: list[str] = []
+        errors: list[Exception] = []
+
+        def watch() -> None:
+            ssh = None
+            try:
+                ssh = self.session.ssh.sibling()  # its own connection: see GuestSSH.sibling
+                output.append(ssh.run(self.script(), what="evidence windows", timeout=3600).stdout)
+            except Exception as error:  # raised below, after the workload: its own failure matters more
+                errors.append(error)
+            finally:
+                if ssh is not None:
+                    ssh.close()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            self.session.run(f"touch {graphwindow.STOP_FILE}", check=False, timeout=30)
+            sample = self.lab.tracing.sample
+            watcher.join(timeout=max(self.graph_spec.window_s, sample.armed_s if sample else 0) + 120)
+        if errors:
+            raise KernlabError(f"evidence windows of {workload} failed: {errors[0]}")
+        text = "".join(output)
+        if self.probes.armed == "windows":
+            self.probes.windows += probewindows.parse_windows(workload, text)
+            self.folder.write(self.probes)
+        if self.capture:
+            self._read_graph(workload, text)
+
+    def _read_graph(self, workload: str, output: str) -> None:
+        assert self.capture is not None
+        opened, closed = graphwindow.window_times(output)
+        record = GraphWindowRecord(workload=workload, opened_s=opened, closed_s=closed)
+        if opened is not None:
+            record.trace = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.trace", self.session.run(
+                f"cat {trace.TRACEFS}/trace", timeout=600, what="reading the function graph").stdout)
+                .relative_to(self.folder.path))
+            stats = self.session.run(graphwindow.read_stats_command(), timeout=60).stdout
+            record.stats = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.stats", stats)
+                               .relative_to(self.folder.path))
+            record.overruns, record.dropped = graph.overruns(stats), graph.dropped(stats)
+        self.session.run(" && ".join(graphwindow.after_window_commands(self.capture.recorded or ())), timeout=300)
+        self.capture.windows.append(record)
+        self.folder.write(self.capture)
+
+    def finish(self) -> None:
+        if self.capture:
+            self.session.run("; ".join(graphwindow.teardown_commands()), check=False, timeout=300)
