@@ -17,9 +17,8 @@ from kernlab.trace import TRACEFS, base_name
 
 STOP_FILE = "/tmp/kernlab-graph-stop"
 # The ring buffer between workloads: one page per CPU. It grows to buffer_kb as a workload starts and shrinks once
-# the window's trace is read. Not at the window itself: by then the guest is short of memory, and
-# ring_buffer_resize() refuses a size above si_mem_available() (2 of 6 windows kept one page per CPU and dropped
-# up to 48,777 events, 2026-12-03).
+# the window's trace is read. Not at the window itself: by then the guest is short of memory and the resize can
+# fail (2 of 6 windows so grown kept one page per CPU, 240 entries, and dropped up to 48,777 events, 2026-12-03).
 IDLE_BUFFER_KB = 1
 OPENED, CLOSED, NOT_OPENED = "window-opened", "window-closed", "window-not-opened"
 PSWPIN = "awk '$1==\"pswpin\"{print $2}' /proc/vmstat"
