@@ -42,12 +42,13 @@ def sha256_file(path: Path) -> str:
 class Cache:
     root: Path
 
+    def __post_init__(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise KernlabError(f"cache: {self.root} is a file, not a directory (--cache DIR or $KERNLAB_CACHE)")
+
     @classmethod
     def at(cls, root: Path | str | None = None) -> Cache:
-        path = Path(root) if root else default_cache_root()
-        if path.exists() and not path.is_dir():
-            raise KernlabError(f"cache: {path} is a file, not a directory (--cache DIR or $KERNLAB_CACHE)")
-        return cls(path)
+        return cls(Path(root) if root else default_cache_root())
 
     def dir(self, *parts: str) -> Path:
         path = self.root.joinpath(*parts)

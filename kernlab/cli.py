@@ -30,7 +30,7 @@ from kernlab.lab import Lab, load_lab
 from kernlab.live import LiveFeed, LiveFigures
 from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, REPO
 from kernlab.report import terminal
-from kernlab.results import ResultsFolder, SweepVariant, find_folders
+from kernlab.results import ChainRecord, ResultsFolder, SweepVariant, find_folders
 from kernlab.ssh import GuestSSH
 
 
@@ -152,7 +152,8 @@ def kernel_key(ctx: Context, kernel: str | None = None, install: bool = False, s
     return key
 
 
-def _count(flag: str, value: str | None, default: int, least: int) -> int:
+def _count(flag: str, value: str | int | None, default: int, least: int) -> int:
+    """A number of runs from `least` to 100 (default when not given); anything else is a usage error."""
     text = str(default if value is None else value).strip()
     if not text.isdigit() or not least <= int(text) <= 100:
         raise UsageError(f"{flag}: {value!r} is not a number of runs from {least} to 100")
@@ -241,11 +242,17 @@ def vm_ssh(ctx: Context, command: str) -> int:
     return result.exit_code
 
 
+def _print_chains(console: Console, chains: list[ChainRecord], written: Path) -> None:
+    """The verified chains, after the sentence of the chains.json written at `written` on how their stacks and
+    hits were taken."""
+    chains_file = ResultsFolder(written).chains()
+    terminal.print_chains(console, chains, chains_file.sampling if chains_file else None)
+
+
 def _finish_run(ctx: Context, outcome: run.LabOutcome) -> int:
     """Summary, chains, branches of one finished run, as the runner verified them; the exit code for it."""
     terminal.print_summary(ctx.console, outcome.folder)
-    written = ResultsFolder(outcome.folder).chains()
-    terminal.print_chains(ctx.console, outcome.chains, written.sampling if written else None)
+    _print_chains(ctx.console, outcome.chains, outcome.folder)
     terminal.print_graph(ctx.console, outcome.folder)
     if outcome.branches is not None:
         terminal.print_branches(ctx.console, outcome.branches)
@@ -295,10 +302,7 @@ def with_repeat(lab: Lab, flag: str | int | None) -> Lab:
     """--repeat N over the lab's `repeat:`; not a whole number from 1 to 100 is a usage error."""
     if flag is None:
         return lab
-    text = str(flag).strip()
-    if not text.isdigit() or not 1 <= int(text) <= 100:
-        raise UsageError(f"--repeat: {flag!r} is not a number of runs from 1 to 100")
-    return lab.model_copy(update={"repeat": int(text)})
+    return lab.model_copy(update={"repeat": _count("--repeat", flag, 1, 1)})
 
 
 def _exit_code(outcomes: Sequence[SweepVariant]) -> int:
@@ -431,8 +435,7 @@ def lab_verify(results_dir: Path, console: Console, junit: str | None = None, ou
     _sealed(console, [results_dir], accept_changed)
     recorded = reverify.recorded_chains(results_dir)
     outcome = verify_results(results_dir, target)
-    written = ResultsFolder(target).chains()
-    terminal.print_chains(console, outcome, written.sampling if written else None)
+    _print_chains(console, outcome, target)
     terminal.print_graph(console, results_dir, target)
     reverify.print_changes(console, recorded, outcome, target)
     ci_outputs(console, [results_dir], junit, {results_dir: target})

@@ -1,5 +1,5 @@
-"""Before a run makes its results folder: the cache is a directory, and where the results go is a directory that
-can be written with room for what the run will write (estimated from the lab). One-line errors; nothing created."""
+"""Before a run makes its results folder: where the results go is a directory that can be written with room for
+what the run will write (estimated from the lab). One-line errors; nothing created."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab
 
@@ -41,10 +40,9 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def check(lab: Lab, results: Path, cache: Cache) -> None:
-    """Raise KernlabError, in one line, when the run could not keep what it records."""
-    if cache.root.exists() and not cache.root.is_dir():  # Cache.at says so first; a Cache made directly may not
-        raise KernlabError(f"cache: {cache.root} is a file, not a directory (--cache DIR or $KERNLAB_CACHE)")
+def check(lab: Lab, results: Path) -> None:
+    """Raise KernlabError, in one line, when the run could not keep what it records (a cache path that is a file
+    is refused when its kernlab.cache.Cache is made)."""
     where = _existing(results)
     if not where.is_dir():
         raise KernlabError(f"results: {where} is a file, not a directory")

@@ -60,8 +60,8 @@ def window_script(sample: SampleSpec, graph: tuple[GraphSpec, Sequence[str]] | N
     the swap cache and its readahead are taken) whatever the period: windows every 10 s missed it on 5.15."""
     gap_cs = round((sample.every_s - sample.armed_s) * 100)
     # the counters on both sides of each write, and the uptime of the write, all read before anything is printed
-    arm = (f"swp; c=\"$i $o\"; echo 1 > {FTRACE_ENABLED}; swp; up; echo {ARMED} $u $c $i $o; ")
-    disarm = (f"swp; c=\"$i $o\"; echo 0 > {FTRACE_ENABLED}; up; swp; echo {DISARMED} $u $c $i $o; "
+    arm = (f"swp; c=\"$i $o\"; {rearm_command()}; swp; up; echo {ARMED} $u $c $i $o; ")
+    disarm = (f"swp; c=\"$i $o\"; {disarm_command()}; up; swp; echo {DISARMED} $u $c $i $o; "
               f"now; next=$(( t + {gap_cs} )); ")
     lines = [f"rm -f {STOP_FILE}; {FUNCTIONS}{grow_buffer(graph[0]) if graph else ''}"
              f"now; next=$(( t + {gap_cs} )); swp; base=$i; first=1; graph={int(graph is not None)}; "
@@ -76,8 +76,8 @@ def window_script(sample: SampleSpec, graph: tuple[GraphSpec, Sequence[str]] | N
         resumed = "".join(f"{command}; " for command in resume)
         lines.append(f"if [ $graph = 1 ]; then swp; "
                      f"if [ $(( i - base )) -ge {spec.start_pswpin} ]; then graph=0; {paused}"
-                     f"echo 1 > {FTRACE_ENABLED}; echo {GRAPH_ARMED} $({UPTIME}); {record_window(spec, symbols)}; "
-                     f"echo 0 > {FTRACE_ENABLED}; {resumed}{arm}sleep {sample.armed_s}; {disarm}continue; fi; fi; ")
+                     f"{rearm_command()}; echo {GRAPH_ARMED} $({UPTIME}); {record_window(spec, symbols)}; "
+                     f"{disarm_command()}; {resumed}{arm}sleep {sample.armed_s}; {disarm}continue; fi; fi; ")
     lines.append(f"now; if [ $t -ge $next ]; then {arm}sleep {sample.armed_s}; {disarm}fi; sleep {POLL_S}; done; "
                  f"if [ $graph = 1 ]; then echo {NOT_OPENED}; fi; exit 0")
     return "".join(lines)

@@ -456,7 +456,7 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     find identical; extra: more manifest keys (e.g. the sweep point); live: gets every sample taken while a
     workload runs.
     """
-    preflight.check(lab, results_dir or results_root, cache)
+    preflight.check(lab, results_dir or results_root)
     if results_dir:
         results_dir.mkdir(parents=True)
     folder = ResultsFolder(results_dir) if results_dir else ResultsFolder.create(results_root, lab.name)

@@ -68,7 +68,7 @@ def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cach
     suffix = f"-shard-{shard.number}-of-{shard.count}" if shard else ""
     folder = results_root / lab.name / f"{kind}-{stamp}{suffix}"
     for variant in selected:  # every variant's room and rights before the folder that holds them all
-        preflight.check(variant.lab, results_root, cache)
+        preflight.check(variant.lab, results_root)
     folder.mkdir(parents=True)
     swept = {"kernel": [v.params["kernel"] for v in variants]} if kind == "matrix" else lab.sweep
     # A lab's own repeats are the folder itself: repeats-<time>/repeat-1, not repeats-<time>/00/repeat-1.

@@ -120,16 +120,15 @@ def probe_cost(root: GraphNodeRecord) -> ProbeCost | None:
     """None when the probes did not fire inside the root (no stack probe below it) or calls have no time."""
     if not root.calls or not root.total_us:
         return None
-    per_call = dict(self_time(root, functions=10**6))
-    probes = per_call.get(PROBES, 0.0)
+    probes = self_time_totals(root).get(PROBES, 0.0)
     if not probes:
         return None
-    return ProbeCost(round(probes, 1), round(root.self_us / root.calls, 1),
-                     round(probes * root.calls / root.total_us, 4))
+    return ProbeCost(round(probes / root.calls, 1), round(root.self_us / root.calls, 1),
+                     round(probes / root.total_us, 4))
 
 
-def self_time(root: GraphNodeRecord, functions: int = CHART_FUNCTIONS) -> list[tuple[str, float]]:
-    """Self time per function (clones merged) in µs per call of the root, largest first, the rest as other."""
+def self_time_totals(root: GraphNodeRecord) -> dict[str, float]:
+    """Self time per function (clones merged) in µs over all the root's calls, kernlab's probes as one entry."""
     totals: dict[str, float] = {}
     stack = [root]
     while stack:
@@ -139,7 +138,12 @@ def self_time(root: GraphNodeRecord, functions: int = CHART_FUNCTIONS) -> list[t
             continue
         totals[base_name(node.name)] = totals.get(base_name(node.name), 0.0) + node.self_us
         stack.extend(node.children)
-    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    return totals
+
+
+def self_time(root: GraphNodeRecord, functions: int = CHART_FUNCTIONS) -> list[tuple[str, float]]:
+    """Self time per function (clones merged) in µs per call of the root, largest first, the rest as other."""
+    ranked = sorted(self_time_totals(root).items(), key=lambda item: -item[1])
     per_call = [(name, us / root.calls) for name, us in ranked] if root.calls else []
     head, rest = per_call[:functions], per_call[functions:]
     return head + ([("other", sum(us for _, us in rest))] if rest else [])
