@@ -38,3 +38,13 @@ def test_only_an_x86_guest_under_tcg_gets_clock_parameters(tmp_path: Path) -> No
                               accel="tcg", qmp_socket=tmp_path / "q.sock", clock_args=args)
     assert command[command.index("-append") + 1] == (
         f"console=ttyS0 panic=-1 oops=panic random.trust_cpu=on {args} loglevel=4")
+
+
+def test_a_boot_still_on_tsc_early_counts_real_time() -> None:
+    """tsc-early is the TSC at the rate kernlab handed it; a loaded host only delays the swap to "tsc"."""
+    from kernlab.clockcheck import ClockCount
+
+    count = ClockCount(load="make -j2", clocksources=["tsc", "tsc-early", "refined-jiffies", "hpet", "kvm-clock"])
+    assert (count.jiffies_boots, count.other_boots) == (1, 1)
+    assert count.figures()["clocksources"] == {"tsc": 1, "tsc-early": 1, "refined-jiffies": 1, "hpet": 1,
+                                               "kvm-clock": 1}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,10 @@ from kernlab.trace import TRACEFS
 BUSYBOX = shutil.which("busybox")
 
 
-def _run(script: str, tmp_path: Path, seconds: float) -> tuple[str, str]:
-    """Run the script for `seconds`, then stop it as kernlab does (the stop file); its output and the last value
-    it wrote to (the temporary) ftrace_enabled."""
+def _run(script: str, tmp_path: Path, disarmings: int) -> tuple[str, str]:
+    """Run the script until it has printed `disarmings` probes-disarmed lines (at most 60 s: a loaded host only
+    slows it), then stop it as kernlab does (the stop file); its output and the last value it wrote to (the
+    temporary) ftrace_enabled."""
     control, stop, tracefs = tmp_path / "ftrace_enabled", tmp_path / "stop", tmp_path / "tracing"
     control.write_text("0\n")
     tracefs.mkdir()  # never the host's own tracefs
@@ -29,23 +29,33 @@ def _run(script: str, tmp_path: Path, seconds: float) -> tuple[str, str]:
               .replace(TRACEFS, str(tracefs)))
     child = subprocess.Popen([BUSYBOX or "sh", "sh", "-c", script] if BUSYBOX else ["sh", "-c", script],
                              stdout=subprocess.PIPE, text=True)
-    time.sleep(seconds)
+    give_up = threading.Timer(60.0, stop.touch)
+    give_up.start()
+    lines: list[str] = []
+    assert child.stdout is not None
+    for line in child.stdout:
+        lines.append(line)
+        if sum(x.startswith(probewindows.DISARMED) for x in lines) >= disarmings:
+            break
+    give_up.cancel()
     stop.touch()
-    out, _ = child.communicate(timeout=30)
+    rest, _ = child.communicate(timeout=60)
     assert child.returncode == 0
-    return out, control.read_text().strip()
+    return "".join(lines) + rest, control.read_text().strip()
 
 
 @pytest.mark.skipif(BUSYBOX is None, reason="busybox is the guest's shell; the host has none")
 def test_the_script_arms_on_a_period_and_ends_disarmed(tmp_path: Path) -> None:
-    out, last = _run(probewindows.window_script(SampleSpec(armed_s=0.3, every_s=1.0), None), tmp_path, 2.6)
+    out, last = _run(probewindows.window_script(SampleSpec(armed_s=0.3, every_s=1.0), None), tmp_path, 3)
     windows = probewindows.parse_windows("hog", out)
-    assert 2 <= len(windows) <= 4, out
+    assert len(windows) >= 3, out
+    # lower bounds are the script's sleeps; the upper ones only catch a script that forgot to stop waiting (a
+    # loaded host stretches both: CI once saw one window in 2.6 s)
     for window in windows:
-        assert 0.25 <= window.disarmed_s - window.armed_s <= 1.0, window
+        assert 0.25 <= window.disarmed_s - window.armed_s <= 5.0, window
         assert window.pswpout >= 0 and window.pswpin >= 0
     gaps = [b.armed_s - a.disarmed_s for a, b in zip(windows, windows[1:], strict=False)]
-    assert all(0.6 <= gap <= 1.5 for gap in gaps), gaps  # every_s - armed_s, plus a poll
+    assert all(0.6 <= gap <= 6.0 for gap in gaps), gaps  # every_s - armed_s, plus a poll
     assert last == "0"  # whatever happens, the probes end disarmed
 
 
@@ -56,7 +66,7 @@ def test_the_graph_window_has_ftrace_to_itself_with_the_histograms_paused(tmp_pa
     graph = GraphSpec(enabled=True, window_s=0.2, start_pswpin=0)
     script = probewindows.window_script(SampleSpec(armed_s=0.3, every_s=1.0), (graph, ["do_swap_page"]),
                                         ["echo paused"], ["echo resumed"])
-    out, last = _run(script, tmp_path, 2.0)
+    out, last = _run(script, tmp_path, 2)
     lines = [line.split()[0] for line in out.splitlines() if line.strip()]
     assert lines[:7] == ["paused", probewindows.GRAPH_ARMED, graphwindow.OPENED, graphwindow.CLOSED, "resumed",
                          probewindows.ARMED, probewindows.DISARMED], out  # a probe window right after the graph's
@@ -76,7 +86,7 @@ def test_a_window_opens_at_the_workloads_first_swap_in(tmp_path: Path) -> None:
                                                                                             str(vmstat))
     swap_in_later = threading.Timer(1.0, lambda: vmstat.write_text("pswpin 12\npswpout 40\n"))
     swap_in_later.start()
-    out, last = _run(script, tmp_path, 2.5)
+    out, last = _run(script, tmp_path, 1)
     windows = probewindows.parse_windows("hog", out)
     assert len(windows) == 1 and (windows[0].pswpin, windows[0].pswpout) == (0, 0), out
     armed_at = float(out.split()[1])

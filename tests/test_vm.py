@@ -283,4 +283,4 @@ def test_every_boot_under_host_load_gets_a_calibrated_clock(kernel_build, real_c
 
     count = count_clocksources(load_lab(DEFAULT_LAB), kernel_build.image, real_cache, boots=10)
     assert len(count.clocksources) == 10 and count.jiffies_boots == 0, count.figures()
-    assert set(count.clocksources) <= {"tsc", "kvm-clock"}, count.figures()
+    assert count.other_boots == 0, count.figures()  # tsc-early too is the TSC (kernlab.clockcheck)
