@@ -182,8 +182,25 @@ def lab_observe(c, lab=None, kernel=None, results="results", cache=None, verbose
                           repeat=repeat))
 
 
+@task(name="check", iterable=["more"], help={
+    "spec": "a chain spec file", "more": "another chain spec file (repeatable)",
+    "results": "a recorded run: look every name up in that run's kernel (System.map, available_filter_functions, "
+               "DWARF inline trees), with the nearest names for one it does not have"})
+def chains_check(c, spec, more=None, results=None):
+    """Parse chain spec files without a kernel; with --results, look every name up in that run's kernel."""
+    _call(cli.chains_check, [Path(spec), *(Path(p) for p in more or [])], Path(results) if results else None)
+
+
 kernel = Collection("kernel", fetch, config, build, key)
 guest = Collection("guest", guest_build)
 vm = Collection("vm", vm_boot, vm_ssh)
+@task(name="import", help={"article": "a Markdown or HTML file (an article as published)",
+                            "out": "where to write the specs (default labs/imported/)"})
+def chains_import(c, article, out="labs/imported"):
+    """Write one chain spec per call-tree code block of an article; name the blocks that are not trees."""
+    _call(cli.chains_import, Path(article), Path(out))
+
+
+chains = Collection("chains", chains_check, chains_import)
 lab = Collection("lab", lab_run, lab_verify, lab_sweep, lab_matrix, lab_rerun, lab_compare, lab_report, lab_observe)
-namespace = Collection(kernel, guest, vm, lab, bench, test)
+namespace = Collection(kernel, guest, vm, lab, chains, bench, test)

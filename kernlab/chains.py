@@ -9,17 +9,18 @@ the results folder). No I/O here.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from kernlab.specs import ResolvedChain, TreeLine
+from kernlab.stacks import Evidence, PathEntry, expand, frames_below, return_sites
 from kernlab.trace import HIST_STACKTRACE_DEPTH, Frame, Histogram, StackCount, base_name, task_kind
 
 if TYPE_CHECKING:  # kernlab.instead builds on this module
     from kernlab.instead import RecordedPath
 
-Verdict = Literal["observed", "inlined", "tail call", "not traceable", "missing", "gone", "annotation"]
+Verdict = Literal["observed", "inlined", "tail call", "not traceable", "missing", "gone", "annotation", "not taken"]
 PROVEN = ("observed", "inlined", "tail call")
 
 
@@ -27,7 +28,8 @@ def verdict_label(verdict: str, into: str | None = None) -> str:
     """A verdict as a reader sees it: "inlined into zram_bvec_rw", "not in this kernel", "tail call"."""
     if verdict == "inlined":
         return f"inlined into {into}" if into else "inlined"
-    return {"annotation": "not a function: annotation", "gone": "not in this kernel"}.get(verdict, verdict)
+    return {"annotation": "not a function: annotation", "gone": "not in this kernel",
+            "not taken": "branch not taken"}.get(verdict, verdict)
 
 
 @dataclass
@@ -39,29 +41,6 @@ class FunctionVerdict:
 
     def label(self) -> str:
         return verdict_label(self.verdict, self.into)
-
-
-class InlineTree(Protocol):
-    """What the verifier needs of a function's DWARF inline tree (kernlab.vmlinux.InlineNode)."""
-
-    def find_path(self, names: list[str]) -> list[str] | None: ...
-
-
-@dataclass
-class Evidence:
-    """What the verifier knows about the traced kernel."""
-
-    histograms: dict[str, Histogram]  # base name of the probed function -> its stack histogram
-    traceable: set[str]  # base names from available_filter_functions
-    has_symbol: Callable[[str], bool]  # System.map has an out-of-line copy
-    is_noinstr: Callable[[str], bool]
-    inlined_at: Callable[[Frame], list[str]]  # frame -> names inlined at its return site, outermost first
-    lost_events: int = 0
-    # base name of an out-of-line function -> what gcc inlined into its body (static DWARF facts)
-    inline_trees: Mapping[str, InlineTree] = field(default_factory=dict)
-    # "variable.member" of an initialised ops structure -> kernlab.vmlinux.OpsMember as a dict
-    ops: Mapping[str, dict] = field(default_factory=dict)
-    windowed: bool = False  # the stacks were recorded in probe windows only (kernlab.probewindows)
 
 
 @dataclass
@@ -123,30 +102,24 @@ class ChainResult:
         return asdict(self) | {"ok": self.ok}
 
 
-@dataclass(frozen=True)
-class PathEntry:
-    name: str
-    inlined_into: str | None  # None: a real frame
-    frame: Frame | None
-
-
-def expand(stack_outermost_first: list[Frame], inlined_at: Callable[[Frame], list[str]]) -> list[PathEntry]:
-    """Real frames, each followed by the functions inlined at its call site (outer to inner)."""
-    entries = []
-    for frame in stack_outermost_first:
-        entries.append(PathEntry(frame.name, None, frame))
-        entries.extend(PathEntry(name, frame.name, frame) for name in inlined_at(frame))
-    return entries
-
-
-def return_sites(histograms: Iterable[Histogram]) -> dict[str, set[str]]:
-    """function -> the return sites (`caller+0xOFF/0xLEN`) its calls return to, from its caller or stack probe."""
-    seen: dict[str, set[str]] = {}
-    for histogram in histograms:
-        sites = seen.setdefault(histogram.function, set())
-        sites.update(histogram.callers)
-        sites.update(str(count.stack[1]) for count in histogram.stacks if len(count.stack) > 1)
-    return seen
+def _pointer_not_taken(chain: ResolvedChain, index: int, evidence: Evidence) -> LineResult:
+    """A call through a pointer nothing resolved: what its caller called instead on the recorded stacks."""
+    line = chain.lines[index]
+    caller = chain.function_above(index)
+    below = frames_below(caller, evidence).most_common(3) if caller else []
+    if not below:
+        return LineResult(line.number, line.depth, line.text, None, "annotation", "not a function: annotation",
+                          f"a call through {line.via} that neither the tree nor the run resolves: no recorded stack "
+                          f"shows what {caller} called", None)
+    instead = ", ".join(f"{name} ({hits:,} hits)" for name, hits in below)
+    if line.via not in chain.unset_pointers:  # the image was not asked: the frame below may be its target
+        return LineResult(line.number, line.depth, line.text, None, "annotation", "not a function: annotation",
+                          f"a call through {line.via} that nothing resolved (no kernel image or recorded facts to "
+                          f"ask); below {caller} the recorded stacks show {instead}", None)
+    return LineResult(line.number, line.depth, line.text, None, "not taken", verdict_label("not taken"),
+                      f"{caller} called {instead} on the recorded stacks, and the kernel's image sets "
+                      f"{line.via.replace('->', '.').rsplit('.', 1)[-1]} to none of them in an initialised "
+                      "structure: this run did not take the call", None)
 
 
 @dataclass(frozen=True)
@@ -214,6 +187,10 @@ def _why_not(function: str, evidence: Evidence) -> FunctionVerdict:
         return FunctionVerdict(function, "missing", "has a symbol but is not in available_filter_functions "
                                "and is not on any recorded stack")
     recorded = "the stacks recorded in the probe windows" if evidence.windowed else "the recorded stacks"
+    own = evidence.histograms.get(function)
+    if own is not None and own.hits:  # it ran: the run shows it elsewhere, not absent
+        return FunctionVerdict(function, "missing", f"ran ({own.hits:,} hits on its own probe), but not under "
+                               f"the chain's lines above it on {recorded}")
     return FunctionVerdict(function, "missing", f"traceable, but not on {recorded} in this order")
 
 
@@ -300,6 +277,11 @@ def _verify_path(chain: ResolvedChain, lines: list[int], evidence: Evidence,
                  callers: dict[str, set[str]]) -> tuple[LeafResult, _PathProof]:
     functions = [chain.lines[i].function or "" for i in lines]
     leaf = functions[-1]
+    if leaf not in evidence.histograms and (probed := _probed_ancestor(functions, evidence)) is not None:
+        # a leaf with no probe of its own (inlined everywhere: no symbol to hook) is proved where it lives: the
+        # path down to its deepest probed ancestor on that ancestor's stacks, the leaf itself from DWARF
+        # (_static_inline), e.g. 5.15's scan_swap_map_slots inside get_swap_pages
+        return _verify_path(chain, lines[:probed + 1], evidence, callers)
     histogram = evidence.histograms.get(leaf)
     stacks, joined = joined_stacks(leaf, histogram.stacks if histogram else [], evidence.histograms)
     proof = _PathProof(lines, [0] * len(lines), [Counter() for _ in lines], [None] * len(lines))
@@ -341,6 +323,17 @@ def _verify_path(chain: ResolvedChain, lines: list[int], evidence: Evidence,
         example=[entry.name if entry.inlined_into is None else f"{entry.name} (inlined into {entry.inlined_into})"
                  for entry in shown])
     return result, proof
+
+
+def _probed_ancestor(functions: list[str], evidence: Evidence) -> int | None:
+    """For a leaf ftrace cannot hook: the position of its nearest ancestor that it can, when that ancestor has
+    stacks of its own (kernlab.specs.ResolvedChain.probe_leaves put them there); else None (zram_get_handle's
+    nearest, __zram_bvec_read, is proved by its other leaves' stacks)."""
+    if functions[-1] in evidence.traceable:
+        return None
+    at = next((at for at in range(len(functions) - 2, -1, -1) if functions[at] in evidence.traceable), None)
+    histogram = evidence.histograms.get(functions[at]) if at is not None else None
+    return at if histogram is not None and histogram.stacks else None
 
 
 def _static_inline(chain: ResolvedChain, index: int, proofs: dict[int, tuple[FunctionVerdict, Found]],
@@ -401,6 +394,9 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
     lines: list[LineResult] = []
     proved: dict[int, tuple[FunctionVerdict, Found]] = {}
     for index, line in enumerate(chain.lines):
+        if line.function is None and line.via:
+            lines.append(_pointer_not_taken(chain, index, evidence))
+            continue
         if line.function is None:
             lines.append(LineResult(line.number, line.depth, line.text, None, "annotation",
                                     "not a function: annotation", "a note in the documented tree, not a call", None))
@@ -427,6 +423,9 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
     if evidence.lost_events:
         notes.append(f"the trace lost {evidence.lost_events} events: hit counts are lower bounds, and a "
                      "missing function may have been lost rather than absent")
+    not_taken = [r.text for r in lines if r.verdict == "not taken"]
+    if not_taken:
+        notes.append(f"every function line is judged; branches this run did not take: {', '.join(not_taken)}")
     unchecked = [r.indirect["call"] for r in lines if r.indirect and r.indirect["status"] == "not checked"]
     if unchecked:
         notes.append(f"indirect calls not checked (no vmlinux): {', '.join(unchecked)}")

@@ -463,3 +463,19 @@ def usage_errors_exit_2() -> None:
 
     parse_argv.exits_2 = True  # type: ignore[attr-defined]
     Parser.parse_argv = parse_argv  # type: ignore[method-assign]
+
+
+def chains_check(paths: list[Path], results: Path | None) -> None:
+    from kernlab import chaincheck  # difflib and the DWARF reader: only this command needs them
+
+    chaincheck.command(paths, results)
+
+
+def chains_import(article: Path, out: Path) -> None:
+    from kernlab import articleimport
+
+    for block in articleimport.import_article(article, out):
+        if block.spec is not None:
+            print(f"block {block.index} ({block.first_line!r}): {block.spec}")
+        else:
+            print(f"block {block.index} ({block.first_line!r}): skipped: {block.why_skipped}")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
-from kernlab import chains, graph, probewindows, specs, trace, vmlinux
+from kernlab import articletree, chains, graph, pointers, probewindows, specs, stacks, trace, vmlinux
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
 from kernlab.instead import recorded_paths
@@ -67,7 +67,7 @@ def _inline_trees(binary: Path | None) -> Callable[[list[str]], dict] | None:
     return compute
 
 
-def _ops(binary: Path | None, claims: dict[str, specs.IndirectClaim]) -> Callable[[list[str]], dict] | None:
+def _ops(binary: Path | None, claims: dict[str, articletree.IndirectClaim]) -> Callable[[list[str]], dict] | None:
     if binary is None:
         return None
 
@@ -75,17 +75,36 @@ def _ops(binary: Path | None, claims: dict[str, specs.IndirectClaim]) -> Callabl
         found = {}
         for key in keys:
             claim = claims[key]
-            found[key] = asdict(vmlinux.read_ops_member(binary, claim.ops, claim.member, claim.file))
+            found[key] = asdict(vmlinux.read_ops_member(binary, claim.ops, claim.member, claim.file or None))
         return found
     return compute
+
+
+def _binary(manifest: Manifest) -> Path | None:
+    assert manifest.kernel is not None
+    binary = Path(manifest.kernel.build_dir or "/nonexistent") / "vmlinux"
+    return binary if binary.exists() else None
+
+
+def pointer_setters(folder: ResultsFolder, binary: Path | None) -> pointers.SettersFacts:
+    """Which initialised variables set a member to a function: recorded in trace/pointers.json, topped up from
+    vmlinux while it is at hand."""
+    def compute(keys: list[str]) -> dict:
+        assert binary is not None
+        return {key: [asdict(found) for found in vmlinux.ops_setting(binary, *key.split("=", 1))] for key in keys}
+
+    def facts(pairs: list[tuple[str, str]]) -> dict[str, list[dict]]:
+        keys = [pointers.fact_key(member, target) for member, target in pairs]
+        return recorded(folder, "pointers", keys, compute if binary is not None else None) if keys else {}
+    return facts
 
 
 def lab_chains(lab: Lab, version: str) -> list[tuple[specs.ResolvedChain, specs.Expected]]:
     """The lab's chains resolved for a kernel version, with what the lab expects of each there (a `hold` on a
     kernel that no longer has a documented function is not-hold, the spec's commit saying why)."""
     uses = []
-    for use in lab.chains:
-        chain = specs.resolve_chain(use.spec, version, lab.arch.name)
+    for use, spec in zip(lab.chains, lab.chain_specs(f"lab {lab.name}"), strict=True):
+        chain = spec.resolve(version, lab.arch.name)
         uses.append((chain, chain.expected(use.expectation(version))))
     return uses
 
@@ -104,7 +123,7 @@ def run_manifest(folder: ResultsFolder) -> Manifest:
 
 
 def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedChain],
-                  manifest: Manifest | None = None) -> chains.Evidence:
+                  manifest: Manifest | None = None) -> stacks.Evidence:
     folder = results if isinstance(results, ResultsFolder) else ResultsFolder.open(results)
     manifest = manifest or run_manifest(folder)
     histograms = {}
@@ -116,9 +135,7 @@ def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedCh
         raise KernlabError(f"{folder.path}: no trace/hist/*.hist: the lab ran without chains or tracing")
     symbols = SymbolTable.parse(folder.text("System.map", WHY_NOT_COLLECTED))
     assert manifest.kernel is not None  # run_manifest refuses a manifest without one
-    binary: Path | None = Path(manifest.kernel.build_dir or "/nonexistent") / "vmlinux"
-    if not binary.exists():
-        binary = None
+    binary = _binary(manifest)
     frames = {str(frame) for h in histograms.values() for count in h.stacks for frame in count.stack
               if symbols.return_site(frame) is not None}
     inline_table = recorded(folder, "inline", frames, _inline_records(symbols, binary))
@@ -135,7 +152,7 @@ def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedCh
     claims = {f"{claim.ops}.{claim.member}": claim for chain in resolved for claim in chain.indirect.values()}
     ops = recorded(folder, "ops", claims, _ops(binary, claims)) if claims else {}
     available = folder.text("trace/available_filter_functions", WHY_NOT_COLLECTED)
-    return chains.Evidence(
+    return stacks.Evidence(
         histograms=histograms, traceable=set(trace.traceable_symbols(available)),
         has_symbol=symbols.has_function, is_noinstr=symbols.is_noinstr, inlined_at=inlined_at,
         lost_events=sum(h.dropped for h in histograms.values()),
@@ -156,6 +173,12 @@ def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> li
     version = manifest.kernel.version
     uses = lab_chains(lab, version)
     evidence = load_evidence(folder, [chain for chain, _ in uses], manifest)
+    setters = pointer_setters(folder, _binary(manifest))
+    resolved = [pointers.resolve(spec, chain, evidence, setters, version, lab.arch.name)
+                for spec, (chain, _) in zip(lab.chain_specs(f"lab {lab.name}"), uses, strict=True)]
+    if any(new.functions() != old.functions() for new, (old, _) in zip(resolved, uses, strict=True)):
+        evidence = load_evidence(folder, resolved, manifest)  # the facts of the functions the pointers reach
+    uses = [(new, expect) for new, (_, expect) in zip(resolved, uses, strict=True)]
     outcome = [chains.verify_chain(chain, evidence, expect.want, expect.reason) for chain, expect in uses]
     for chain, result in zip((chain for chain, _ in uses), outcome, strict=True):
         if not result.holds:

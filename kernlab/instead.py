@@ -8,8 +8,8 @@ from collections.abc import Set
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from kernlab.chains import Evidence, PathEntry, expand, return_sites
 from kernlab.specs import ResolvedChain
+from kernlab.stacks import Evidence, PathEntry, expand, return_sites
 
 TOP_PATHS = 2  # per leaf: the most frequent recorded paths, enough to show the main path and its sibling
 CONTEXT = 12  # recorded entries kept above the leaf when no documented function is on the path at all
@@ -74,7 +74,7 @@ def _matched(function: str, entry: PathEntry, chain: ResolvedChain) -> AlignedSt
 def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain, evidence: Evidence,
           tail_calls: Set[str], sites: dict[str, set[str]]) -> tuple[AlignedStep, ...]:
     """The documented path (this kernel's names) against one recorded path, outermost first.
-    sites: function -> the return sites its calls return to (kernlab.chains.return_sites)."""
+    sites: function -> the return sites its calls return to (kernlab.stacks.return_sites)."""
     recorded = [entry.name for entry in entries]
     steps: list[AlignedStep] = []
     for op, d1, d2, r1, r2 in SequenceMatcher(None, documented, recorded, autojunk=False).get_opcodes():

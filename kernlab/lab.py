@@ -11,8 +11,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from kernlab import yamlfile
 from kernlab.arch import Arch, by_name
 from kernlab.errors import KernlabError
+from kernlab.specs import ChainSpec, load_chain_ref
 from kernlab.version import KernelVersion, parse_guard
-from kernlab.yamlfile import clip
+from kernlab.yamlfile import validation_message
 
 # debian:6.1, 5.15.135 (a kernel.org release), tarball:/some/linux-X.tar.xz, path:/some/tree
 KERNEL_REF = re.compile(r"^(debian:\d+\.\d+|\d+\.\d+(\.\d+)?|tarball:.+|path:.+)$")
@@ -157,14 +158,40 @@ def _valid_guards(expect: Expectation | dict[str, Expectation]) -> Expectation |
     return expect
 
 
-class ChainUse(Strict):
-    """A chain spec (labs/chains/<spec>.yaml) and what the lab expects of it: one expectation, or one per kernel
-    version guard (`{">= 6.12": not-hold, "< 6.12": hold}`; the first guard the kernel meets wins, none: report).
-    `hold` means: holds wherever the kernel still has the chain; on a kernel where the spec marks a documented
-    function gone (with the commit that removed it) it is expected not to (kernlab.specs.ResolvedChain.expected)."""
+def _spec_ref(value: str) -> str:
+    """A library spec's name (labs/chains/<name>.yaml) or a spec file's path (ends .yaml or .yml; relative to the
+    lab file, kernlab.lab.load_lab)."""
+    if value.endswith((".yaml", ".yml")):
+        return value
+    return _name(value)
 
-    spec: Name
+
+class ChainUse(Strict):
+    """A chain spec and what the lab expects of it. The spec is one of kernlab's own (`spec: pageout`, from
+    labs/chains/), a file of the user's (`spec: chains/mine.yaml`, relative to the lab file), or written in the
+    lab itself (`chain: {name: ..., documented: ..., source: ..., tree: ...}`).
+
+    The expectation is one value, or one per kernel version guard (`{">= 6.12": not-hold, "< 6.12": hold}`; the
+    first guard the kernel meets wins, none: report). `hold` means: holds wherever the kernel still has the
+    chain; on a kernel where the spec marks a documented function gone (with the commit that removed it) it is
+    expected not to (kernlab.specs.ResolvedChain.expected)."""
+
+    spec: Annotated[str, AfterValidator(_spec_ref)] | None = None
+    chain: ChainSpec | None = None
     expect: Annotated[Expectation | dict[str, Expectation], AfterValidator(_valid_guards)] = "report"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChainUse:
+        if (self.spec is None) == (self.chain is None):
+            raise ValueError("give `spec` (a name in labs/chains/ or a .yaml path) or `chain` (the spec itself)")
+        return self
+
+    def load(self, source: str, index: int) -> ChainSpec:
+        """The spec itself, its tree parsed: errors name the lab key (inline) or the spec file."""
+        if self.chain is not None:
+            self.chain.lines(f"{source}: chains.{index}.chain")
+            return self.chain
+        return load_chain_ref(self.spec or "", f"{source}: chains.{index}.spec")
 
     def expectation(self, kernel_version: str) -> Expectation:
         if isinstance(self.expect, str):
@@ -281,6 +308,11 @@ class Lab(Strict):
     def arch(self) -> Arch:
         return by_name(self.vm.arch)
 
+    def chain_specs(self, source: str) -> list[ChainSpec]:
+        """Every chain spec the lab uses, loaded and parsed (before anything is built: errors name the lab key
+        or the spec file)."""
+        return [use.load(source, index) for index, use in enumerate(self.chains)]
+
     @field_validator("matrix")
     @classmethod
     def _matrix(cls, value: list[str]) -> list[str]:
@@ -303,22 +335,6 @@ class Lab(Strict):
         return value
 
 
-def validation_message(source: str, error: ValidationError) -> str:
-    """The first problem as `source: key.path: problem`, one short line (a quoted value can be huge)."""
-    first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    elif "input" in first and first["type"] not in ("value_error",):
-        message = f"{message} (got {first['input']!r})"
-    message = clip(message.removeprefix("Value error, "))
-    more = len(error.errors()) - 1
-    return f"{source}: {key}: {message}" + (f" (and {more} more)" if more else "")
-
-
 def parse_lab(data: object, source: str) -> Lab:
     """Validate an already-loaded YAML document; errors read `source: key.path: problem`."""
     if not isinstance(data, dict):
@@ -339,7 +355,8 @@ def load_lab(path: Path) -> Lab:
     return lab.model_copy(update={"kernel": lab.kernel.model_copy(update={
         "version": _anchor(lab.kernel.version, path.parent), "fallback": _anchor(lab.kernel.fallback, path.parent),
         "base": _anchor(lab.kernel.base, path.parent)}),
-        "matrix": [_anchor(ref, path.parent) for ref in lab.matrix]})
+        "matrix": [_anchor(ref, path.parent) for ref in lab.matrix],
+        "chains": [use.model_copy(update={"spec": _anchor_spec(use.spec, path.parent)}) for use in lab.chains]})
 
 
 def _anchor(ref: str | None, lab_dir: Path) -> str | None:
@@ -348,6 +365,13 @@ def _anchor(ref: str | None, lab_dir: Path) -> str | None:
         if ref and ref.startswith(prefix) and not Path(ref.removeprefix(prefix)).expanduser().is_absolute():
             return prefix + str((lab_dir / ref.removeprefix(prefix)).resolve())
     return ref
+
+
+def _anchor_spec(spec: str | None, lab_dir: Path) -> str | None:
+    """A spec file's relative path is relative to the lab file; a library name stays a name."""
+    if spec is None or not spec.endswith((".yaml", ".yml")) or Path(spec).expanduser().is_absolute():
+        return spec
+    return str((lab_dir / spec).resolve())
 
 
 def lab_as_dict(lab: Lab) -> dict:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kernlab.cache import check_child, write_bytes_atomic
 from kernlab.errors import KernlabError
 from kernlab.guestfacts import GuestRecord
+from kernlab.yamlfile import validation_message
 
 # Bump when a file changes meaning so that an older kernlab would misread it; new optional fields need no bump.
 FORMAT = 1
@@ -31,8 +32,9 @@ GRAPH_DIR = "trace/graph"  # raw function_graph trace and ring-buffer stats of e
 GRAPH_CAPTURE = "trace/graph/windows.json"
 GRAPH = "graph.json"  # the windows' merged call trees (kernlab.evidence)
 # vmlinux facts kept beside the evidence so verification runs offline later (kernlab.evidence)
-FACT_TABLES = {"inline": "trace/inline.json", "inline_trees": "trace/inline-trees.json", "ops": "trace/ops.json"}
-FactTable = Literal["inline", "inline_trees", "ops"]
+FACT_TABLES = {"inline": "trace/inline.json", "inline_trees": "trace/inline-trees.json", "ops": "trace/ops.json",
+               "pointers": "trace/pointers.json"}
+FactTable = Literal["inline", "inline_trees", "ops", "pointers"]
 
 RunStatus = Literal["running", "complete", "incomplete"]
 M = TypeVar("M", bound=BaseModel)
@@ -512,13 +514,6 @@ def write_model(path: Path, model: BaseModel | dict | list) -> None:
     write_bytes_atomic(path, _dump(model))
 
 
-def _validation_text(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
-
-
 def parse_json(text: str, path: Path) -> Any:
     if not text.strip():
         raise KernlabError(f"{path}: empty (the run was cut short while writing it?)")
@@ -547,7 +542,7 @@ def validate(data: Any, path: Path, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise KernlabError(f"{path}: {_validation_text(error)}") from None
+        raise KernlabError(validation_message(str(path), error)) from None
 
 
 def read_model(path: Path, model: type[M]) -> M:

@@ -30,7 +30,6 @@ from kernlab import (
     report,
     seal,
     source,
-    specs,
     trace,
     zram,
 )
@@ -276,7 +275,7 @@ def probe_set(lab: Lab, kernel_version: str, traceable: dict[str, str]) -> Probe
     others: list[str] = []
     resolved_chains = [resolved for resolved, _ in lab_chains(lab, kernel_version)]
     for resolved in resolved_chains:
-        leaves += resolved.leaves
+        leaves += resolved.probe_leaves(lambda name: name in traceable)
         others += resolved.functions()
     leaves += lab.tracing.extra_functions
     if lab.arch.stack_skips_caller:
@@ -456,6 +455,7 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     find identical; extra: more manifest keys (e.g. the sweep point); live: gets every sample taken while a
     workload runs.
     """
+    lab.chain_specs(str(lab_path))  # a spec that cannot be read: nothing fetched, no folder made
     preflight.check(lab, results_dir or results_root)
     if results_dir:
         results_dir.mkdir(parents=True)
@@ -472,7 +472,6 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     outcome = LabOutcome(folder.path, manifest)
     try:
         with run.step("kernel"):
-            specs.check_specs([use.spec for use in lab.chains], str(lab_path))
             used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=notify)
             if pins:
                 pins.check_source(used.version, used.sha256)

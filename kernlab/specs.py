@@ -9,19 +9,19 @@ expected to do on any kernel follows from those facts, written once, not from ve
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kernlab import yamlfile
+from kernlab.articletree import IndirectClaim, ParsedTree, TreeLine, linear_tree, parse_block
 from kernlab.errors import KernlabError
-from kernlab.lab import validation_message
 from kernlab.paths import CHAIN_DIR
 from kernlab.version import KernelVersion, parse_guard
+from kernlab.yamlfile import validation_message
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-NOTE_PREFIX = "note:"
 COMMIT_ID = re.compile(r"^[0-9a-f]{12,40}$")
 RELEASE = re.compile(r"^\d+\.\d+$")
 
@@ -101,75 +101,6 @@ class Variant(BaseModel):
         return " ".join(filter(None, [self.arch, f"linux {self.kernel}" if self.kernel else None]))
 
 
-class IndirectClaim(BaseModel):
-    """`call` (e.g. mapping->a_ops->writepage) reaches the tree line's function through an initialised ops table."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    call: str
-    ops: str  # the initialised structure variable, e.g. swap_aops
-    member: str  # its member, e.g. writepage
-    file: str  # the source file that defines `ops` (finds its DWARF unit)
-    why: str = ""  # how `call` comes to point at `ops`, e.g. init_swap_address_space(): space->a_ops = &swap_aops
-
-
-@dataclass(frozen=True)
-class TreeLine:
-    """One line of a documented call tree: a function (maybe reached indirectly) or an annotation."""
-
-    number: int  # 1-based line in the spec's tree text (or position in path + leaves)
-    depth: int
-    text: str  # as documented
-    parent: int | None  # index of the enclosing function line
-    function: str | None = None  # None: an annotation (`note: ...`)
-    via: str | None = None  # the indirect call expression that reaches `function`
-
-
-def parse_tree(text: str, where: str) -> list[TreeLine]:
-    """The article's indented tree: one function per line, children indented under their caller.
-
-    `note: ...` lines are annotations (memcpy, comments), `EXPR => function` a call through a pointer.
-    Trailing `# comments` are dropped.
-    """
-    lines: list[TreeLine] = []
-    stack: list[tuple[int, int]] = []  # (indent, index) of the open function lines
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
-            raise KernlabError(f"{where}: tree line {number}: indent with spaces, not tabs")
-        indent = len(raw) - len(raw.lstrip(" "))
-        body = raw.strip()
-        if not body.startswith(NOTE_PREFIX):
-            body = body.split(" #", 1)[0].strip()
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        if lines and not stack:
-            raise KernlabError(f"{where}: tree line {number}: {body!r} is a second root; a tree has one first line")
-        parent = stack[-1][1] if stack else None
-        depth = len(stack)
-        if body.startswith(NOTE_PREFIX):
-            if parent is None:
-                raise KernlabError(f"{where}: tree line {number}: an annotation cannot be the root")
-            lines.append(TreeLine(number, depth, body, parent))
-            continue
-        via, _, function = body.rpartition("=>")
-        function, via = function.strip(), via.strip() or None
-        if not IDENTIFIER.match(function):
-            raise KernlabError(f"{where}: tree line {number}: {body!r} is not a function name, "
-                               "`CALL => function` or `note: text`")
-        lines.append(TreeLine(number, depth, body, parent, function, via))
-        stack.append((indent, len(lines) - 1))
-    if not lines:
-        raise KernlabError(f"{where}: tree: no lines")
-    return lines
-
-
-def linear_tree(path: list[str], leaves: list[str]) -> list[TreeLine]:
-    """`path` + `leaves` as a tree: each path function calls the next, the last calls every leaf."""
-    lines = [TreeLine(i + 1, i, name, i - 1 if i else None, name) for i, name in enumerate(path)]
-    return lines + [TreeLine(len(path) + i + 1, len(path), leaf, len(path) - 1, leaf) for i, leaf in enumerate(leaves)]
-
-
 class ChainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
@@ -200,15 +131,23 @@ class ChainSpec(BaseModel):
             raise ValueError(f"graph_root {self.graph_root!r} is not a function of the chain")
         return self
 
-    def lines(self, where: str) -> list[TreeLine]:
-        lines = parse_tree(self.tree, where) if self.tree is not None else linear_tree(self.path, self.leaves)
-        calls = {claim.call for claim in self.indirect}
-        for line in lines:
-            if line.via and line.via not in calls:
+    def parsed(self, where: str, pointers: Mapping[str, tuple[str, IndirectClaim]] | None = None) -> ParsedTree:
+        if self.tree is None:
+            return ParsedTree(linear_tree(self.path, self.leaves), {}, {}, [], None, [])
+        parsed = parse_block(self.tree, where, pointers)
+        calls = {claim.call for claim in self.indirect} | set(parsed.claims)
+        for line in parsed.lines:
+            if line.via and line.function and line.via not in calls:
                 raise KernlabError(f"{where}: tree line {line.number}: {line.via!r} has no entry in `indirect`")
-        return lines
+        return parsed
 
-    def resolve(self, kernel_version: str, arch: str = "x86_64", where: str | None = None) -> ResolvedChain:
+    def lines(self, where: str) -> list[TreeLine]:
+        return self.parsed(where).lines
+
+    def resolve(self, kernel_version: str, arch: str = "x86_64", where: str | None = None,
+                pointers: Mapping[str, tuple[str, IndirectClaim]] | None = None) -> ResolvedChain:
+        """For one kernel: renames and gone functions from the variants; `pointers`: calls through a pointer
+        resolved from a run (kernlab.pointers), for those the spec leaves open."""
         version = KernelVersion.parse(kernel_version)
         rename: dict[str, str] = {}
         gone: dict[str, GoneFunction] = {}  # by the documented name
@@ -223,13 +162,16 @@ class ChainSpec(BaseModel):
             notes += [f"{old} is {new} on {variant.applies_to()}{cited}" for old, new in variant.rename.items()]
             if variant.commit is not None:  # a variant with `gone` has one (Variant._cited)
                 gone.update({name: GoneFunction(why, variant.commit.cite()) for name, why in variant.gone.items()})
+        parsed = self.parsed(where or self.name, pointers)
+        notes = parsed.notes() + notes
         lines = [replace(line, function=rename.get(line.function, line.function)) if line.function else line
-                 for line in self.lines(where or self.name)]
+                 for line in parsed.lines]
         root = self.graph_root or next(line.function for line in lines if line.function)
         return ResolvedChain(
             name=self.name, documented=self.documented, lines=lines, absent=[rename.get(f, f) for f in self.absent],
             renamed=rename, gone={rename.get(name, name): why for name, why in gone.items()},
-            indirect={claim.call: claim for claim in self.indirect}, notes=notes, graph_root=rename.get(root, root))
+            indirect={**parsed.claims, **{claim.call: claim for claim in self.indirect}}, notes=notes,
+            graph_root=rename.get(root, root))
 
 
 @dataclass(frozen=True)
@@ -265,6 +207,8 @@ class ResolvedChain:
     indirect: dict[str, IndirectClaim]
     notes: list[str]
     graph_root: str | None = None
+    # pointer expressions the run's facts were asked about (kernlab.pointers) and that no candidate resolved
+    unset_pointers: tuple[str, ...] = ()
 
     def functions(self) -> list[str]:
         return list(dict.fromkeys(line.function for line in self.lines if line.function))
@@ -286,6 +230,30 @@ class ResolvedChain:
     @property
     def leaves(self) -> list[str]:
         return list(dict.fromkeys(self.lines[i].function for i in self.leaf_lines()))
+
+    def probe_leaves(self, can_hook: Callable[[str], bool]) -> list[str]:
+        """Where full stacks are taken: each leaf; for a leaf ftrace cannot hook (inlined everywhere: no
+        symbol), also its nearest ancestor line that it can, unless a hookable leaf below that ancestor proves
+        the path to it already (5.15: scan_swap_map_slots in get_swap_pages gets get_swap_pages' stacks;
+        zram_get_handle's __zram_bvec_read has zs_map_object below it). The leaf is proved inside it from DWARF."""
+        leaves = self.leaf_lines()
+        found = [self.lines[index].function for index in leaves]
+        for index in leaves:
+            if can_hook(self.lines[index].function or ""):
+                continue
+            path = self.path_to(index)[:-1]
+            host = next((at for at in reversed(path) if can_hook(self.lines[at].function or "")), None)
+            if host is not None and not any(host in self.path_to(other) and can_hook(self.lines[other].function
+                                                                                     or "") for other in leaves):
+                found.append(self.lines[host].function)
+        return list(dict.fromkeys(name for name in found if name))
+
+    def function_above(self, index: int) -> str | None:
+        """The nearest function line above a tree line (a pointer line's caller)."""
+        at = self.lines[index].parent
+        while at is not None and self.lines[at].function is None:
+            at = self.lines[at].parent
+        return self.lines[at].function if at is not None else None
 
     def path_to(self, index: int) -> list[int]:
         """Line indexes from the root down to `index`."""
@@ -324,18 +292,23 @@ def load_chain(path: Path) -> ChainSpec:
         raise KernlabError(file_lines(str(error), text)) from None
 
 
-def resolve_chain(spec: str, kernel_version: str, arch: str = "x86_64") -> ResolvedChain:
-    """labs/chains/<spec>.yaml resolved for a kernel and the guest's architecture; tree errors name the file."""
-    path = CHAIN_DIR / f"{spec}.yaml"
-    return load_chain(path).resolve(kernel_version, arch, where=str(path))
-
-
-def check_specs(names: list[str], source: str) -> None:
-    """Before anything is built: every chain spec a lab names exists and parses (errors name the lab key)."""
-    for index, name in enumerate(names):
-        path = CHAIN_DIR / f"{name}.yaml"
+def load_chain_ref(ref: str, where: str) -> ChainSpec:
+    """A lab's `spec:`: a .yaml/.yml path (absolute once the lab is loaded), or a name in labs/chains/.
+    `where` names the lab key in the error when the file is not there."""
+    if ref.endswith((".yaml", ".yml")):
+        path = Path(ref).expanduser()
         if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in CHAIN_DIR.glob("*.yaml")))
-            raise KernlabError(f"{source}: chains.{index}.spec: no chain spec {name!r} ({path} is missing; "
-                               f"known: {known})")
-        load_chain(path).lines(str(path))
+            raise KernlabError(f"{where}: no chain spec file {path}")
+        return load_chain(path)
+    path = CHAIN_DIR / f"{ref}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CHAIN_DIR.glob("*.yaml")))
+        raise KernlabError(f"{where}: no chain spec {ref!r} ({path} is missing; known: {known}; "
+                           "a file of your own is named by its .yaml path)")
+    return load_chain(path)
+
+
+def resolve_chain(spec: str, kernel_version: str, arch: str = "x86_64") -> ResolvedChain:
+    """A library spec (labs/chains/<spec>.yaml) or a spec file resolved for a kernel and the guest's
+    architecture; tree errors name the file."""
+    return load_chain_ref(spec, spec).resolve(kernel_version, arch)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kernlab import aggregate, experiment, preflight, report, specs
+from kernlab import aggregate, experiment, preflight, report
 from kernlab.cache import Cache
 from kernlab.errors import KernlabError
 from kernlab.experiment import Shard, Variant
@@ -62,7 +62,7 @@ def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cach
                   command: str, *, shard: Shard | None, notify: Callable[[str], None],
                   kernel: str | None = None, live: LiveFeed | None = None) -> tuple[Path, list[SweepVariant]]:
     for variant in variants:  # every variant's chain specs, before the first one builds anything
-        specs.check_specs([use.spec for use in variant.lab.chains], f"{lab_path} ({variant.label})")
+        variant.lab.chain_specs(f"{lab_path} ({variant.label})")
     selected = experiment.select_shard(variants, shard)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     suffix = f"-shard-{shard.number}-of-{shard.count}" if shard else ""

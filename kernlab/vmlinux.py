@@ -6,6 +6,7 @@ with (run-time writes are not seen), and an inline tree is what gcc emitted as D
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,3 +327,52 @@ def inline_trees(vmlinux: Path, functions: list[str]) -> dict[str, InlineNode]:
             if tree is not None:
                 trees[function] = tree
     return trees
+
+
+# ---- which initialised structure points a member at a function
+
+MAX_SETTERS = 8  # a function named by more ops tables than this is no single pointer's target worth listing
+
+
+def ops_setting(vmlinux: Path, member: str, target: str) -> list[OpsMember]:
+    """Every initialised variable whose `member` points at `target`: each place the image's data holds the
+    function's address, inside an object symbol whose DWARF type has that member at that offset (read back with
+    read_ops_member). zram_rw_page on 5.15: zram_devops.rw_page."""
+    with Image(Path(vmlinux)) as image:
+        try:
+            return _ops_setting(image, member, target)
+        except READ_ERRORS as error:
+            raise unreadable(vmlinux, error) from None
+
+
+def _ops_setting(image: Image, member: str, target: str) -> list[OpsMember]:
+    function = image.function_symbol(target)
+    if function is None:
+        return []
+    needle = function.value.to_bytes(image.pointer_size, "little" if image.little else "big")
+    objects = sorted((s for symbols in image.by_name.values() for s in symbols if s.kind == STT_OBJECT and s.size),
+                     key=lambda s: s.value)
+    starts = [s.value for s in objects]
+    found: list[OpsMember] = []
+    for section in image.sections:
+        if section.nobits or not section.size:
+            continue
+        data = image.read(section.addr, section.size)
+        if data is None:
+            continue
+        at = data[0].find(needle)
+        while at >= 0 and len(found) < MAX_SETTERS:
+            address = section.addr + at
+            index = bisect.bisect_right(starts, address) - 1
+            holder = objects[index] if index >= 0 else None
+            if holder is not None and address < holder.value + holder.size:
+                try:
+                    read = _read_ops_member(image, holder.name, member, None)
+                except KernlabError:  # not a struct, or no DWARF for it: no ops table
+                    at = data[0].find(needle, at + 1)
+                    continue
+                if read.status == RESOLVED and read.offset == address - holder.value and \
+                        read.target is not None and read.target.split(".")[0] == target.split(".")[0]:
+                    found.append(read)
+            at = data[0].find(needle, at + 1)
+    return found

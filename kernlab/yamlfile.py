@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import yaml
+from pydantic import ValidationError
 
 from kernlab.errors import KernlabError
 
@@ -31,3 +32,19 @@ def load(text: str, source: str) -> object:
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise KernlabError(f"{source}: {where}not valid YAML: {clip(problem)}") from None
+
+
+def validation_message(source: str, error: ValidationError) -> str:
+    """The first problem as `source: key.path: problem`, one short line (a quoted value can be huge)."""
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif "input" in first and first["type"] not in ("value_error",):
+        message = f"{message} (got {first['input']!r})"
+    message = clip(message.removeprefix("Value error, "))
+    more = len(error.errors()) - 1
+    return f"{source}: {key}: {message}" + (f" (and {more} more)" if more else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -56,9 +57,8 @@ def test_article_trees_parse_as_written() -> None:
 
 
 @pytest.mark.parametrize(("tree", "number", "message"), [
-    ("a\n\tb\n", 2, "indent with spaces, not tabs"),
     ("a\n  b\nc\n", 3, "'c' is a second root"),
-    ("a\n  b c\n", 2, r"'b c' is not a function name"),
+    ("a\n  p->f => 9b\n", 2, r"'p->f => 9b' is not a function name"),
     ("note: x\n", 1, "an annotation cannot be the root"),
     ("a\n  p->f => b\n", 2, r"'p->f' has no entry in `indirect`"),
 ])
@@ -188,8 +188,10 @@ do_swap_page
     assert not result.holds and result.hits == 0
     assert verdicts["swap_readpage"][0] == "observed" and verdicts["swap_readpage"][1] > 0  # via zs_map_object
     assert verdicts["pagecache_get_page"] == ("missing", None)
-    assert next(line for line in result.lines if line.function == "pagecache_get_page").evidence == \
-        "traceable, but not on the recorded stacks in this order"
+    # it ran (its own probe's hits), just not under swap_readpage: the run shows it elsewhere, not absent
+    assert re.fullmatch(r"ran \([\d,]+ hits on its own probe\), but not under the chain's lines above it on the "
+                        r"recorded stacks", next(line for line in result.lines
+                                                 if line.function == "pagecache_get_page").evidence)
 
 
 def test_a_removed_function_is_reported_gone_not_dropped(tmp_path: Path) -> None:

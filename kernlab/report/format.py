@@ -48,6 +48,7 @@ VERDICT_STYLES = {
     "missing": VerdictStyle("v-missing", "red"),
     "gone": VerdictStyle("v-missing", "yellow"),
     "annotation": VerdictStyle("v-note", "dim"),
+    "not taken": VerdictStyle("v-note", "yellow"),
 }
 UNKNOWN_VERDICT = VerdictStyle("", "red")
 
