@@ -99,11 +99,13 @@ def pointer_setters(folder: ResultsFolder, binary: Path | None) -> pointers.Sett
     return facts
 
 
-def lab_chains(lab: Lab, version: str) -> list[tuple[specs.ResolvedChain, specs.Expected]]:
+def lab_chains(lab: Lab, version: str, loaded: list[specs.ChainSpec] | None = None,
+               ) -> list[tuple[specs.ResolvedChain, specs.Expected]]:
     """The lab's chains resolved for a kernel version, with what the lab expects of each there (a `hold` on a
-    kernel that no longer has a documented function is not-hold, the spec's commit saying why)."""
+    kernel that no longer has a documented function is not-hold, the spec's commit saying why). `loaded`: the
+    lab's specs when the caller has read them already."""
     uses = []
-    for use, spec in zip(lab.chains, lab.chain_specs(f"lab {lab.name}"), strict=True):
+    for use, spec in zip(lab.chains, loaded or lab.chain_specs(f"lab {lab.name}"), strict=True):
         chain = spec.resolve(version, lab.arch.name)
         uses.append((chain, chain.expected(use.expectation(version))))
     return uses
@@ -171,11 +173,12 @@ def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> li
     assert manifest.kernel is not None and manifest.kernel.version
     lab = parse_lab(manifest.lab, f"{folder.file('manifest.json')}: lab")
     version = manifest.kernel.version
-    uses = lab_chains(lab, version)
+    loaded = lab.chain_specs(f"lab {lab.name}")  # read once: the pointers below resolve from the same specs
+    uses = lab_chains(lab, version, loaded)
     evidence = load_evidence(folder, [chain for chain, _ in uses], manifest)
     setters = pointer_setters(folder, _binary(manifest))
     resolved = [pointers.resolve(spec, chain, evidence, setters, version, lab.arch.name)
-                for spec, (chain, _) in zip(lab.chain_specs(f"lab {lab.name}"), uses, strict=True)]
+                for spec, (chain, _) in zip(loaded, uses, strict=True)]
     if any(new.functions() != old.functions() for new, (old, _) in zip(resolved, uses, strict=True)):
         evidence = load_evidence(folder, resolved, manifest)  # the facts of the functions the pointers reach
     uses = [(new, expect) for new, (_, expect) in zip(resolved, uses, strict=True)]
