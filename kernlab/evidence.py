@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
-from kernlab import articletree, chains, graph, pointers, probewindows, specs, stacks, trace, vmlinux
+from kernlab import articletree, chains, graph, pointers, probewindows, replacements, specs, stacks, trace, vmlinux
 from kernlab.dwarf import InlineResolver, SymbolTable
 from kernlab.errors import KernlabError
 from kernlab.instead import recorded_paths
@@ -183,17 +183,21 @@ def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> li
         evidence = load_evidence(folder, resolved, manifest)  # the facts of the functions the pointers reach
     uses = [(new, expect) for new, (_, expect) in zip(resolved, uses, strict=True)]
     outcome = [chains.verify_chain(chain, evidence, expect.want, expect.reason) for chain, expect in uses]
+    capture = folder.graph_capture()
+    trees = graph_trees(folder, capture) if capture else None
+    stacked = {name for name, histogram in evidence.histograms.items() if histogram.stacks}
     for chain, result in zip((chain for chain, _ in uses), outcome, strict=True):
         if not result.holds:
             result.instead = recorded_paths(chain, evidence, {line.function for line in result.lines
                                                               if line.function and line.verdict == "tail call"})
+            # leaves no stack reached: what the graph shows in their place below the deepest proved line
+            result.instead += replacements.graph_paths(chain, result.lines, trees[0], stacked) if trees else []
     hidden = {name: count for name, histogram in evidence.histograms.items()
               if (count := trace.hidden_returns(histogram))}
     written = ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
                                          "chains": [r.as_dict() for r in outcome], "graph_hidden_returns": hidden,
                                          "sampling": sampling(folder)})
-    if capture := folder.graph_capture():
-        trees = graph_trees(folder, capture)
+    if capture and trees:
         merged = graph_file(trees, capture)
         target.write(merged)
         share = edge_share(evidence.histograms)

@@ -29,8 +29,10 @@ class AlignedStep:
 class RecordedPath:
     leaf: str
     hits: int
-    share: float  # of the leaf's recorded stacks
+    share: float  # of the leaf's recorded stacks; from the graph, of the calls of `under`
     steps: tuple[AlignedStep, ...]
+    source: str = "stacks"  # or "graph": the function graph's callees of `under` (kernlab.replacements)
+    under: str | None = None
 
 
 def _cut(entries: list[PathEntry], documented: set[str]) -> list[PathEntry]:

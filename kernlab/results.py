@@ -277,6 +277,8 @@ class RecordedPathRecord(Record):
     hits: int
     share: float
     steps: list[AlignedStepRecord] = Field(default_factory=list)
+    source: str = "stacks"  # "graph": the function graph's callees of `under`, where no stack reached the leaf
+    under: str | None = None
 
 
 class ChainRecord(Record):

@@ -34,7 +34,10 @@ EXPECT_TEXT = {"hold": "expected to hold", "not-hold": "expected not to hold",
                "report": "no expectation (reported only)"}
 
 
-def holds_text(holds: bool) -> str:
+def holds_text(holds: bool, not_taken: int = 0) -> str:
+    """A tree's summary: every line proved ("holds"), proved but for calls the run did not take, or not."""
+    if holds and not_taken:
+        return f"holds except {not_taken} branch{'es' if not_taken > 1 else ''} not taken"
     return "holds" if holds else "does not hold"
 
 
@@ -60,10 +63,11 @@ class ChainVerdict:
     expect: str
     ok: bool
     expect_reason: str = ""  # why the chain spec's facts changed the lab's expectation on this kernel
+    not_taken: int = 0  # lines the run did not take (a pointer call to a branch of another setup: SWP_FS)
 
     @property
     def holds_text(self) -> str:
-        return holds_text(self.holds)
+        return holds_text(self.holds, self.not_taken)
 
     @property
     def expect_text(self) -> str:
@@ -179,7 +183,8 @@ class ChainView:
 
 def chain_verdict(chain: ChainRecord) -> ChainVerdict:
     return ChainVerdict(name=chain.name, holds=chain.holds, hits=fmt(chain.hits), expect=chain.expect,
-                        ok=chain.expectation_met(), expect_reason=chain.expect_reason)
+                        ok=chain.expectation_met(), expect_reason=chain.expect_reason,
+                        not_taken=sum(line.verdict == "not taken" for line in chain.lines))
 
 
 def _indirect(data: Mapping[str, Any] | None) -> IndirectView | None:
@@ -255,6 +260,8 @@ def step_text(step: AlignedStepRecord) -> str:
     """One aligned step as read in a path: `+new`, `-gone (gone)`, `new (was old)`, `f (inlined into g)`."""
     if step.recorded is None:
         return f"-{step.documented} ({step.status})"
+    if step.status == "in its place":
+        return f"{step.recorded} (in place of {step.documented})"
     if step.documented is None:
         return f"+{step.recorded}" + (step.status[len("new"):] if step.status.startswith("new ") else "")
     where = step.why if step.status == "renamed" else step.status
@@ -264,6 +271,9 @@ def step_text(step: AlignedStepRecord) -> str:
 
 
 def instead_view(path: RecordedPathRecord) -> InsteadView:
+    if path.source == "graph":
+        return InsteadView(f"in the function graph, below {path.under}, where {path.leaf} was: {fmt(path.hits)} "
+                           f"calls, {path.share:.1%} of {path.under}'s", tuple(step_text(step) for step in path.steps))
     return InsteadView(f"path to {path.leaf}: {fmt(path.hits)} hits, {path.share:.1%} of its recorded stacks",
                        tuple(step_text(step) for step in path.steps))
 
