@@ -247,13 +247,15 @@ def assert_graph_is_a_second_witness(folder: Path, summary: dict, chains: dict, 
     assert {w["workload"] for w in capture["windows"]} == {"shared-hog", "private-hog"}
     for window in capture["windows"]:
         assert window["closed_s"] > window["opened_s"] > 0, window
-        # `record: chains` keeps a window within its buffer: it loses nothing it saw (issue 23)
-        assert window["dropped"] == 0 and window["overruns"] == 0, window
+        # overwrite 0: a full buffer never overwrites the window's first calls; it drops the newest, counted (the
+        # 2 MiB default buffer did in 1 of 12 CPU windows a set on 5.15 and 6.1, 2026-12-03)
+        assert window["overruns"] == 0, window
         assert (folder / window["trace"]).stat().st_size > 0
     graph = json.loads((folder / "graph.json").read_text())
     trees = {tree["name"]: tree for tree in graph["trees"]}
     assert set(trees) == roots and all(tree["calls"] > 0 for tree in trees.values())
     assert graph["windows"] == 2 and 0 < graph["window_seconds"] < 10
+    assert graph["lost_events"] >= sum(window["dropped"] for window in capture["windows"])
 
     def nodes(node):
         yield node
@@ -278,6 +280,8 @@ def assert_graph_is_a_second_witness(folder: Path, summary: dict, chains: dict, 
     assert {"swap_readpage", "zs_map_object", "zcomp_compress", "zs_malloc", "__swap_writepage"} <= set(seen)
     report = (folder / "report.md").read_text()
     assert "## Function graph" in report and "graph: seen" in report
+    if graph["lost_events"]:  # what the windows lost is said, never hidden
+        assert f"{graph['lost_events']:,} events lost" in report
     # kernlab's own reading of the durations decides what the report says about them (a boot message does not:
     # a refined-jiffies boot once traced with fine durations).
     coarse = graph["clock_step_us"] is not None
