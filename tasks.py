@@ -185,10 +185,17 @@ def lab_observe(c, lab=None, kernel=None, results="results", cache=None, verbose
 @task(name="check", iterable=["more"], help={
     "spec": "a chain spec file", "more": "another chain spec file (repeatable)",
     "results": "a recorded run: look every name up in that run's kernel (System.map, available_filter_functions, "
-               "DWARF inline trees), with the nearest names for one it does not have"})
-def chains_check(c, spec, more=None, results=None):
-    """Parse chain spec files without a kernel; with --results, look every name up in that run's kernel."""
-    _call(cli.chains_check, [Path(spec), *(Path(p) for p in more or [])], Path(results) if results else None)
+               "DWARF inline trees), with the nearest names for one it does not have",
+    "lab": "look the names up in this lab's kernel as built (System.map, its mcount table, DWARF), not booted",
+    "kernel": "with --lab (default labs/zram-swap.yaml): this kernel instead of the lab's (5.15.177, debian:6.1, "
+              "tarball:PATH, a source tree)",
+    "cache": "cache dir (default $KERNLAB_CACHE or XDG cache)"})
+def chains_check(c, spec, more=None, results=None, lab=None, kernel=None, cache=None):
+    """Parse chain spec files without a kernel; with --results, or --lab/--kernel (a built kernel), look every
+    name up in that kernel."""
+    context = _ctx(lab, cache, False) if lab or kernel else None
+    _call(cli.chains_check, [Path(spec), *(Path(p) for p in more or [])], Path(results) if results else None,
+          context, kernel)
 
 
 kernel = Collection("kernel", fetch, config, build, key)

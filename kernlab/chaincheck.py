@@ -1,6 +1,7 @@
-"""`inv chains.check`: chain spec files parsed without a kernel and, given a recorded run, every name in them looked
-up in that run's kernel: traceable, a symbol ftrace cannot hook, noinstr, gone (the spec's own commit), inlined
-into an ancestor line (its DWARF inline tree), or no such function, with the nearest names the kernel has."""
+"""`inv chains.check`: chain spec files parsed without a kernel and, given a recorded run or a built kernel (a lab's,
+never booted), every name in them looked up in that kernel: traceable, a symbol ftrace cannot hook, noinstr, gone
+(the spec's own commit), inlined into an ancestor line (its DWARF inline tree), or no such function, with the
+nearest names the kernel has."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernlab import specs, trace, vmlinux
+from kernlab import ftracesites, specs, trace, vmlinux
 from kernlab.dwarf import SymbolTable
 from kernlab.errors import KernlabError
 from kernlab.results import ResultsFolder
@@ -85,6 +86,25 @@ def kernel_names(results: Path) -> KernelNames:
                        trace.traceable_symbols(available), inline_tree, at_sites)
 
 
+def build_names(build_dir: Path, version: str, arch: str) -> KernelNames:
+    """A built kernel that never booted: its System.map, what its mcount table lets ftrace hook
+    (kernlab.ftracesites, as available_filter_functions would say) and its vmlinux's inline trees."""
+    system_map = build_dir / "System.map"
+    if not system_map.is_file() or not (build_dir / "vmlinux").is_file():
+        raise KernlabError(f"{build_dir}: no System.map and vmlinux: this kernel is not built (inv kernel.build "
+                           "with the same --lab and --kernel builds it)")
+    symbols = SymbolTable.parse(system_map.read_text())
+    traceable = trace.traceable_symbols("\n".join(ftracesites.hookable_functions(build_dir)))
+    trees: dict[str, vmlinux.InlineNode | None] = {}
+
+    def inline_tree(function: str) -> vmlinux.InlineNode | None:
+        if function not in trees:
+            trees[function] = vmlinux.inline_tree(build_dir / "vmlinux", function)
+        return trees[function]
+
+    return KernelNames(version, arch, symbols, traceable, inline_tree, {})
+
+
 def check_names(chain: specs.ResolvedChain, documented: Mapping[str, str], kernel: KernelNames) -> list[NameCheck]:
     """Each function line of the chain against the kernel; `documented` maps this kernel's names back to the
     spec's (its renames)."""
@@ -131,12 +151,17 @@ def _inlined_into(chain: specs.ResolvedChain, index: int, kernel: KernelNames) -
     return None
 
 
-def command(paths: list[Path], results: Path | None, say: Callable[[str], None] = print) -> None:
-    """Parse every spec file; with a recorded run, check each name against its kernel and print a table a line."""
+def command(paths: list[Path], results: Path | None, say: Callable[[str], None] = print,
+            built: Callable[[], tuple[KernelNames, str]] | None = None) -> None:
+    """Parse every spec file; with a recorded run (or `built`: a built kernel's names and what to call it), check
+    each name against its kernel and print a table a line."""
     if not paths:
         raise KernlabError("give one or more chain spec files (e.g. labs/chains/pageout.yaml)")
+    if results is not None and built is not None:
+        raise KernlabError("--results and --lab/--kernel both name a kernel: give one")
     parsed = parse_specs(paths)
-    kernel = kernel_names(results) if results is not None else None
+    kernel, where = (kernel_names(results), f"the kernel of {results}") if results is not None else \
+        built() if built is not None else (None, "")
     for path, spec in zip(paths, parsed, strict=True):
         tree = spec.parsed(str(path))
         shape = "tree" if spec.tree is not None else "path and leaves"
@@ -153,7 +178,7 @@ def command(paths: list[Path], results: Path | None, say: Callable[[str], None] 
             continue
         chain = spec.resolve(kernel.version, kernel.arch, where=str(path))
         back = {new: old for old, new in chain.renamed.items()}
-        say(f"  on linux {kernel.version} ({kernel.arch}, the kernel of {results}):")
+        say(f"  on linux {kernel.version} ({kernel.arch}, {where}):")
         for check in check_names(chain, back, kernel):
             name = check.function if check.documented == check.function else f"{check.documented} -> {check.function}"
             say(f"    line {check.line:<3} {name:<44} {check.status:<16} {check.detail}")

@@ -145,11 +145,19 @@ def _built(ctx: Context, result: build.KernelBuild, seconds: float) -> build.Ker
 def kernel_key(ctx: Context, kernel: str | None = None, install: bool = False, strict: bool | None = None) -> str:
     """The kernel's build key (the cache folder builds/<key>), without building: a CI cache key. Only the key
     goes to stdout; what fetching the source says goes to stderr."""
-    quiet = dataclasses.replace(ctx, console=Console(stderr=True, highlight=False, soft_wrap=True))
-    used = fetch(quiet, kernel=kernel, install=install, strict=strict)
-    key = build.build_key(used, ctx.lab.kernel, KCONFIG_DIR, build.compiler_version(ctx.lab.arch), ctx.lab.arch)
+    used = fetch(_to_stderr(ctx), kernel=kernel, install=install, strict=strict)
+    key = _build_key(ctx, used)
     print(key)
     return key
+
+
+def _to_stderr(ctx: Context) -> Context:
+    """The context with its messages on stderr: stdout carries only the command's answer."""
+    return dataclasses.replace(ctx, console=Console(stderr=True, highlight=False, soft_wrap=True))
+
+
+def _build_key(ctx: Context, used: source.KernelSource) -> str:
+    return build.build_key(used, ctx.lab.kernel, KCONFIG_DIR, build.compiler_version(ctx.lab.arch), ctx.lab.arch)
 
 
 def _count(flag: str, value: str | int | None, default: int, least: int) -> int:
@@ -465,10 +473,18 @@ def usage_errors_exit_2() -> None:
     Parser.parse_argv = parse_argv  # type: ignore[method-assign]
 
 
-def chains_check(paths: list[Path], results: Path | None) -> None:
+def chains_check(paths: list[Path], results: Path | None, ctx: Context | None = None,
+                 kernel: str | None = None) -> None:
+    """With ctx (--lab or --kernel given): the names against that lab's kernel as built, without booting it."""
     from kernlab import chaincheck  # difflib and the DWARF reader: only this command needs them
 
-    chaincheck.command(paths, results)
+    def built() -> tuple[chaincheck.KernelNames, str]:
+        assert ctx is not None
+        used = fetch(_to_stderr(ctx), kernel=kernel)
+        where = build.build_dir(ctx.cache, _build_key(ctx, used))
+        return chaincheck.build_names(where, used.version, ctx.lab.arch.name), f"built in {where}, never booted"
+
+    chaincheck.command(paths, results, built=built if ctx is not None else None)
 
 
 def chains_import(article: Path, out: Path) -> None:
