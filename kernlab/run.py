@@ -365,6 +365,11 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str, config: 
 
 
 def collect_tracing(session: GuestSession, probes: ProbeSet, folder: ResultsFolder) -> None:
+    # Paused first: reading a hist faults pages in the guest, and a probe that counts faults (first-touch's
+    # __handle_mm_fault, armed throughout) would count the reads, its Totals landing after its entries (6.12,
+    # 2026-12-03: entries 182,776 hits, Totals 182,778).
+    pause = trace.pause_commands(probes.stack, probes.caller, probes.table_size or 0, by_name(probes.arch))
+    session.run("; ".join(pause), check=False, timeout=300)
     for symbol in probes.stack + probes.caller:
         event = f"{trace.TRACEFS}/events/{trace.PROBE_GROUP}/{trace.probe_event_name(symbol)}/hist"
         folder.write_file(f"trace/hist/{trace.base_name(symbol)}.hist", session.run(f"cat {event}", timeout=60).stdout)

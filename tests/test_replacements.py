@@ -27,8 +27,8 @@ def _verified(tmp_path: Path) -> tuple[Path, ChainRecord]:
 def test_lines_the_run_saw_are_proved_and_the_gone_leaves_are_missing(tmp_path: Path) -> None:
     _, chain = _verified(tmp_path)
     verdicts = {line.text.strip(): (line.verdict, line.into, line.hits) for line in chain.lines}
-    assert verdicts["handle_mm_fault"] == ("observed", None, 182_776)
-    assert verdicts["__handle_mm_fault"] == ("observed", None, 182_776)
+    assert verdicts["handle_mm_fault"] == ("observed", None, 185_791)
+    assert verdicts["__handle_mm_fault"] == ("observed", None, 185_791)
     # static in mm/memory.c: gcc put both inside __handle_mm_fault (6.12 adds do_pte_missing between them)
     assert verdicts["handle_pte_fault"][:2] == verdicts["do_anonymous_page"][:2] == ("inlined", "__handle_mm_fault")
     for leaf in ("page_add_new_anon_rmap", "lru_cache_add_inactive_or_unevictable"):
@@ -55,8 +55,8 @@ def test_what_612_calls_instead_comes_from_the_graph_under_the_deepest_proved_li
             ("handle_pte_fault", "inlined into __handle_mm_fault"),
             ("do_anonymous_page", "inlined into __handle_mm_fault")]
         assert path.hits > 0 and 0 < path.share <= 1.0
-    assert by_leaf["page_add_new_anon_rmap"].hits == 408
-    assert by_leaf["lru_cache_add_inactive_or_unevictable"].hits == 505
+    assert by_leaf["page_add_new_anon_rmap"].hits == 416
+    assert by_leaf["lru_cache_add_inactive_or_unevictable"].hits == 510
 
 
 def test_the_report_says_what_stands_in_the_leaves_place(tmp_path: Path) -> None:
