@@ -130,7 +130,10 @@ def test_a_dropped_connection_is_made_again_once_for_all_threads(kernel_build, i
         outputs: dict[int, str] = {}
 
         def echo(n: int) -> None:
-            outputs[n] = session.ssh.run(f"echo {n}", timeout=60).stdout.strip()
+            # Each command outlasts the opening of the others' channels: Debian 12's dropbear (2022.83) ends the
+            # whole connection when a channel opens while another channel's command exits (mkj/dropbear#321; a
+            # CI run lost `echo 3` so), which is why kernlab's own parallel work takes a sibling connection.
+            outputs[n] = session.ssh.run(f"sleep 3; echo {n}", timeout=60).stdout.strip()
 
         threads = [threading.Thread(target=echo, args=(n,)) for n in range(4)]
         for thread in threads:
