@@ -156,3 +156,9 @@ def test_the_imported_lab_on_the_recorded_515_run(tmp_path: Path) -> None:
     assert not pagein.holds
     for entry in ("do_page_fault", "__do_page_fault"):
         assert lines[entry].verdict == "missing" and "no such function" in lines[entry].evidence
+    # a root the kernel does not have leaves the lines below it to the run: only the arm64 entry is missing
+    assert [line.function for line in pagein.lines if line.verdict == "missing"] == ["do_page_fault",
+                                                                                     "__do_page_fault"]
+    assert lines["handle_mm_fault"].verdict == "observed" and lines["handle_mm_fault"].hits > 0
+    assert lines["handle_pte_fault"].label == "inlined into __handle_mm_fault"
+    assert lines["zs_map_object"].verdict == "observed" and not pagein.holds and pagein.hits == 0
