@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on the lab host; must precede the pyplot import
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 MIB = 1024 * 1024
 FIGSIZE = (8.0, 4.0)
 DPI = 100
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on the first plot (0.6 s: not at every command's start)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on the lab host; must precede the pyplot import
+    import matplotlib.pyplot as plt
+
+    return plt
 TIME_LABEL = "time since first sample (s)"
 # A few pages in zram (a lone zero-filled page compresses 60:1) say nothing about the workload's data.
 RATIO_MIN_ORIG_BYTES = MIB
@@ -80,7 +87,7 @@ def counter_rates(samples: Sequence[dict], key: str) -> tuple[list[float], list[
 
 def _figure(title: str, ylabel: str) -> tuple[Figure, Axes]:
     # Constrained layout makes room for long tick labels (KVM runs reach 10^5 pages/s) and the workload names.
-    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    fig, ax = _pyplot().subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     ax.set_title(title)
     ax.set_xlabel(TIME_LABEL)
     ax.set_ylabel(ylabel)
@@ -118,7 +125,7 @@ def _png(fig: Figure) -> bytes:
     try:
         fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     finally:
-        plt.close(fig)
+        _pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -202,7 +209,7 @@ def bar_chart_png(labels: Sequence[str], values: Sequence[float], title: str, xl
                   errors: Sequence[tuple[float, float] | None] | None = None) -> bytes:
     """One horizontal bar per run (labels can be long parameter lists), each bar annotated with its value;
     errors: (distance below, distance above) of each bar's confidence interval, drawn as whiskers."""
-    fig, ax = plt.subplots(figsize=(FIGSIZE[0], _bar_height(len(labels))), dpi=DPI, layout="constrained")
+    fig, ax = _pyplot().subplots(figsize=(FIGSIZE[0], _bar_height(len(labels))), dpi=DPI, layout="constrained")
     positions = list(range(len(labels)))
     bars = ax.barh(positions, values, color="tab:blue", xerr=_xerr(errors), capsize=4,
                    error_kw={"ecolor": "black", "lw": 1})
@@ -225,7 +232,7 @@ def grouped_bar_chart_png(
     """Horizontal bars per run, one bar per group (e.g. workload) side by side; None values are left out;
     errors: per group, each bar's (distance below, distance above), as in bar_chart_png."""
     count = max(1, len(groups))
-    fig, ax = plt.subplots(
+    fig, ax = _pyplot().subplots(
         figsize=(FIGSIZE[0], _bar_height(len(labels) * max(1.0, count / 2))), dpi=DPI, layout="constrained"
     )
     height = 0.8 / count

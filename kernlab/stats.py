@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats as scipy_stats
-
 CONFIDENCE = 0.95
 ALPHA = 0.05
 INTERVALS = f"intervals are {CONFIDENCE:.0%} Student t confidence intervals of the mean"
@@ -53,6 +51,8 @@ def spread(values: Sequence[float]) -> Spread:
         return Spread(points, mean, None, min(points), max(points), None, None)
     sd = statistics.stdev(points)
     # t_{(1+C)/2, n-1} * sd / sqrt(n): with 3 runs t is 4.30, so the interval is wide unless the runs agree.
+    from scipy import stats as scipy_stats  # 1 s to import: here, not at start-up
+
     half = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, len(points) - 1)) * sd / math.sqrt(len(points))
     return Spread(points, mean, sd, min(points), max(points), mean - half, mean + half)
 
@@ -88,6 +88,8 @@ def decide(a: Spread, b: Spread) -> Verdict:
         return Verdict("no noise estimate", None, "each side's runs all gave one value")
     # From the exact sample deviations (statistics.stdev): scipy's own moments warn of cancellation when one
     # side's runs all agree (e.g. pgscan_direct_throttle 2, 2, 2), a case Welch's test handles.
+    from scipy import stats as scipy_stats
+
     result = scipy_stats.ttest_ind_from_stats(a.mean, a.sd, a.n, b.mean, b.sd, b.n, equal_var=False)
     p = float(result.pvalue)
     if p < ALPHA:
