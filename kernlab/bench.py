@@ -57,11 +57,13 @@ def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm:
         stacks = run_lab(lab.model_copy(update={"tracing": no_graph}), lab_path, cache, results, kernel=kernel,
                          notify=lambda _: None)
         stacks_s = _workload_seconds(ResultsFolder(stacks.folder))
-        graph = warm.graph()
-        costs = {tree.name: cost for tree in (graph.trees if graph else []) if (cost := probe_cost(tree))}
+        graph, capture = warm.graph(), warm.graph_capture()
+        unhooked = capture is not None and capture.probes_unhooked
+        costs = {tree.name: cost for tree in (graph.trees if graph else []) if (cost := probe_cost(tree, unhooked))}
         figures["graph_probe_cost"] = {root: {"probes_us_per_call": cost.probes_us,
                                               "root_self_us_per_call": cost.root_self_us,
-                                              "probes_share_of_root": cost.share} for root, cost in costs.items()}
+                                              "probes_share_of_root": cost.share,
+                                              "probes_unhooked": cost.unhooked} for root, cost in costs.items()}
         figures |= {"workload_s_stacks_only": stacks_s,
                     "stacks_overhead_x": round(stacks_s / without_s, 2) if without_s else None,
                     "graph_windows_s": graph.window_seconds if graph else None,
@@ -69,7 +71,7 @@ def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm:
     started = time.monotonic()
     verify_results(warm)
     seconds = time.monotonic() - started
-    hists = warm.hist_paths()
+    hists = [held for path in warm.hist_paths() for held in warm.held_hist_paths(path.stem)] + warm.hist_paths()
     lines = sum(len(path.read_text().splitlines()) for path in hists)
     events = sum(trace.parse_hist(path.stem, path.read_text(), str(path)).hits for path in hists)
     return figures | {

@@ -124,15 +124,20 @@ def run_manifest(folder: ResultsFolder) -> Manifest:
     return manifest
 
 
+def _histogram(folder: ResultsFolder, path: Path) -> trace.Histogram:
+    # A damaged file fails verification, naming itself, rather than giving another verdict (issue 25).
+    return trace.parse_hist(path.stem, folder.text(str(path.relative_to(folder.path)), WHY_NOT_COLLECTED), str(path))
+
+
 def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedChain],
                   manifest: Manifest | None = None) -> stacks.Evidence:
     folder = results if isinstance(results, ResultsFolder) else ResultsFolder.open(results)
     manifest = manifest or run_manifest(folder)
     histograms = {}
     for path in folder.hist_paths():
-        # A damaged file fails verification, naming itself, rather than giving another verdict (issue 25).
-        text = folder.text(f"trace/hist/{path.name}", WHY_NOT_COLLECTED)
-        histograms[path.stem] = trace.parse_hist(path.stem, text, str(path))
+        # Counts from before each graph window, when the probes were unhooked for it, come first.
+        parts = [_histogram(folder, held) for held in folder.held_hist_paths(path.stem)] + [_histogram(folder, path)]
+        histograms[path.stem] = parts[0] if len(parts) == 1 else trace.merged_histogram(parts)
     if not histograms:
         raise KernlabError(f"{folder.path}: no trace/hist/*.hist: the lab ran without chains or tracing")
     symbols = SymbolTable.parse(folder.text("System.map", WHY_NOT_COLLECTED))

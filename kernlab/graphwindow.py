@@ -4,7 +4,7 @@ workload. Pure: names in, shell text out (kernlab.run runs them).
 The window is kept short because function_graph under TCG costs every traced call a trip through the ftrace
 trampoline; the tracer is switched on only for the window (`current_tracer` resets the buffer, so the trace of
 each window is read before the next one opens) and `nop` the rest of the time. With probe windows
-(kernlab.probewindows) the window has ftrace to itself, the histograms paused.
+(kernlab.probewindows) the window has ftrace to itself, the probes unhooked.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from kernlab.results import ArmedWindowRecord, ProbeSet
 
 FTRACE_ENABLED = "/proc/sys/kernel/ftrace_enabled"
 ARMED, DISARMED = "probes-armed", "probes-disarmed"
-GRAPH_ARMED = "graph-armed"  # ftrace on for the graph window alone, the histograms paused
+GRAPH_ARMED = "graph-armed"  # ftrace on for the graph window alone, the probes unhooked
 KCONFIG_SYMBOL = "CONFIG_KPROBES_ON_FTRACE"
 # How often the loop looks at the clock and at pswpin.
 POLL_S = 0.5
@@ -48,14 +48,15 @@ def windows_missing(config_text: str) -> str | None:
 
 
 def window_script(sample: SampleSpec, graph: tuple[GraphSpec, Sequence[str]] | None,
-                  pause: Sequence[str] = (), resume: Sequence[str] = ()) -> str:
+                  unhook: Sequence[str] = (), rehook: Sequence[str] = ()) -> str:
     """Runs beside a workload until STOP_FILE appears: arms the probes for armed_s as soon as the workload first
     swaps in, then every every_s seconds. Prints each window's uptimes and the swap counters read on both sides
     of each write to ftrace_enabled, which bound the pages the probes saw from above and below.
 
     With a graph: once the workload has swapped in start_pswpin pages, ftrace is enabled for the graph's window
-    alone with the histograms paused (`pause`, then `resume`): the graph's durations then carry the kprobes'
-    bare entry cost only, not stack unwinding, and no return address reads the graph's trampoline. A probe
+    alone with the probes unhooked (`unhook`, then `rehook`: trace.unhook_commands): the graph's durations then
+    carry no probe at all (paused, they still cost 25 to 40 µs per do_swap_page call on 6.1, about its own self
+    time, 2026-12-03), and no return address reads the graph's trampoline. A probe
     window follows at once, so the histograms see the phase the graph was timed for (the swap-in pass, where
     the swap cache and its readahead are taken) whatever the period: windows every 10 s missed it on 5.15."""
     gap_cs = round((sample.every_s - sample.armed_s) * 100)
@@ -72,12 +73,12 @@ def window_script(sample: SampleSpec, graph: tuple[GraphSpec, Sequence[str]] | N
              f"{disarm}continue; fi; fi; "]
     if graph is not None:
         spec, symbols = graph
-        paused = "".join(f"{command}; " for command in pause)
-        resumed = "".join(f"{command}; " for command in resume)
+        unhooked = "".join(f"{command}; " for command in unhook)
+        rehooked = "".join(f"{command}; " for command in rehook)
         lines.append(f"if [ $graph = 1 ]; then swp; "
-                     f"if [ $(( i - base )) -ge {spec.start_pswpin} ]; then graph=0; {paused}"
+                     f"if [ $(( i - base )) -ge {spec.start_pswpin} ]; then graph=0; {unhooked}"
                      f"{rearm_command()}; echo {GRAPH_ARMED} $({UPTIME}); {record_window(spec, symbols)}; "
-                     f"{disarm_command()}; {resumed}{arm}sleep {sample.armed_s}; {disarm}continue; fi; fi; ")
+                     f"{disarm_command()}; {rehooked}{arm}sleep {sample.armed_s}; {disarm}continue; fi; fi; ")
     lines.append(f"now; if [ $t -ge $next ]; then {arm}sleep {sample.armed_s}; {disarm}fi; sleep {POLL_S}; done; "
                  f"if [ $graph = 1 ]; then echo {NOT_OPENED}; fi; exit 0")
     return "".join(lines)

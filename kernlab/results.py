@@ -28,6 +28,9 @@ AGGREGATE = "aggregate.json"  # a variant's repeats (kernlab.aggregate)
 PROBES = "trace/probes.json"
 WORKLOADS = "workloads"
 HIST_DIR = "trace/hist"
+# What each histogram had counted when the probes were unhooked for a workload's graph window (trace.unhook_commands):
+# HELD_HIST_DIR/<workload>/<probe>.hist, added to the probe's trace/hist/<probe>.hist by verification.
+HELD_HIST_DIR = "trace/hist/before-graph"
 GRAPH_DIR = "trace/graph"  # raw function_graph trace and ring-buffer stats of each window
 GRAPH_CAPTURE = "trace/graph/windows.json"
 GRAPH = "graph.json"  # the windows' merged call trees (kernlab.evidence)
@@ -360,6 +363,9 @@ class GraphCapture(Record):
     # folders from before the choice)
     recorded: list[str] | None = None
     windows: list[GraphWindowRecord] = Field(default_factory=list)
+    # True: kernlab's kprobes were unhooked for each window (trace.unhook_commands), so no probe ran inside the
+    # graphed calls; False: they stayed hooked, paused (folders from before, probes armed throughout)
+    probes_unhooked: bool = False
 
 
 class GraphNodeRecord(Record):
@@ -666,6 +672,10 @@ class ResultsFolder:
 
     def hist_paths(self) -> list[Path]:
         return sorted((self.path / HIST_DIR).glob("*.hist"))
+
+    def held_hist_paths(self, probe: str) -> list[Path]:
+        """The copies of a probe's histogram taken before each graph window (HELD_HIST_DIR)."""
+        return sorted((self.path / HELD_HIST_DIR).glob(f"*/{probe}.hist"))
 
     def text(self, relative: str, why_missing: str = "") -> str:
         return read_text(self.path / relative, why_missing)

@@ -9,8 +9,10 @@ import threading
 from kernlab import graph, graphwindow, probewindows, trace
 from kernlab.errors import KernlabError
 from kernlab.lab import Lab
-from kernlab.results import GRAPH_DIR, GraphCapture, GraphWindowRecord, ProbeSet, ResultsFolder
+from kernlab.results import GRAPH_DIR, HELD_HIST_DIR, GraphCapture, GraphWindowRecord, ProbeSet, ResultsFolder
 from kernlab.session import GuestSession
+
+HELD_IN_GUEST = "/tmp/kernlab-held"  # trace.unhook_commands' copies, read back once the workload ends
 
 
 class EvidenceWindows:
@@ -22,12 +24,16 @@ class EvidenceWindows:
         self.session, self.lab, self.probes, self.capture, self.folder = session, lab, probes, capture, folder
         self.graph_spec = lab.tracing.graph
 
+    def _probes(self) -> tuple:
+        return self.probes.stack, self.probes.caller, self.probes.table_size or 0, self.lab.arch
+
     def script(self) -> str:
         graph_part = (self.graph_spec, self.capture.roots) if self.capture else None
         if self.probes.armed == "windows" and self.lab.tracing.sample:
-            probes = self.probes.stack, self.probes.caller, self.probes.table_size or 0, self.lab.arch
-            return probewindows.window_script(self.lab.tracing.sample, graph_part, trace.pause_commands(*probes),
-                                              trace.pause_commands(*probes, resume=True))
+            # The graph's window runs with every probe unhooked, so its durations carry no probe at all.
+            return probewindows.window_script(self.lab.tracing.sample, graph_part,
+                                              trace.unhook_commands(*self._probes(), HELD_IN_GUEST),
+                                              trace.rehook_commands(*self._probes()))
         assert graph_part is not None  # always-armed probes need a script only for the graph
         return graphwindow.window_script(*graph_part)
 
@@ -61,8 +67,20 @@ class EvidenceWindows:
         if self.probes.armed == "windows":
             self.probes.windows += probewindows.parse_windows(workload, text)
             self.folder.write(self.probes)
+            if self.capture and probewindows.GRAPH_ARMED in text:
+                self._read_held(workload)
         if self.capture:
             self._read_graph(workload, text)
+
+    def _read_held(self, workload: str) -> None:
+        """The histograms as they were when the probes were unhooked for this workload's graph window."""
+        for symbol in self.probes.stack + self.probes.caller:
+            name = trace.base_name(symbol)
+            held = self.session.run(f"cat {HELD_IN_GUEST}/{name}.hist", timeout=60, what="reading a held histogram")
+            self.folder.write_file(f"{HELD_HIST_DIR}/{workload}/{name}.hist", held.stdout)
+        self.session.run(f"rm -rf {HELD_IN_GUEST}", check=False, timeout=30)
+        assert self.capture is not None
+        self.capture.probes_unhooked = True
 
     def _read_graph(self, workload: str, output: str) -> None:
         assert self.capture is not None

@@ -271,7 +271,7 @@ def assert_graph_is_a_second_witness(folder: Path, summary: dict, chains: dict, 
             assert node["total_us"] + 0.01 >= sum(c["total_us"] for c in node["children"]), node["name"]
             if graph["clock_step_us"] is None:  # a fine trace clock: real sub-millisecond durations
                 assert node["calls"] == 0 or node["max_us"] >= node["p95_us"] >= node["p50_us"] > 0, node["name"]
-    # Both witnesses saw the leaves (in windows of their own: the histograms are paused in the graph's window).
+    # Both witnesses saw the leaves (in windows of their own: the probes are unhooked for the graph's window).
     for leaf in ("zcomp_compress", "zs_malloc", "zs_map_object"):
         assert calls[leaf] > 0 and hist_hits(folder, leaf) > 0, leaf
     lines = [line for name in ("article-pageout", "article-pagein") for line in chains[name]["lines"]]
@@ -283,6 +283,12 @@ def assert_graph_is_a_second_witness(folder: Path, summary: dict, chains: dict, 
     assert "## Function graph" in report and "graph: seen" in report
     if graph["lost_events"]:  # what the windows lost is said, never hidden
         assert f"{graph['lost_events']:,} events lost" in report
+    probes = json.loads((folder / "trace" / "probes.json").read_text())
+    if probes["armed"] == "windows":  # unhooked for the graph's windows: no probe ran inside the graphed calls
+        assert capture["probes_unhooked"] and "kprobe_ftrace_handler" not in calls, sorted(calls)
+        assert "kernlab's probes: none inside these calls" in report
+        held = sorted((folder / "trace" / "hist" / "before-graph").glob("*/*.hist"))
+        assert len(held) == 2 * len(probes["stack"] + probes["caller"]), held  # every probe, each workload
     # kernlab's own reading of the durations decides what the report says about them (a boot message does not:
     # a refined-jiffies boot once traced with fine durations).
     coarse = graph["clock_step_us"] is not None

@@ -60,15 +60,15 @@ def test_the_script_arms_on_a_period_and_ends_disarmed(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(BUSYBOX is None, reason="busybox is the guest's shell; the host has none")
-def test_the_graph_window_has_ftrace_to_itself_with_the_histograms_paused(tmp_path: Path) -> None:
-    # start_pswpin 0: the graph opens at the first look (its tracefs writes go to files in tmp_path); the pause
-    # and resume commands stand in for trace.pause_commands and leave their marks in the output.
+def test_the_graph_window_has_ftrace_to_itself_with_the_probes_unhooked(tmp_path: Path) -> None:
+    # start_pswpin 0: the graph opens at the first look (its tracefs writes go to files in tmp_path); the unhook
+    # and rehook commands stand in for trace.unhook_commands and rehook_commands and leave their marks.
     graph = GraphSpec(enabled=True, window_s=0.2, start_pswpin=0)
     script = probewindows.window_script(SampleSpec(armed_s=0.3, every_s=1.0), (graph, ["do_swap_page"]),
-                                        ["echo paused"], ["echo resumed"])
+                                        ["echo unhooked"], ["echo rehooked"])
     out, last = _run(script, tmp_path, 2)
     lines = [line.split()[0] for line in out.splitlines() if line.strip()]
-    assert lines[:7] == ["paused", probewindows.GRAPH_ARMED, graphwindow.OPENED, graphwindow.CLOSED, "resumed",
+    assert lines[:7] == ["unhooked", probewindows.GRAPH_ARMED, graphwindow.OPENED, graphwindow.CLOSED, "rehooked",
                          probewindows.ARMED, probewindows.DISARMED], out  # a probe window right after the graph's
     assert lines.count(graphwindow.OPENED) == 1 and probewindows.ARMED in lines[7:]  # then the periodic ones
     assert (tmp_path / "tracing" / "current_tracer").read_text() == "function_graph\n"

@@ -110,21 +110,27 @@ class ProbeCost:
     probes_us: float
     root_self_us: float  # the root function's own self time
     share: float  # of the root's whole time
+    unhooked: bool = False  # the probes were unhooked for the windows (GraphCapture.probes_unhooked)
 
     def text(self, root: str) -> str:
+        if self.unhooked:
+            return (f"kernlab's probes: none inside these calls, unhooked for the graph's windows (each histogram "
+                    f"read before a window and started again after it, the two added); {root}'s own self time "
+                    f"{self.root_self_us:,.1f} µs")
         return (f"kernlab's probes: {self.probes_us:,.1f} µs per {root} call, {self.share:.1%} of its time; "
                 f"{root}'s own self time {self.root_self_us:,.1f} µs")
 
 
-def probe_cost(root: GraphNodeRecord) -> ProbeCost | None:
-    """None when the probes did not fire inside the root (no stack probe below it) or calls have no time."""
+def probe_cost(root: GraphNodeRecord, unhooked: bool = False) -> ProbeCost | None:
+    """None when the probes did not fire inside the root (no stack probe below it, and they were not unhooked for
+    the windows) or calls have no time."""
     if not root.calls or not root.total_us:
         return None
     probes = self_time_totals(root).get(PROBES, 0.0)
-    if not probes:
+    if not probes and not unhooked:
         return None
     return ProbeCost(round(probes / root.calls, 1), round(root.self_us / root.calls, 1),
-                     round(probes / root.total_us, 4))
+                     round(probes / root.total_us, 4), unhooked and not probes)
 
 
 def self_time_totals(root: GraphNodeRecord) -> dict[str, float]:
@@ -172,7 +178,8 @@ def graph_view(graph: GraphFile | None, capture: GraphCapture | None, chains: Se
     documented = documented_functions(chains)
     trees = tuple(GraphTreeView(root=tree.name, rows=tuple(graph_rows(tree, documented)), calls=tree.calls,
                                 chart=chart_key(tree.name), self_time=tuple(self_time(tree)),
-                                probe_cost=cost.text(tree.name) if (cost := probe_cost(tree)) else None)
+                                probe_cost=cost.text(tree.name) if (cost := probe_cost(tree, capture.probes_unhooked))
+                                else None)
                   for tree in graph.trees)
     opened = ", ".join(f"{w.workload} {w.closed_s - w.opened_s:.2f} s" for w in capture.windows
                        if w.opened_s is not None and w.closed_s is not None)
