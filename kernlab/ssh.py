@@ -14,6 +14,9 @@ import paramiko
 from kernlab.errors import KernlabError
 
 log = logging.getLogger(__name__)
+# dropbear's MAX_CMD_LEN (sysoptions.h): on a longer exec request Debian 12's dropbear ends the connection ("String
+# too long"; a 9,736-byte window script, 2026-12-04).
+MAX_COMMAND_BYTES = 9000
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ class GuestSSH:
     def run(self, command: str, *, timeout: float = 60.0, check: bool = True, stdin: bytes | None = None,
             what: str | None = None) -> CommandResult:
         """Run a shell command in the guest; with check, a non-zero exit raises with its stderr."""
+        if len(command.encode()) > MAX_COMMAND_BYTES:  # dropbear would only drop the connection
+            raise KernlabError(f"guest command {what or command[:60]!r} is {len(command.encode()):,} bytes, more "
+                               f"than the guest's dropbear takes ({MAX_COMMAND_BYTES:,}): send it as stdin")
         started = time.monotonic()
         log.debug("guest$ %s", command)
         channel = self._open_channel(what or command)

@@ -13,6 +13,7 @@ from kernlab.results import GRAPH_DIR, HELD_HIST_DIR, GraphCapture, GraphWindowR
 from kernlab.session import GuestSession
 
 HELD_IN_GUEST = "/tmp/kernlab-held"  # trace.unhook_commands' copies, read back once the workload ends
+UNHOOK_SCRIPT, REHOOK_SCRIPT = "/tmp/kernlab-unhook.sh", "/tmp/kernlab-rehook.sh"
 
 
 class EvidenceWindows:
@@ -31,14 +32,23 @@ class EvidenceWindows:
         graph_part = (self.graph_spec, self.capture.roots) if self.capture else None
         if self.probes.armed == "windows" and self.lab.tracing.sample:
             # The graph's window runs with every probe unhooked, so its durations carry no probe at all.
-            return probewindows.window_script(self.lab.tracing.sample, graph_part,
-                                              trace.unhook_commands(*self._probes(), HELD_IN_GUEST),
-                                              trace.rehook_commands(*self._probes()))
+            return probewindows.window_script(self.lab.tracing.sample, graph_part, [f". {UNHOOK_SCRIPT}"],
+                                              [f". {REHOOK_SCRIPT}"])
         assert graph_part is not None  # always-armed probes need a script only for the graph
         return graphwindow.window_script(*graph_part)
 
+    def _write_hook_scripts(self) -> None:
+        """unhook and rehook as guest files the window script sources: inline, 20 probes' commands made the
+        script 9.7 kB, which Debian 12's dropbear refuses as a command ("String too long")."""
+        for path, commands in ((UNHOOK_SCRIPT, trace.unhook_commands(*self._probes(), HELD_IN_GUEST)),
+                               (REHOOK_SCRIPT, trace.rehook_commands(*self._probes()))):
+            self.session.run(f"cat > {path}", stdin="".join(f"{command}\n" for command in commands).encode(),
+                             timeout=60, what="writing the probes' unhook scripts")
+
     @contextlib.contextmanager
     def around(self, workload: str):  # noqa: ANN201 - a context manager
+        if self.capture and self.probes.armed == "windows":
+            self._write_hook_scripts()
         output: list[str] = []
         errors: list[Exception] = []
 

@@ -7,10 +7,13 @@ import re
 import shutil
 from pathlib import Path
 
-from kernlab import trace
+from kernlab import probewindows, trace
 from kernlab.arch import ARM64, X86_64
 from kernlab.evidence import verify_results
+from kernlab.lab import GraphSpec, SampleSpec
 from kernlab.results import HELD_HIST_DIR
+from kernlab.ssh import MAX_COMMAND_BYTES
+from kernlab.windows import REHOOK_SCRIPT, UNHOOK_SCRIPT
 from tests.test_trees import copy_results
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -58,3 +61,11 @@ def test_merged_stacks_and_return_sites_keep_their_keys() -> None:
                                                                  2 * histogram.dropped)
         assert merged.callers == {site: 2 * hits for site, hits in histogram.callers.items()}
         assert [(c.stack, c.hits) for c in merged.stacks] == [(c.stack, 2 * c.hits) for c in histogram.stacks]
+
+
+def test_the_window_script_fits_in_one_guest_command() -> None:
+    """The unhook and rehook commands live in guest files the window script sources: inline, a 6.1 run's 20
+    probes made a 9,736-byte script that dropbear refused, dropping the connection mid-workload."""
+    script = probewindows.window_script(SampleSpec(), (GraphSpec(enabled=True), ["shrink_folio_list", "do_swap_page"]),
+                                        [f". {UNHOOK_SCRIPT}"], [f". {REHOOK_SCRIPT}"])
+    assert len(script.encode()) < MAX_COMMAND_BYTES / 2
