@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kernlab import kconfig, tools
+from kernlab import cacheentries, kconfig, tools
 from kernlab.arch import X86_64, Arch, by_name
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, write_json_atomic
-from kernlab.errors import KernlabError
+from kernlab.errors import BuildFailed, KernlabError
 from kernlab.lab import KernelSpec
 from kernlab.source import KernelSource
 
@@ -201,6 +201,7 @@ def find_finished(cache: Cache, key: str, strict: bool = False) -> KernelBuild |
         info["status"] = "evicted"
         write_json_atomic(out / "build.json", info)
         return None
+    cacheentries.mark_used(out)
     return KernelBuild(out, info, cached=True)
 
 
@@ -276,7 +277,7 @@ def _build_locked(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_
         info.update(status="failed", duration_s=round(time.monotonic() - started, 1))
         write_json_atomic(out / "build.json", info)
         error = first_error(log_file)
-        raise KernlabError(f"kernel build failed; log: {log_file}" + (f"\n{error}" if error else "")) from None
+        raise BuildFailed(f"kernel build failed; log: {log_file}" + (f"\n{error}" if error else "")) from None
     except BaseException:
         info.update(status="interrupted", duration_s=round(time.monotonic() - started, 1))
         write_json_atomic(out / "build.json", info)
@@ -290,4 +291,5 @@ def _build_locked(source: KernelSource, spec: KernelSpec, cache: Cache, kconfig_
     if arch == X86_64:  # the name earlier kernlab versions (and their manifests) know
         info["bzimage_sha256"] = info["image_sha256"]
     write_json_atomic(out / "build.json", info)
+    cacheentries.mark_used(out)
     return KernelBuild(out, info, cached=False)

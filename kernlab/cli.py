@@ -495,3 +495,22 @@ def chains_import(article: Path, out: Path) -> None:
             print(f"block {block.index} ({block.first_line!r}): {block.spec}")
         else:
             print(f"block {block.index} ({block.first_line!r}): skipped: {block.why_skipped}")
+
+
+def cache_entries(cache: str | None, older_than: str | None, keep_last: str | None, dry_run: bool) -> None:
+    from kernlab import cacheentries
+
+    cacheentries.command(Cache.at(cache), _number("--older-than", older_than, float),
+                         _number("--keep-last", keep_last, int), dry_run)
+
+
+def _number(option: str, text: str | None, kind: type) -> float | int | None:
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: not a {'whole ' if kind is int else ''}number") from None
+    if value < 0:
+        raise UsageError(f"{option} {text}: must not be negative")
+    return value

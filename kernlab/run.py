@@ -21,6 +21,7 @@ import yaml
 from kernlab import (
     branches,
     build,
+    cacheentries,
     graphwindow,
     guestfacts,
     preflight,
@@ -507,6 +508,8 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
             manifest.qemu_version = qemu_version(lab.arch)
 
         with contextlib.ExitStack() as guest:
+            in_cache = [path for path in (kernel_build.dir, image.path.parent, used.tree) if cache.root in path.parents]
+            guest.enter_context(cacheentries.in_use(*in_cache))  # `kernlab cache` prunes none of them meanwhile
             with run.step("boot"):
                 # An OOM kill anywhere in the guest fails the run too (with its console excerpt) once it ends.
                 session = guest.enter_context(guest_session(lab.vm, kernel_build.image, image,

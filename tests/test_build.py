@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from invoke import Exit
 
-from kernlab import build, kconfig, source
+from kernlab import build, kconfig, source, tasks
 from kernlab.cache import Cache
-from kernlab.errors import KernlabError
+from kernlab.errors import BuildFailed, KernlabError
 from kernlab.lab import KernelSpec
 from kernlab.paths import REPO
 from tests.conftest import fake_kernel_makefile, fake_kernel_tree
@@ -26,9 +27,15 @@ def test_failed_build_names_log_and_first_error(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     used = source.fetch_source(KernelSpec(version=f"path:{tree}"), cache)
     spec = KernelSpec(version=f"path:{tree}", fragments=["one"])
-    with pytest.raises(KernlabError) as error:
+    with pytest.raises(BuildFailed) as error:  # exit 125 at the command line: `git bisect run` skips the commit
         build.build_kernel(used, spec, cache, kconfigs, jobs=1)
     message = str(error.value)
+    def build_again() -> None:
+        raise error.value
+
+    with pytest.raises(Exit) as exited:
+        tasks._call(build_again)
+    assert exited.value.code == tasks.BISECT_SKIP == 125
     first, *rest = message.splitlines()
     assert first.startswith("kernel build failed; log: ") and first.endswith("build.log")
     assert "error: 'nope' undeclared" in rest[0]

@@ -442,7 +442,7 @@ def test_sigterm_is_said_as_terminated_and_ctrl_c_as_interrupted() -> None:
 SIGTERM_CHILD = """
 import sys, time
 from invoke import Exit
-import tasks
+from kernlab import tasks
 from kernlab import vm
 def wait():
     with vm.sigterm_as_interrupt():

@@ -25,6 +25,7 @@ HIST = "trace/hist/zcomp_compress.hist"  # 19 stacks; Totals: Hits: 229463, Entr
 
 def recorded_hist_files() -> list[Path]:
     files = sorted(FIXTURES.glob("*/trace/hist/*.hist")) + sorted(SHARED.glob("*/trace/hist/*.hist"))
+    files += sorted(FIXTURES.glob("*/trace/hist/before-graph/*/*.hist"))  # held before graph windows
     assert len(files) > 100
     return files
 

@@ -21,6 +21,9 @@ PAIRS = {
     "6.1": ("results-6.1-trees", "results-6.1-windows"),
     "6.12": ("results-6.12-trees", "results-6.12-windows"),
     "arm64 5.15.135": ("results-5.15.135-arm64", "results-5.15.135-arm64-windows"),
+    # probe windows with the probes unhooked for the graph's windows (trace.unhook_commands), 2026-12-04
+    "5.15.135 unhooked": ("results-5.15.135-trees", "results-5.15.135-unhooked"),
+    "6.1 unhooked": ("results-6.1-trees", "results-6.1-unhooked"),
 }
 
 
@@ -36,7 +39,7 @@ def test_windowed_verdicts_are_the_always_armed_ones(kernel: str, tmp_path: Path
     assert verdict_changes(ResultsFolder.open(windowed).chains(), now, with_hits=False) == []
 
 
-@pytest.mark.parametrize("kernel", ["5.15.135", "6.1", "6.12"])
+@pytest.mark.parametrize("kernel", ["5.15.135", "6.1", "6.12", "5.15.135 unhooked", "6.1 unhooked"])
 def test_x86_runs_were_windowed_and_say_so(kernel: str) -> None:
     folder = ResultsFolder.open(FIXTURES / PAIRS[kernel][1])
     probes = folder.probes()
@@ -45,17 +48,20 @@ def test_x86_runs_were_windowed_and_say_so(kernel: str) -> None:
     assert chains is not None and chains.sampling == probewindows.sampling_text(
         probes, folder.summary().figures()["pswpout_pages"], folder.summary().figures()["pswpin_pages"])
     assert "Nothing is scaled up to the run" in chains.sampling
-    # the graph's windows paused the histograms: no caller hit read the graph's return trampoline
+    # the graph's windows paused (then unhooked) the probes: no caller hit read the graph's return trampoline
     assert chains.graph_hidden_returns == {}
 
 
-def test_compressions_are_bracketed_by_the_windows_pswpout() -> None:
+@pytest.mark.parametrize("kernel", ["5.15.135", "5.15.135 unhooked"])
+def test_compressions_are_bracketed_by_the_windows_pswpout(kernel: str) -> None:
     """5.15.135: one zcomp_compress per page swapped out while armed, between the counters read inside and
-    outside each arming (the always-armed runs met pswpout within 1/5000)."""
-    folder = ResultsFolder.open(FIXTURES / PAIRS["5.15.135"][1])
+    outside each arming (the always-armed runs met pswpout within 1/5000); unhooked for the graph's windows,
+    the histograms held before each and counted after it add up to the same."""
+    folder = ResultsFolder.open(FIXTURES / PAIRS[kernel][1])
     cover = probewindows.coverage(folder.probes())
-    text = (folder.path / "trace" / "hist" / "zcomp_compress.hist").read_text()
-    hits = trace.parse_hist("zcomp_compress", text).hits
+    paths = folder.held_hist_paths("zcomp_compress") + [folder.path / "trace" / "hist" / "zcomp_compress.hist"]
+    assert len(paths) == (3 if "unhooked" in kernel else 1)  # one copy per workload's graph window
+    hits = trace.merged_histogram([trace.parse_hist("zcomp_compress", path.read_text()) for path in paths]).hits
     slack = 2 * folder.manifest().guest.cpus_online * cover.windows  # pages in flight across each write, per CPU
     assert cover is not None and cover.pswpout_inner - slack <= hits <= cover.pswpout + slack
 
