@@ -94,8 +94,11 @@ def base_input(spec: KernelSpec) -> str:
     return spec.base if path is None else f"file:{sha256_file(path)}"
 
 
-def build_key(source: KernelSource, spec: KernelSpec, kconfig_dir: Path, compiler: str, arch: Arch = X86_64) -> str:
-    return stable_key(source.key, arch.name, base_input(spec), config_inputs(spec, kconfig_dir), compiler)
+def build_key(source: KernelSource | str, spec: KernelSpec, kconfig_dir: Path, compiler: str,
+              arch: Arch = X86_64) -> str:
+    """source: the fetched source, or its key alone (source.known_source_key)."""
+    source_key = source if isinstance(source, str) else source.key
+    return stable_key(source_key, arch.name, base_input(spec), config_inputs(spec, kconfig_dir), compiler)
 
 
 def _make_env() -> dict[str, str]:

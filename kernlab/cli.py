@@ -144,8 +144,10 @@ def _built(ctx: Context, result: build.KernelBuild, seconds: float) -> build.Ker
 
 def kernel_key(ctx: Context, kernel: str | None = None, install: bool = False, strict: bool | None = None) -> str:
     """The kernel's build key (the cache folder builds/<key>), without building: a CI cache key. Only the key
-    goes to stdout; what fetching the source says goes to stderr."""
-    used = fetch(_to_stderr(ctx), kernel=kernel, install=install, strict=strict)
+    goes to stdout; what fetching the source says goes to stderr. A kernel.org release or tarball whose sha256
+    is known is neither downloaded nor extracted for it."""
+    known = source.known_source_key(ctx.lab.kernel, kernel)
+    used = known or fetch(_to_stderr(ctx), kernel=kernel, install=install, strict=strict)
     key = _build_key(ctx, used)
     print(key)
     return key
@@ -156,7 +158,7 @@ def _to_stderr(ctx: Context) -> Context:
     return dataclasses.replace(ctx, console=Console(stderr=True, highlight=False, soft_wrap=True))
 
 
-def _build_key(ctx: Context, used: source.KernelSource) -> str:
+def _build_key(ctx: Context, used: source.KernelSource | str) -> str:
     return build.build_key(used, ctx.lab.kernel, KCONFIG_DIR, build.compiler_version(ctx.lab.arch), ctx.lab.arch)
 
 

@@ -317,6 +317,26 @@ def _path_source(ref: KernelRef) -> KernelSource:
                         sha256=None, key=stable_key("path", str(tree)))
 
 
+def known_source_key(spec: KernelSpec, kernel: str | None = None) -> str | None:
+    """The source's cache key when the lab alone decides it, with nothing downloaded or extracted: a kernel.org
+    release whose sha256 the lab or kernlab pins, a tarball whose sha256 the lab or a SHA256SUMS line beside it
+    gives (the key a fetch gives once the bytes match). None when only fetching can tell (a Debian package's
+    version, a release checked against its mirror's sums file)."""
+    ref = parse_ref(kernel or spec.version)
+    lab_sha256 = spec.sha256 if ref == parse_ref(spec.version) else None
+    # Offline, a release that is not cached falls back to another kernel: only fetching says which.
+    offline = os.environ.get("KERNLAB_OFFLINE", "") not in ("", "0")
+    if ref.kind == "kernel.org" and not offline and (expected := lab_sha256 or PINNED_SHA256.get(ref.value)):
+        return stable_key("kernel.org", ref.value, expected)
+    if ref.kind == "tarball":
+        tarball = Path(ref.value)
+        if not tarball.is_file():
+            raise KernlabError(f"tarball:{tarball}: no such file")
+        if expected := lab_sha256 or sums_file_sha256(tarball):
+            return stable_key("tarball", expected)
+    return None
+
+
 def fetch_source(spec: KernelSpec, cache: Cache, *, kernel: str | None = None, install: bool = False,
                  mirror: str | None = None, strict: bool | None = None,
                  on_progress: Callable[[int, int | None], None] | None = None,

@@ -3,9 +3,12 @@ folder, with paths relative to that folder, and says which kernlab it is."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
+from kernlab import build
 from kernlab.provenance import kernlab_record
 from tests.test_trees import copy_results
 
@@ -40,3 +43,20 @@ def test_inv_in_the_checkout_still_finds_the_tasks() -> None:
     done = subprocess.run([str(REPO / ".venv" / "bin" / "inv"), "--list"], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and "lab.verify" in done.stdout
+
+
+def test_the_build_key_needs_no_download_nor_extraction(tmp_path: Path) -> None:
+    """kernel.key for a tarball or kernel.org release with a known sha256: the key of the build that fetching
+    and building gives, on an empty cache that stays empty (a mirror that cannot answer: nothing is asked)."""
+    env = {**os.environ, "KERNLAB_KERNEL_MIRROR": "http://127.0.0.1:9/", "KERNLAB_OFFLINE": ""}
+    recorded = json.loads((RUN.parent / "results-5.15.135-unhooked" / "manifest.json").read_text())["kernel"]
+    tarball = subprocess.run([str(KERNLAB), "kernel.key", "--lab", str(REPO / "labs" / "zram-swap-5.15.yaml"),
+                              "--cache", str(tmp_path / "cache")], cwd=tmp_path, capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert tarball.returncode == 0, tarball.stderr
+    if recorded["compiler"] == build.compiler_version():  # the recorded run's build, on this machine's gcc
+        assert tarball.stdout.strip() == recorded["build_key"]
+    release = subprocess.run([str(KERNLAB), "kernel.key", "--kernel", "5.15.177", "--cache", str(tmp_path / "cache")],
+                             cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    assert release.returncode == 0 and len(release.stdout.strip()) == 16, release.stderr
+    assert not (tmp_path / "cache").exists()
