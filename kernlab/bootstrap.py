@@ -42,6 +42,8 @@ DEBIAN_OPTIONAL = ["linux-source-6.12"]
 # Only for arm64 guests (kernlab.arch.ARM64), so that x86-only users do not pay for them.
 ARM64_PACKAGES = [*ARM64.gcc_packages, ARM64.binutils_package, ARM64.qemu_package]
 ARM64_LAB = LABS_DIR / "zram-swap-arm64.yaml"
+PYTHON_NEEDED = (3, 11)
+UBUNTU_2204_PYTHON = ["python3.11", "python3.11-venv"]
 
 
 class Unsupported(Exception):
@@ -67,9 +69,26 @@ def distro_packages(release: dict[str, str], arm64: bool = False) -> tuple[list[
         if arm64:
             raise Unsupported(f"{OS_RELEASE}: ID=ubuntu: --arm64 is set up on Debian only for now (the arm64 "
                               "guest packages come from Debian's archive; Ubuntu serves arm64 from ports.ubuntu.com)")
-        return list(HOST_PACKAGES), []
+        # kernlab needs Python >= 3.11 (pyproject.toml); 22.04's python3 is 3.10, its archive has 3.11 beside it.
+        return list(HOST_PACKAGES) + (UBUNTU_2204_PYTHON if version == "22.04" else []), []
     raise Unsupported(f"{OS_RELEASE}: ID={distro or '(none)'}: kernlab installs with apt on Debian and Ubuntu only; "
                       "install its tools yourself and pass --no-apt")
+
+
+def venv_python(running: tuple[int, int], executable: str, which) -> str:  # noqa: ANN001 - shutil.which
+    """The Python the venv is made with: this one when it is new enough, else python3.11 or later on PATH."""
+    if running >= PYTHON_NEEDED:
+        return executable
+    for minor in range(13, PYTHON_NEEDED[1] - 1, -1):
+        if found := which(f"python3.{minor}"):
+            return found
+    return _python_missing(running)
+
+
+def _python_missing(running: tuple[int, int]) -> str:
+    raise Unsupported(f"kernlab needs Python >= {'.'.join(map(str, PYTHON_NEEDED))} and this is "
+                      f"{running[0]}.{running[1]} with no python3.11 on PATH: install python3.11 and python3.11-venv "
+                      "(on Ubuntu 22.04: apt-get install python3.11 python3.11-venv), then run this again")
 
 
 def privileged(cmd: list[str], euid: int, have_sudo: bool) -> list[str]:
@@ -121,7 +140,12 @@ def main(argv: list[str]) -> int:
         run(as_root(["apt-get", "install", "-y", "--no-install-recommends", *required, *available(optional)]), env=env)
     venv = REPO / ".venv"
     if not (venv / "bin" / "python").exists():
-        run([sys.executable, "-m", "venv", str(venv)])
+        try:
+            python = venv_python(sys.version_info[:2], sys.executable, shutil.which)
+        except Unsupported as error:
+            print(f"kernlab.bootstrap: {error}", file=sys.stderr)
+            return 1
+        run([python, "-m", "venv", str(venv)])
     run([str(venv / "bin" / "pip"), "install", "--quiet", "-e", f"{REPO}[dev]"])
     if arm64:  # fetches the guest's arm64 packages into the kernlab cache now, while apt's archive is at hand
         run([str(venv / "bin" / "inv"), "--search-root", str(REPO), "guest.build", "--lab", str(ARM64_LAB)])

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from kernlab import bootstrap
-from kernlab.paths import TESTS_DIR
+from kernlab.paths import REPO, TESTS_DIR
 
 RELEASES = TESTS_DIR / "fixtures" / "os-release"
 
@@ -24,7 +27,7 @@ def test_debian_12_gets_its_kernel_sources() -> None:
 @pytest.mark.parametrize("name", ["ubuntu-22.04", "ubuntu-24.04"])
 def test_ubuntu_gets_the_tools_and_no_debian_kernel_source(name: str) -> None:
     required, optional = packages(name)
-    assert required == bootstrap.HOST_PACKAGES and optional == []
+    assert required[:len(bootstrap.HOST_PACKAGES)] == bootstrap.HOST_PACKAGES and optional == []
     assert not any(package.startswith("linux-source") for package in required)
 
 
@@ -54,3 +57,27 @@ def test_root_runs_apt_directly_and_a_user_through_sudo() -> None:
 def test_os_release_quotes_and_comments() -> None:
     fields = bootstrap.parse_os_release((RELEASES / "ubuntu-24.04").read_text() + "# a comment\n")
     assert (fields["ID"], fields["VERSION_ID"], fields["PRETTY_NAME"]) == ("ubuntu", "24.04", "Ubuntu 24.04.4 LTS")
+
+
+def test_ubuntu_22_04_gets_a_python_kernlab_can_run_on() -> None:
+    assert packages("ubuntu-22.04")[0][-2:] == ["python3.11", "python3.11-venv"]
+    assert "python3.11" not in packages("ubuntu-24.04")[0]  # 24.04's python3 is 3.12
+
+
+def test_the_venv_is_made_with_a_python_of_at_least_3_11() -> None:
+    on_path = {"python3.11": "/usr/bin/python3.11"}
+    assert bootstrap.venv_python((3, 12), "/usr/bin/python3", on_path.get) == "/usr/bin/python3"
+    assert bootstrap.venv_python((3, 10), "/usr/bin/python3", on_path.get) == "/usr/bin/python3.11"
+    with pytest.raises(bootstrap.Unsupported, match=r"^kernlab needs Python >= 3.11 and this is 3.10 .*3.11-venv"):
+        bootstrap.venv_python((3, 10), "/usr/bin/python3", {}.get)
+
+
+def test_bootstrap_itself_runs_on_ubuntu_22_04s_python() -> None:
+    """It must get as far as saying what to install under 3.10 (pyenv's, where this machine has one)."""
+    found = [Path("/root/.pyenv/versions/3.10.13/bin/python3.10"), Path("/usr/bin/python3.10")]
+    python310 = next((str(path) for path in found if path.exists()), None)
+    if python310 is None:
+        pytest.skip("no Python 3.10 here")
+    done = subprocess.run([python310, "-c", "import kernlab.bootstrap as b; print(b.PYTHON_NEEDED)"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "(3, 11)", done.stderr
