@@ -194,11 +194,20 @@ def observe(ctx: Context, kernel: str | None = None, results: str = "results", r
     return 0
 
 
-def run_tests(fast: bool = False, expression: str | None = None, junit: str | None = None) -> int:
+# The tiers: --fast, no kernel build and no QEMU; the default, the fast tier and the end-to-end run of the kernel
+# the README's first command (`inv lab`) built; --all, everything (CI).
+FAST_TIER = "not slow and not vm"
+TIERS = {"fast": FAST_TIER, "default": f"({FAST_TIER}) or first_run", "all": None}
+
+
+def run_tests(fast: bool = False, expression: str | None = None, junit: str | None = None,
+              everything: bool = False) -> int:
     """pytest over tests/; real kernels come from the normal cache, and nothing reaches kernel.org."""
+    if fast and everything:
+        raise UsageError("--fast and --all: choose one tier")
     cmd = [sys.executable, "-m", "pytest", str(REPO / "tests")] + ([f"--junitxml={junit}"] if junit else [])
-    if fast:
-        cmd += ["-m", "not slow and not vm"]
+    if marks := TIERS["fast" if fast else "all" if everything else "default"]:
+        cmd += ["-m", marks]
     if expression:
         cmd += ["-k", expression]
     env = dict(os.environ, KERNLAB_OFFLINE="1")

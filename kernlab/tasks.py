@@ -83,11 +83,13 @@ def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None,
           repeat=repeat, results=results)
 
 
-@task(help={"fast": "skip tests marked slow or vm (no kernel build, no QEMU)", "k": "pytest -k expression",
-            "junit": "write pytest's JUnit XML here"})
-def test(c, fast=False, k=None, junit=None):
-    """Run the test suite (the command CI runs)."""
-    code = cli.run_tests(fast=fast, expression=k, junit=junit)
+@task(auto_shortflags=False, help={
+    "fast": "skip tests marked slow or vm (no kernel build, no QEMU)",
+    "all": "every test, every real kernel (what CI runs: `inv test --all`)",
+    "expression": "pytest -k expression", "junit": "write pytest's JUnit XML here"})
+def test(c, fast=False, all=False, expression=None, junit=None):  # noqa: A002 - the option is --all
+    """Run the tests: the fast tier and the default lab end to end (`--fast`: the fast tier; `--all`: all, as CI)."""
+    code = _call(cli.run_tests, fast=fast, expression=expression, junit=junit, everything=all)
     if code:
         raise Exit(code=code)
 

@@ -18,6 +18,7 @@ from tests.conftest import default_lab_that_fits_612
 
 @pytest.mark.vm
 @pytest.mark.slow
+@pytest.mark.first_run
 def test_default_lab_swaps_and_proves_the_chains(kernel_build, real_cache, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # No network: the lab's 5.15 is neither cached nor reachable, so it must fall back to debian:6.1 and say so.
