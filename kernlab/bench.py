@@ -138,7 +138,22 @@ def config_figures(lab: Lab, cache: Cache, scratch: Path, kernel: str | None, co
                                            "ccache_disabled": cold}}
 
 
-SECTIONS = ("lab", "arch", "config", "clock", "observer", "reliability")
+SECTIONS = ("lab", "arch", "config", "clock", "observer", "reliability", "startup")
+STARTUP_RUNS = 5
+
+
+def startup_figures(lab_path: Path, cache: Cache, kernel: str | None) -> dict[str, Any]:
+    """What every command pays before it starts, as a user sees it (a fresh process each): `inv --list`, `inv
+    --help`, and a no-op `inv kernel.build` of a cached kernel; STARTUP_RUNS runs each, median and range."""
+    env = dict(os.environ)
+    common = ["--lab", str(lab_path), "--cache", str(cache.root)] + (["--kernel", kernel] if kernel else [])
+    _inv("kernel.build", *common, env=env)  # built (or found) once before the timed runs
+    figures: dict[str, Any] = {"runs": STARTUP_RUNS}
+    for name, args in (("list", ["--list"]), ("help", ["--help", "lab"]), ("noop_kernel_build",
+                                                                          ["kernel.build", *common])):
+        times = sorted(_inv(*args, env=env) for _ in range(STARTUP_RUNS))
+        figures[f"{name}_s"] = {"median": times[len(times) // 2], "min": times[0], "max": times[-1]}
+    return {"startup": figures}
 
 
 def observer_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, kernel: str | None,
@@ -168,6 +183,8 @@ def bench(lab: Lab, lab_path: Path, user_cache: Cache, kernel: str | None = None
             figures["tracing_overhead_x_one_run"] = one_run
         if "config" in sections:
             figures |= config_figures(lab, cache, Path(scratch), kernel, cold)
+        if "startup" in sections:
+            figures |= startup_figures(lab_path, cache, kernel)
         if "clock" in sections:
             used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=lambda _: None)
             built = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch)

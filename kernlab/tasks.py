@@ -73,7 +73,8 @@ def build(c, lab=None, kernel=None, install=False, strict=False, jobs=None, cach
 
 @task(help={**BOOT_HELP, "kernel": "override the lab's kernel", "output": "where to write the JSON",
             "warm": "use the normal cache instead of an empty one",
-            "only": "comma-separated sections to run: lab, arch, config, clock, observer, reliability (default all)",
+            "only": "comma-separated sections to run: lab, arch, config, clock, observer, reliability, startup "
+                    "(default all)",
             "repeat": "runs a side for the observer effect (default 3)",
             "results": "keep the bench's lab runs here (default: a temporary folder, deleted)"})
 def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False, accel=None,
