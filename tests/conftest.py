@@ -109,6 +109,6 @@ def default_lab_that_fits_612():
         if workload["name"] == "shared-hog":
             workload["memhog"]["size_mib"] = 128
     # At 128 MiB the swap-cache path is rare (6.1: 54 hits a run): probe windows missed it on 6.1 (2026-12-03,
-    # pagein-swapcache did not hold), so these runs count every call (README: what is sampled).
+    # pagein-swapcache did not hold), so these runs count every call (docs/evidence.md: what is sampled).
     document["tracing"]["sample"] = None
     return parse_lab(document, str(DEFAULT_LAB))
