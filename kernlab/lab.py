@@ -214,8 +214,8 @@ class GraphSpec(Strict):
     start_pswpin: Annotated[int, Field(ge=0)] = 2000
     # Per CPU, held from each workload's start until its window's trace is read (kernlab.graphwindow), so it is
     # memory the workload does not have: 4096 (8 MiB of a 192 MiB guest) raised 5.15's pswpout 7 % outside noise,
-    # 2048 left it within noise (docs/evidence.md, "What the instrument costs"). With `record: chains` a 0.3 s window used
-    # 0.35-2.1 MB per CPU on 5.15 and up to 3.4 MB on 6.1 (2026-12-03); a full buffer drops the window's newest
+    # 2048 left it within noise (docs/evidence.md, "what the instrument costs"). With `record: chains` a 0.3 s window
+    # used 0.35-2.1 MB per CPU on 5.15 and up to 3.4 MB on 6.1 (2026-12-03); a full buffer drops the window's newest
     # events (counted in the graph's stats and said in the report, never hidden), so its trees are its first calls.
     buffer_kb: Annotated[int, Field(ge=64, le=65536)] = 2048
     # What a window records below its roots: `chains`, the functions the lab's chains name (and `functions`),
