@@ -24,6 +24,7 @@ PAIRS = {
     # probe windows with the probes unhooked for the graph's windows (trace.unhook_commands), 2026-12-04
     "5.15.135 unhooked": ("results-5.15.135-trees", "results-5.15.135-unhooked"),
     "6.1 unhooked": ("results-6.1-trees", "results-6.1-unhooked"),
+    "6.12 unhooked": ("results-6.12-trees", "results-6.12-unhooked"),
 }
 
 
@@ -39,7 +40,7 @@ def test_windowed_verdicts_are_the_always_armed_ones(kernel: str, tmp_path: Path
     assert verdict_changes(ResultsFolder.open(windowed).chains(), now, with_hits=False) == []
 
 
-@pytest.mark.parametrize("kernel", ["5.15.135", "6.1", "6.12", "5.15.135 unhooked", "6.1 unhooked"])
+@pytest.mark.parametrize("kernel", ["5.15.135", "6.1", "6.12", "5.15.135 unhooked", "6.1 unhooked", "6.12 unhooked"])
 def test_x86_runs_were_windowed_and_say_so(kernel: str) -> None:
     folder = ResultsFolder.open(FIXTURES / PAIRS[kernel][1])
     probes = folder.probes()
