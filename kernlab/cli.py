@@ -479,9 +479,24 @@ def usage_errors_exit_2() -> None:
             return original(self, argv)
         except ParseError as error:
             raise Exit(f"usage: {error}", code=2) from None
+        except ValueError:  # a number option given a word: invoke's int() raises, unwrapped
+            raise Exit(f"usage: {_not_a_number(list(argv))}", code=2) from None
 
     parse_argv.exits_2 = True  # type: ignore[attr-defined]
     Parser.parse_argv = parse_argv  # type: ignore[method-assign]
+
+
+NUMBER_OPTIONS = ("--repeat", "-n", "--jobs")  # the tasks' int options (kernlab.tasks)
+
+
+def _not_a_number(argv: list[str]) -> str:
+    """Which option of argv was given a value that is not a whole number."""
+    for flag, value in zip(argv, argv[1:] + [""], strict=True):
+        name, _, inline = flag.partition("=")
+        given = inline or value
+        if name in NUMBER_OPTIONS and not given.isdigit():
+            return f"{name} {given!r}: not a whole number"
+    return "an option that takes a whole number was given something else"
 
 
 def chains_check(paths: list[Path], results: Path | None, ctx: Context | None = None,

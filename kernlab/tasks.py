@@ -5,12 +5,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+import invoke
+from invoke import Collection, Exit, Task
 
 from kernlab import cli
 from kernlab.errors import BuildFailed, KernlabError, Terminated, UsageError
 
 cli.usage_errors_exit_2()
+
+# One short flag per option, the same on every task; an option not named here has none (invoke's automatic
+# letters gave -s to --strict, --shard and --spec, -j to --junit and --jobs, -m to --mirror and --more).
+SHORT_FLAGS = {"lab": "l", "cache": "c", "kernel": "k", "kernels": "k", "verbose": "v", "accel": "a", "junit": "j",
+               "results": "r", "repeat": "n", "shard": "s", "install": "i"}
+
+
+class KernlabTask(Task):
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict:
+        opts = super().arg_opts(name, default, taken_names)
+        if (short := SHORT_FLAGS.get(name)) and short not in taken_names and name not in self.positional:
+            opts["names"].append(short)
+        return opts
+
+
+def task(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - invoke.task's own signature
+    return invoke.task(*args, klass=KernlabTask, auto_shortflags=False, **kwargs)
 
 LAB_HELP = {"lab": "lab file (default labs/zram-swap.yaml)", "cache": "cache dir (default $KERNLAB_CACHE or XDG cache)",
             "verbose": "log every external command"}
@@ -64,11 +82,11 @@ def key(c, lab=None, kernel=None, install=False, strict=False, cache=None, verbo
     _call(cli.kernel_key, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict or None)
 
 
-@task(help={**KERNEL_HELP, "jobs": "make -j (default: all cores)"})
-def build(c, lab=None, kernel=None, install=False, strict=False, jobs=None, cache=None, verbose=False):
+@task(help={**KERNEL_HELP, "jobs": "make -j (default 0: all cores)"})
+def build(c, lab=None, kernel=None, install=False, strict=False, jobs=0, cache=None, verbose=False):
     """Build the kernel out of tree (cached by source + config + compiler)."""
     _call(cli.build_kernel, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict or None,
-          jobs=int(jobs) if jobs else None)
+          jobs=jobs or None)
 
 
 @task(help={**BOOT_HELP, "kernel": "override the lab's kernel", "output": "where to write the JSON",
@@ -78,13 +96,13 @@ def build(c, lab=None, kernel=None, install=False, strict=False, jobs=None, cach
             "repeat": "runs a side for the observer effect (default 3)",
             "results": "keep the bench's lab runs here (default: a temporary folder, deleted)"})
 def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False, accel=None,
-          only=None, repeat=None, results=None):
+          only=None, repeat=0, results=None):
     """Benchmark figures as JSON: cold/warm lab, kernel build, no-op rebuild, boot, image, tracing overhead."""
     _call(cli.bench, _ctx(lab, cache, verbose, accel), Path(output), kernel=kernel, cold=not warm, only=only,
-          repeat=repeat, results=results)
+          repeat=repeat or None, results=results)
 
 
-@task(auto_shortflags=False, help={
+@task(help={
     "fast": "skip tests marked slow or vm (no kernel build, no QEMU)",
     "all": "every test, every real kernel (what CI runs: `inv test --all`)",
     "expression": "pytest -k expression", "junit": "write pytest's JUnit XML here"})
@@ -119,10 +137,10 @@ def vm_ssh(c, lab=None, cache=None, verbose=False):
 @task(name="run", default=True, help={**BOOT_HELP, "kernel": "override the lab's kernel",
                                       "results": "results root (default results/)", **JUNIT_HELP, **REPEAT_HELP})
 def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, junit=None,
-            repeat=None):
+            repeat=0):
     """Run a lab end to end: kernel, guest, zram, workloads, samples, chains, results folder."""
     raise Exit(code=_call(cli.lab, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results, junit=junit,
-                          repeat=repeat))
+                          repeat=repeat or None))
 
 
 @task(name="verify", help={"results_dir": "a run's results folder", **JUNIT_HELP, **SEAL_HELP,
@@ -138,10 +156,10 @@ def lab_verify(c, results_dir, junit=None, out=None, accept_changed=False):
                            "kernel": "override the lab's kernel", "results": "results root (default results/)",
                            **JUNIT_HELP, **REPEAT_HELP})
 def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=None, verbose=False, accel=None,
-              junit=None, repeat=None):
+              junit=None, repeat=0):
     """Run every variant of the lab's sweep (one kernel build) and write a comparison report."""
     raise Exit(code=_call(cli.sweep, _ctx(lab, cache, verbose, accel), shard=shard, kernel=kernel, results=results,
-                          junit=junit, repeat=repeat))
+                          junit=junit, repeat=repeat or None))
 
 
 @task(name="matrix", help={**BOOT_HELP,
@@ -152,10 +170,10 @@ def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=Non
                             "shard": "run slice I/N of the kernels (e.g. 1/3), for split CI runners",
                             "results": "results root (default results/)", **REPEAT_HELP})
 def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False, accel=None,
-               repeat=None):
+               repeat=0):
     """Run the same lab on each kernel and compare every documented line's verdict across them."""
     raise Exit(code=_call(cli.matrix, _ctx(lab, cache, verbose, accel), kernels=kernels, shard=shard, results=results,
-                          repeat=repeat))
+                          repeat=repeat or None))
 
 
 @task(name="rerun", help={"manifest": "RESULTS_DIR/manifest.json of a finished run",
@@ -184,10 +202,10 @@ def lab_report(c, results_dir, more=None, accept_changed=False):
 
 @task(name="observe", help={**BOOT_HELP, "kernel": "override the lab's kernel", "results": "results root (default "
                             "results/)", "repeat": "runs a side, each on a fresh boot (default 3, at least 3)"})
-def lab_observe(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, repeat=None):
+def lab_observe(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, repeat=0):
     """The observer effect: the lab with and without its evidence, and each key figure traced against untraced."""
     raise Exit(code=_call(cli.observe, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results,
-                          repeat=repeat))
+                          repeat=repeat or None))
 
 
 @task(name="check", iterable=["more"], help={
@@ -206,7 +224,7 @@ def chains_check(c, spec, more=None, results=None, lab=None, kernel=None, cache=
           context, kernel)
 
 
-@task(name="cache", auto_shortflags=False, help={"cache": LAB_HELP["cache"],
+@task(name="cache", help={"cache": LAB_HELP["cache"],
                           "older_than": "remove entries last used more than this many days ago",
                           "keep_last": "keep this many most recently used entries of each kind (builds, sources, "
                                        "guest, tarballs), remove the rest",

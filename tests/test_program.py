@@ -60,3 +60,21 @@ def test_the_build_key_needs_no_download_nor_extraction(tmp_path: Path) -> None:
                              cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
     assert release.returncode == 0 and len(release.stdout.strip()) == 16, release.stderr
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_short_flag_means_one_option_on_every_task() -> None:
+    from kernlab.tasks import namespace
+
+    meanings: dict[str, set[str]] = {}
+    for name in namespace.task_names:
+        for argument in namespace[name].get_arguments():
+            long, *short = sorted(argument.names, key=len, reverse=True)
+            for flag in short:
+                meanings.setdefault(flag, set()).add(long)
+    assert meanings and all(len(longs) == 1 or longs == {"kernel", "kernels"} for longs in meanings.values()), meanings
+
+
+def test_a_word_where_a_number_goes_is_a_usage_error(tmp_path: Path) -> None:
+    done = kernlab("lab", "--repeat", "three", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == "usage: --repeat 'three': not a whole number"
+    assert "Traceback" not in done.stderr
