@@ -486,7 +486,7 @@ def usage_errors_exit_2() -> None:
     Parser.parse_argv = parse_argv  # type: ignore[method-assign]
 
 
-NUMBER_OPTIONS = ("--repeat", "-n", "--jobs")  # the tasks' int options (kernlab.tasks)
+NUMBER_OPTIONS = ("--jobs",)  # the tasks' int options (kernlab.tasks)
 
 
 def _not_a_number(argv: list[str]) -> str:

@@ -96,10 +96,10 @@ def build(c, lab=None, kernel=None, install=False, strict=False, jobs=0, cache=N
             "repeat": "runs a side for the observer effect (default 3)",
             "results": "keep the bench's lab runs here (default: a temporary folder, deleted)"})
 def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False, accel=None,
-          only=None, repeat=0, results=None):
+          only=None, repeat=None, results=None):
     """Benchmark figures as JSON: cold/warm lab, kernel build, no-op rebuild, boot, image, tracing overhead."""
     _call(cli.bench, _ctx(lab, cache, verbose, accel), Path(output), kernel=kernel, cold=not warm, only=only,
-          repeat=repeat or None, results=results)
+          repeat=repeat, results=results)
 
 
 @task(help={
@@ -137,10 +137,10 @@ def vm_ssh(c, lab=None, cache=None, verbose=False):
 @task(name="run", default=True, help={**BOOT_HELP, "kernel": "override the lab's kernel",
                                       "results": "results root (default results/)", **JUNIT_HELP, **REPEAT_HELP})
 def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, junit=None,
-            repeat=0):
+            repeat=None):
     """Run a lab end to end: kernel, guest, zram, workloads, samples, chains, results folder."""
     raise Exit(code=_call(cli.lab, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results, junit=junit,
-                          repeat=repeat or None))
+                          repeat=repeat))
 
 
 @task(name="verify", help={"results_dir": "a run's results folder", **JUNIT_HELP, **SEAL_HELP,
@@ -156,10 +156,10 @@ def lab_verify(c, results_dir, junit=None, out=None, accept_changed=False):
                            "kernel": "override the lab's kernel", "results": "results root (default results/)",
                            **JUNIT_HELP, **REPEAT_HELP})
 def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=None, verbose=False, accel=None,
-              junit=None, repeat=0):
+              junit=None, repeat=None):
     """Run every variant of the lab's sweep (one kernel build) and write a comparison report."""
     raise Exit(code=_call(cli.sweep, _ctx(lab, cache, verbose, accel), shard=shard, kernel=kernel, results=results,
-                          junit=junit, repeat=repeat or None))
+                          junit=junit, repeat=repeat))
 
 
 @task(name="matrix", help={**BOOT_HELP,
@@ -170,10 +170,10 @@ def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=Non
                             "shard": "run slice I/N of the kernels (e.g. 1/3), for split CI runners",
                             "results": "results root (default results/)", **REPEAT_HELP})
 def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False, accel=None,
-               repeat=0):
+               repeat=None):
     """Run the same lab on each kernel and compare every documented line's verdict across them."""
     raise Exit(code=_call(cli.matrix, _ctx(lab, cache, verbose, accel), kernels=kernels, shard=shard, results=results,
-                          repeat=repeat or None))
+                          repeat=repeat))
 
 
 @task(name="rerun", help={"manifest": "RESULTS_DIR/manifest.json of a finished run",
@@ -202,10 +202,10 @@ def lab_report(c, results_dir, more=None, accept_changed=False):
 
 @task(name="observe", help={**BOOT_HELP, "kernel": "override the lab's kernel", "results": "results root (default "
                             "results/)", "repeat": "runs a side, each on a fresh boot (default 3, at least 3)"})
-def lab_observe(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, repeat=0):
+def lab_observe(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, repeat=None):
     """The observer effect: the lab with and without its evidence, and each key figure traced against untraced."""
     raise Exit(code=_call(cli.observe, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results,
-                          repeat=repeat or None))
+                          repeat=repeat))
 
 
 @task(name="check", iterable=["more"], help={

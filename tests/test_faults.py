@@ -406,7 +406,7 @@ def test_a_hung_workload_is_named_and_the_run_ends(kernel_build, real_cache: Cac
      "usage: --repeat: 'three' is not a number of runs from 1 to 100"),
     (["lab.observe", "--repeat", "2"], "usage: --repeat: '2' is not a number of runs from 3 to 100"),
     (["bench", "--only", "lab,speed"], "usage: --only: speed: sections are lab, arch, config, clock, observer, "
-                                       "reliability"),
+                                       "reliability, startup"),
 ])
 def test_usage_errors_exit_2(args: list[str], said: str) -> None:
     result = inv(*args)

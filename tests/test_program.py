@@ -75,6 +75,6 @@ def test_a_short_flag_means_one_option_on_every_task() -> None:
 
 
 def test_a_word_where_a_number_goes_is_a_usage_error(tmp_path: Path) -> None:
-    done = kernlab("lab", "--repeat", "three", cwd=tmp_path)
-    assert done.returncode == 2 and done.stderr.strip() == "usage: --repeat 'three': not a whole number"
+    done = kernlab("kernel.build", "--jobs", "four", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == "usage: --jobs 'four': not a whole number"
     assert "Traceback" not in done.stderr
