@@ -78,3 +78,13 @@ def test_a_word_where_a_number_goes_is_a_usage_error(tmp_path: Path) -> None:
     done = kernlab("kernel.build", "--jobs", "four", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.strip() == "usage: --jobs 'four': not a whole number"
     assert "Traceback" not in done.stderr
+
+
+def test_a_lab_file_is_read_from_the_folder_kernlab_runs_in(tmp_path: Path) -> None:
+    """`kernlab lab --lab my.yaml` in the user's experiment folder reads that folder's my.yaml (here one whose
+    name kernlab refuses, so that nothing is built: the error names the file as given)."""
+    (tmp_path / "my.yaml").write_text((REPO / "labs" / "zram-swap.yaml").read_text().replace(
+        "name: zram-swap", "name: 'not a name!'", 1))
+    done = kernlab("lab", "--lab", "my.yaml", "--results", "out", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.startswith("error: my.yaml: name:"), done.stderr
+    assert not (tmp_path / "out").exists()
