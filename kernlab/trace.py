@@ -93,6 +93,11 @@ def _fetch(kind: str, arch: Arch) -> str:
     return f" ret={arch.return_address}:x64" if kind == "caller" or arch.stack_skips_caller else ""
 
 
+def _kinds(stack_symbols: list[str], caller_symbols: list[str]) -> list[tuple[str, str]]:
+    """Each probed symbol with its kind: "stack" (a stacktrace-keyed histogram) or "caller" (its return site)."""
+    return [(symbol, "stack") for symbol in stack_symbols] + [(symbol, "caller") for symbol in caller_symbols]
+
+
 def hist_setup_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024,
                         arch: Arch = X86_64) -> list[str]:
     """Guest shell commands: a kprobe per function, each feeding an in-kernel histogram.
@@ -104,8 +109,7 @@ def hist_setup_commands(stack_symbols: list[str], caller_symbols: list[str], tab
     while the workload runs, and nothing is lost unless a table fills up (`Dropped:`).
     """
     commands = [f"echo 0 > {TRACEFS}/tracing_on", f"echo > {TRACEFS}/kprobe_events"]
-    probes = [(symbol, "stack") for symbol in stack_symbols] + [(symbol, "caller") for symbol in caller_symbols]
-    for symbol, kind in probes:
+    for symbol, kind in _kinds(stack_symbols, caller_symbols):
         # A kprobe the kernel refuses (arm64's do_page_fault is __kprobes) is named in the output, not fatal.
         event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
         commands.append(f"if echo 'p:{PROBE_GROUP}/{probe_event_name(symbol)} {symbol}{_fetch(kind, arch)}' "
@@ -122,7 +126,7 @@ def pause_commands(stack_symbols: list[str], caller_symbols: list[str], table_si
     nothing counted, though the kprobe itself still fires while ftrace is enabled."""
     return [f"echo '{_trigger(kind, table_size, arch)}:pause' >> "
             f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}/trigger 2>/dev/null"
-            for symbol, kind in [(s, "stack") for s in stack_symbols] + [(s, "caller") for s in caller_symbols]]
+            for symbol, kind in _kinds(stack_symbols, caller_symbols)]
 
 
 def unhook_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int, arch: Arch,
@@ -133,7 +137,7 @@ def unhook_commands(stack_symbols: list[str], caller_symbols: list[str], table_s
     paused one still runs its handler (2 to 11 µs under TCG, about 8 per page swapped in on 6.1). The copies
     are added to what the histograms count after rehook_commands (merged_histogram)."""
     commands = [f"mkdir -p {keep_dir}"]
-    for symbol, kind in [(s, "stack") for s in stack_symbols] + [(s, "caller") for s in caller_symbols]:
+    for symbol, kind in _kinds(stack_symbols, caller_symbols):
         event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
         commands.append(f"cat {event}/hist > {keep_dir}/{base_name(symbol)}.hist; "
                         f"echo '!{_trigger(kind, table_size, arch)}' >> {event}/trigger")
@@ -145,7 +149,7 @@ def rehook_commands(stack_symbols: list[str], caller_symbols: list[str], table_s
     """The triggers unhook_commands removed, each starting an empty histogram."""
     return [f"echo '{_trigger(kind, table_size, arch)}' >> "
             f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}/trigger"
-            for symbol, kind in [(s, "stack") for s in stack_symbols] + [(s, "caller") for s in caller_symbols]]
+            for symbol, kind in _kinds(stack_symbols, caller_symbols)]
 
 
 def refused_probes(output: str) -> list[str]:
@@ -156,7 +160,7 @@ def refused_probes(output: str) -> list[str]:
 def hist_teardown_commands(stack_symbols: list[str], caller_symbols: list[str], table_size: int = 1024,
                            arch: Arch = X86_64) -> list[str]:
     commands = [f"echo 0 > {TRACEFS}/tracing_on"]
-    for symbol, kind in [(s, "stack") for s in stack_symbols] + [(s, "caller") for s in caller_symbols]:
+    for symbol, kind in _kinds(stack_symbols, caller_symbols):
         event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}"
         commands.append(f"echo '!{_trigger(kind, table_size, arch)}' > {event}/trigger 2>/dev/null || true")
     commands.append(f"echo > {TRACEFS}/kprobe_events")
