@@ -189,8 +189,12 @@ def test_article_lab_on_arm64_checks_the_fault_entry_by_its_own_name(kernel_buil
 
 
 def hist_hits(folder: Path, function: str) -> int:
-    hist = (folder / "trace" / "hist" / f"{function}.hist").read_text()
-    return int(next(line.split()[1] for line in hist.splitlines() if line.strip().startswith("Hits:")))
+    """The run's hits of a probe: its histogram, and the copies held before each graph window when the probes were
+    unhooked for it (trace/hist/before-graph/<workload>/), whose counts the later histogram does not hold."""
+    paths = [folder / "trace" / "hist" / f"{function}.hist",
+             *sorted((folder / "trace" / "hist" / "before-graph").glob(f"*/{function}.hist"))]
+    return sum(int(next(line.split()[1] for line in path.read_text().splitlines() if line.strip().startswith("Hits:")))
+               for path in paths)
 
 
 def pages_out_while_counting(folder: Path, summary: dict) -> tuple[int, int]:
