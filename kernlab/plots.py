@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -13,8 +14,15 @@ if TYPE_CHECKING:
 MIB = 1024 * 1024
 FIGSIZE = (8.0, 4.0)
 DPI = 100
+TIME_LABEL = "time since first sample (s)"
+# A few pages in zram (a lone zero-filled page compresses 60:1) say nothing about the workload's data.
+RATIO_MIN_ORIG_BYTES = MIB
+SPAN_CHAR_PX = 5.5  # width of one 8 pt character, to fit workload names over their spans
+# (workload name, start s, end s) on the same time axis as the plotted samples.
+Span = tuple[str, float, float]
 
 
+@functools.cache
 def _pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend, imported on the first plot (0.6 s: not at every command's start)."""
     import matplotlib
@@ -23,13 +31,6 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-TIME_LABEL = "time since first sample (s)"
-# A few pages in zram (a lone zero-filled page compresses 60:1) say nothing about the workload's data.
-RATIO_MIN_ORIG_BYTES = MIB
-SPAN_CHAR_PX = 5.5  # width of one 8 pt character, to fit workload names over their spans
-# (workload name, start s, end s) on the same time axis as the plotted samples.
-Span = tuple[str, float, float]
-
 
 def series(samples: Sequence[dict], key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
     """(times relative to the first sample, values / scale) for the samples that carry a numeric key."""

@@ -24,6 +24,7 @@ class EvidenceWindows:
                  folder: ResultsFolder) -> None:
         self.session, self.lab, self.probes, self.capture, self.folder = session, lab, probes, capture, folder
         self.graph_spec = lab.tracing.graph
+        self.hook_scripts_written = False
 
     def _probes(self) -> tuple:
         return self.probes.stack, self.probes.caller, self.probes.table_size or 0, self.lab.arch
@@ -47,8 +48,9 @@ class EvidenceWindows:
 
     @contextlib.contextmanager
     def around(self, workload: str):  # noqa: ANN201 - a context manager
-        if self.capture and self.probes.armed == "windows":
-            self._write_hook_scripts()
+        if self.capture and self.probes.armed == "windows" and not self.hook_scripts_written:
+            self._write_hook_scripts()  # once: the probe set does not change between workloads
+            self.hook_scripts_written = True
         output: list[str] = []
         errors: list[Exception] = []
 
