@@ -49,7 +49,7 @@ def _documented_name(function: str, chain: ResolvedChain) -> str:
 
 
 def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str],
-            before: PathEntry | None, sites: dict[str, set[str]]) -> AlignedStep:
+            before: PathEntry | None, sites: dict[str, set[str]], inlined: Set[str]) -> AlignedStep:
     documented = _documented_name(function, chain)
     if function in tail_calls:
         return AlignedStep(documented, None, "tail call", "never a frame: it jumps to its callee (proved above)")
@@ -60,6 +60,10 @@ def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls:
         return AlignedStep(documented, None, "tail call", f"never a frame: its calls return to {before.frame}")
     if function in chain.gone:
         return AlignedStep(documented, None, "gone", chain.gone[function].evidence)
+    # No symbol, but inlined on other recorded paths (5.15: do_swap_page's SWP_SYNCHRONOUS_IO branch calls
+    # swap_readpage itself, past swapin_readahead and the swap_vma_readahead inlined in it).
+    if function in inlined:
+        return AlignedStep(documented, None, "not on this path", "inlined on other recorded paths, not on this one")
     if not evidence.has_symbol(function) and function not in evidence.traceable:
         return AlignedStep(documented, None, "gone", "no such function in this kernel")
     return AlignedStep(documented, None, "not on this path", "this kernel has it, but these stacks do not pass it")
@@ -74,9 +78,10 @@ def _matched(function: str, entry: PathEntry, chain: ResolvedChain) -> AlignedSt
 
 
 def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain, evidence: Evidence,
-          tail_calls: Set[str], sites: dict[str, set[str]]) -> tuple[AlignedStep, ...]:
+          tail_calls: Set[str], sites: dict[str, set[str]], inlined: Set[str] = frozenset()) -> tuple[AlignedStep, ...]:
     """The documented path (this kernel's names) against one recorded path, outermost first.
-    sites: function -> the return sites its calls return to (kernlab.stacks.return_sites)."""
+    sites: function -> the return sites its calls return to (kernlab.stacks.return_sites); inlined: the functions
+    seen inlined on any recorded path."""
     recorded = [entry.name for entry in entries]
     steps: list[AlignedStep] = []
     for op, d1, d2, r1, r2 in SequenceMatcher(None, documented, recorded, autojunk=False).get_opcodes():
@@ -85,7 +90,7 @@ def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain,
                                                                                  strict=True)]
             continue
         before = entries[r1 - 1] if r1 else None
-        steps += [_absent(documented[d], chain, evidence, tail_calls, before, sites) for d in range(d1, d2)]
+        steps += [_absent(documented[d], chain, evidence, tail_calls, before, sites, inlined) for d in range(d1, d2)]
         steps += [AlignedStep(None, entries[r].name, "new" if entries[r].inlined_into is None
                               else f"new (inlined into {entries[r].inlined_into})") for r in range(r1, r2)]
     return tuple(steps)
@@ -115,7 +120,8 @@ def recorded_paths(chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str
             counted[key] += count.hits
             shown.setdefault(key, entries)
         total = sum(counted.values())
-        aligned = [(align(documented, shown[key], chain, evidence, tail_calls, sites), hits)
+        inlined = {name for key in counted for name, into in key if into is not None}
+        aligned = [(align(documented, shown[key], chain, evidence, tail_calls, sites, inlined), hits)
                    for key, hits in counted.items()]
         aligned.sort(key=lambda pair: (-sum(step.documented is not None and step.recorded is not None
                                             for step in pair[0]), -pair[1]))

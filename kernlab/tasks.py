@@ -20,11 +20,29 @@ SHORT_FLAGS = {"lab": "l", "cache": "c", "kernel": "k", "kernels": "k", "verbose
 
 
 class KernlabTask(Task):
+    def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204 - invoke.Task's own signature
+        # Invoke fills a missing positional argument before it looks for core flags: `inv chains.check --help`
+        # arrives here as spec="--help". Show the task's help, as `inv --help chains.check` does.
+        if any(kwargs.get(name) in ("--help", "-h") for name in self.positional):
+            _print_help(self)
+            raise Exit(code=0)
+        return super().__call__(*args, **kwargs)
+
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict:
         opts = super().arg_opts(name, default, taken_names)
         if (short := SHORT_FLAGS.get(name)) and short not in taken_names and name not in self.positional:
             opts["names"].append(short)
         return opts
+
+
+def _print_help(wanted: Task) -> None:
+    from kernlab.program import KernlabProgram
+
+    name = next(name for name in namespace.task_names if namespace[name].body is wanted.body)
+    try:
+        KernlabProgram(namespace=namespace, name="kernlab", binary="inv").run(["inv", "--help", name], exit=False)
+    except BrokenPipeError:  # piped into head
+        pass
 
 
 def task(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - invoke.task's own signature

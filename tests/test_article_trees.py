@@ -162,3 +162,19 @@ def test_the_imported_lab_on_the_recorded_515_run(tmp_path: Path) -> None:
     assert lines["handle_mm_fault"].verdict == "observed" and lines["handle_mm_fault"].hits > 0
     assert lines["handle_pte_fault"].label == "inlined into __handle_mm_fault"
     assert lines["zs_map_object"].verdict == "observed" and not pagein.holds and pagein.hits == 0
+
+
+def test_a_function_inlined_on_other_paths_is_not_gone_where_a_path_skips_it(tmp_path: Path) -> None:
+    """5.15's do_swap_page calls swap_readpage itself for a SWP_SYNCHRONOUS_IO device (zram), past
+    swapin_readahead and the swap_vma_readahead gcc inlined into it: on that path swap_vma_readahead is not on
+    this path, not gone (it has no symbol, yet the same stacks show it inlined elsewhere)."""
+    from kernlab.instead import recorded_paths
+    from kernlab.lab import load_lab
+
+    article_blocks()
+    folder = copy_results(FIXTURES / RUNS["5.15.135"], tmp_path)
+    pagein = [spec.resolve("5.15.135", "x86_64")
+              for spec in load_lab(REPO / "labs" / "article-as-published.yaml").chain_specs("lab")][1]
+    steps = [step for path in recorded_paths(pagein, load_evidence(folder, [pagein]), top=5) for step in path.steps
+             if step.documented == "swap_vma_readahead"]
+    assert {step.status for step in steps} == {"inlined into swapin_readahead", "not on this path"}

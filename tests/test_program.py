@@ -88,3 +88,11 @@ def test_a_lab_file_is_read_from_the_folder_kernlab_runs_in(tmp_path: Path) -> N
     done = kernlab("lab", "--lab", "my.yaml", "--results", "out", cwd=tmp_path)
     assert done.returncode == 1 and done.stderr.startswith("error: my.yaml: name:"), done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_help_after_a_task_with_a_positional_argument_shows_its_help(tmp_path: Path) -> None:
+    """Invoke fills a missing positional argument before it looks for --help: `chains.check --help` read
+    '--help' as a spec file."""
+    for task in ("chains.check", "lab.verify", "chains.import"):
+        done = kernlab(task, "--help", cwd=tmp_path)
+        assert done.returncode == 0 and f"{task} [--options]" in done.stdout, done.stderr
