@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, source
 from kernlab.arch import ARM64
 from kernlab.cache import Cache
-from kernlab.lab import load_lab
+from kernlab.config.lab import load_lab
+from kernlab.kernel import build, source
 from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, LABS_DIR, REPO
 
 
@@ -102,7 +102,7 @@ def default_lab_that_fits_612():
     while 6.1.192 completed it in 192 MiB; a 224 MiB guest did not swap at all. At 128 MiB 6.12 swaps
     (pswpout 136,859) and every chain meets its expectation. The article's labs keep 160 MiB: on 6.1 and 5.15
     the swap-cache path needs it (128 MiB gave 6.1 only 54 swap-cache hits)."""
-    from kernlab.lab import lab_as_dict, parse_lab
+    from kernlab.config.lab import lab_as_dict, parse_lab
 
     document = lab_as_dict(load_lab(DEFAULT_LAB))
     for workload in document["workloads"]:

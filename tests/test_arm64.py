@@ -7,24 +7,26 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import trace
 from kernlab.arch import ARM64, X86_64
-from kernlab.evidence import verify_results
-from kernlab.lab import load_lab
+from kernlab.config.lab import load_lab
+from kernlab.frames import Frame
 from kernlab.paths import LABS_DIR, TESTS_DIR
-from kernlab.results import ResultsFolder
+from kernlab.probes.kprobes import TRACEFS, hist_setup_commands, hist_teardown_commands, refused_probes
+from kernlab.results.folder import ResultsFolder
+from kernlab.verify.evidence import verify_results
+from kernlab.verify.hist import PLUMBING, parse_hist, with_caller
 
 
 def test_arm64_probes_read_the_link_register_and_key_stacks_on_it() -> None:
-    script = " && ".join(trace.hist_setup_commands(["zs_malloc"], ["pageout"], 2048, ARM64))
+    script = " && ".join(hist_setup_commands(["zs_malloc"], ["pageout"], 2048, ARM64))
     assert "echo 'p:kernlab/kl_zs_malloc zs_malloc ret=%x30:x64' >> /sys/kernel/tracing/kprobe_events" in script
     assert "echo 'p:kernlab/kl_pageout pageout ret=%x30:x64' >> /sys/kernel/tracing/kprobe_events" in script
     assert ("echo 'hist:keys=stacktrace,ret.sym-offset:vals=hitcount:sort=hitcount.descending:size=2048' "
             "> /sys/kernel/tracing/events/kernlab/kl_zs_malloc/trigger") in script
-    teardown = trace.hist_teardown_commands(["zs_malloc"], ["pageout"], 2048, ARM64)
+    teardown = hist_teardown_commands(["zs_malloc"], ["pageout"], 2048, ARM64)
     assert any(line.startswith("echo '!hist:keys=stacktrace,ret.sym-offset:") for line in teardown)
     # x86_64 is as it was: the return address on the stack, stacks keyed alone.
-    x86 = " && ".join(trace.hist_setup_commands(["zs_malloc"], ["pageout"], 2048, X86_64))
+    x86 = " && ".join(hist_setup_commands(["zs_malloc"], ["pageout"], 2048, X86_64))
     assert "echo 'p:kernlab/kl_zs_malloc zs_malloc' >> /sys/kernel/tracing/kprobe_events" in x86
     assert "echo 'p:kernlab/kl_pageout pageout ret=$stack0:x64' >> /sys/kernel/tracing/kprobe_events" in x86
     assert "hist:keys=stacktrace:vals=hitcount" in x86 and "stacktrace,ret" not in x86
@@ -41,8 +43,8 @@ def test_a_refused_kprobe_is_named_by_the_setup_script_in_the_guest_shell(tmp_pa
         pytest.skip("busybox not installed")
     tracefs = tmp_path / "tracing"
     (tracefs / "events" / "kernlab" / "kl_zs_malloc").mkdir(parents=True)
-    script = " && ".join(trace.hist_setup_commands(["zs_malloc"], ["do_page_fault"], 2048, ARM64))
-    script = script.replace(trace.TRACEFS, str(tracefs))
+    script = " && ".join(hist_setup_commands(["zs_malloc"], ["do_page_fault"], 2048, ARM64))
+    script = script.replace(TRACEFS, str(tracefs))
     # kprobe_events as a directory: every `>>` into it fails, like the kernel's -EINVAL; then let zs_malloc's pass.
     script = script.replace(f"{tracefs}/kprobe_events 2>/dev/null; then echo 'hist:keys=stacktrace",
                             f"{tmp_path}/accepted 2>/dev/null; then echo 'hist:keys=stacktrace")
@@ -50,16 +52,16 @@ def test_a_refused_kprobe_is_named_by_the_setup_script_in_the_guest_shell(tmp_pa
     script = script.replace(f"echo > {tracefs}/kprobe_events", "true")
     done = subprocess.run([busybox, "sh", "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert trace.refused_probes(done.stdout) == ["do_page_fault"]
+    assert refused_probes(done.stdout) == ["do_page_fault"]
     assert "stacktrace,ret.sym-offset" in (tracefs / "events" / "kernlab" / "kl_zs_malloc" / "trigger").read_text()
 
 
 def test_the_caller_is_put_back_unless_unknown_or_already_there() -> None:
-    stack = [trace.Frame.parse("vfs_read+0x0/0xec"), trace.Frame.parse("__arm64_sys_read+0x1c/0x24")]
-    repaired = trace.with_caller(stack, "ksys_read+0x68/0xb4")
+    stack = [Frame.parse("vfs_read+0x0/0xec"), Frame.parse("__arm64_sys_read+0x1c/0x24")]
+    repaired = with_caller(stack, "ksys_read+0x68/0xb4")
     assert [frame.name for frame in repaired] == ["vfs_read", "ksys_read", "__arm64_sys_read"]
-    assert trace.with_caller(repaired, "ksys_read+0x68/0xb4") == repaired
-    assert trace.with_caller(stack, "return_to_handler+0x0/0x30") == stack
+    assert with_caller(repaired, "ksys_read+0x68/0xb4") == repaired
+    assert with_caller(stack, "return_to_handler+0x0/0x30") == stack
 
 
 def test_a_labs_fragments_for_the_other_arch() -> None:
@@ -86,10 +88,10 @@ RUN_ARM64 = TESTS_DIR / "fixtures" / "results-5.15.135-arm64"
 def test_recorded_arm64_stacks_get_their_caller_back_and_are_marked_cut() -> None:
     text = (RUN_ARM64 / "trace" / "hist" / "zs_map_object.hist").read_text()
     assert "{ stacktrace:" in text and ", ret: [" in text and "el1h_64_sync+" in text
-    histogram = trace.parse_hist("zs_map_object", text)
+    histogram = parse_hist("zs_map_object", text)
     assert sum(count.hits for count in histogram.stacks) == histogram.hits == sum(histogram.callers.values())
     for count in histogram.stacks:
-        assert count.stack[0].name == "zs_map_object" and not any(trace.PLUMBING.match(f.symbol) for f in count.stack)
+        assert count.stack[0].name == "zs_map_object" and not any(PLUMBING.match(f.symbol) for f in count.stack)
         # The caller the trap's frame records skip, put back from x30: the return site is the second frame.
         assert str(count.stack[1]) in histogram.callers
     assert any(count.truncated for count in histogram.stacks)

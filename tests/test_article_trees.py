@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import articletree, chains, pointers, specs
-from kernlab.evidence import load_evidence, pointer_setters
+from kernlab.config import articletree, specs
 from kernlab.paths import CHAIN_DIR, REPO
-from kernlab.results import ResultsFolder
+from kernlab.results.folder import ResultsFolder
+from kernlab.verify import chains, pointers
+from kernlab.verify.evidence import load_evidence, pointer_setters
 from tests.test_trees import copy_results
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -102,7 +103,7 @@ def test_pasted_blocks_give_the_hand_written_verdicts(version: str, name: str, b
         assert "branches this run did not take: mapping->a_ops->readpage" in " ".join(ours.notes)
         # the summary keeps "every line proved" apart from "proved but for a branch the run did not take"
         from kernlab.report.chainviews import chain_verdict
-        from kernlab.results import ChainRecord
+        from kernlab.results.chainrecords import ChainRecord
 
         summary = chain_verdict(ChainRecord.model_validate(ours.as_dict()))
         assert ours.holds and summary.holds_text == "holds except 1 branch not taken"
@@ -143,7 +144,7 @@ def test_inv_chains_import_writes_the_two_trees_and_names_the_skipped_blocks(tmp
 def test_the_imported_lab_on_the_recorded_515_run(tmp_path: Path) -> None:
     """The article-as-published lab's verdicts, from the recorded 5.15.135 evidence: the swap-out block holds;
     the swap-in block enters through arm64's do_page_fault, which x86_64 does not have."""
-    from kernlab.lab import load_lab
+    from kernlab.config.lab import load_lab
 
     article_blocks()
     folder = copy_results(FIXTURES / RUNS["5.15.135"], tmp_path)
@@ -168,8 +169,8 @@ def test_a_function_inlined_on_other_paths_is_not_gone_where_a_path_skips_it(tmp
     """5.15's do_swap_page calls swap_readpage itself for a SWP_SYNCHRONOUS_IO device (zram), past
     swapin_readahead and the swap_vma_readahead gcc inlined into it: on that path swap_vma_readahead is not on
     this path, not gone (it has no symbol, yet the same stacks show it inlined elsewhere)."""
-    from kernlab.instead import recorded_paths
-    from kernlab.lab import load_lab
+    from kernlab.config.lab import load_lab
+    from kernlab.verify.instead import recorded_paths
 
     article_blocks()
     folder = copy_results(FIXTURES / RUNS["5.15.135"], tmp_path)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import branches
-from kernlab.branches import Counts, Site
+from kernlab.config.lab import BranchProfileSpec
 from kernlab.errors import KernlabError
-from kernlab.lab import BranchProfileSpec
+from kernlab.probes import branches
+from kernlab.probes.branches import Counts, Site
 
 FIXTURE = Path(__file__).parent / "fixtures" / "branches-6.1"
 FIXTURE_515 = Path(__file__).parent / "fixtures" / "branches-5.15.135"

@@ -11,10 +11,11 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from invoke import Exit
 
-from kernlab import build, kconfig, source, tasks
 from kernlab.cache import Cache
+from kernlab.cli import tasks
+from kernlab.config.lab import KernelSpec
 from kernlab.errors import BuildFailed, KernlabError
-from kernlab.lab import KernelSpec
+from kernlab.kernel import build, kconfig, source
 from kernlab.paths import REPO
 from tests.conftest import fake_kernel_makefile, fake_kernel_tree
 
@@ -69,7 +70,7 @@ def test_a_config_file_as_base_is_what_the_fragments_go_on(tmp_path: Path) -> No
 
 
 def test_a_base_that_is_not_one_of_the_three_forms_is_refused() -> None:
-    from kernlab.lab import parse_lab
+    from kernlab.config.lab import parse_lab
     with pytest.raises(KernlabError, match=r"kernel.base.*'allnoconfig' is not tinyconfig, defconfig or file:PATH"):
         parse_lab({"name": "x", "kernel": {"base": "allnoconfig"}}, "lab.yaml")
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, ftracesites, trace
-from kernlab.dwarf import SymbolTable
+from kernlab.frames import traceable_symbols
+from kernlab.kernel import build
 from kernlab.paths import CHAIN_DIR, REPO, TESTS_DIR
+from kernlab.vmlinux import ftracesites
+from kernlab.vmlinux.dwarf import SymbolTable
 
 # Recorded on the build that kernel_build_515 finds in the cache (build key 250cdef5ada6b113).
 RUN_515 = TESTS_DIR / "fixtures" / "results-5.15.135-windows"
@@ -39,7 +41,7 @@ def test_the_mcount_table_says_what_the_booted_kernel_s_available_filter_functio
     named = set(SymbolTable.parse((RUN_515 / "System.map").read_text()).address)
     assert {name for name in named if name in hookable} - booted <= {"__noinstr_text_start", "__noinstr_text_end"}
     assert "exc_page_fault" in named and "exc_page_fault" not in hookable  # noinstr: no call site
-    assert trace.traceable_symbols("\n".join(hookable))["zram_bvec_rw"] == "zram_bvec_rw.isra.0"
+    assert traceable_symbols("\n".join(hookable))["zram_bvec_rw"] == "zram_bvec_rw.isra.0"
 
 
 @pytest.mark.slow

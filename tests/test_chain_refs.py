@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kernlab.config.lab import load_lab
 from kernlab.errors import KernlabError
-from kernlab.evidence import lab_chains
-from kernlab.lab import load_lab
 from kernlab.paths import CHAIN_DIR, LABS_DIR, REPO, TESTS_DIR
+from kernlab.verify.evidence import lab_chains
 
 FIXTURES = TESTS_DIR / "fixtures"
 
@@ -88,7 +88,7 @@ def test_inv_refuses_a_missing_spec_file_before_anything_is_built(tmp_path: Path
 
 
 def _check(tmp_path: Path, tree: str, results: str) -> dict[str, tuple[str, str]]:
-    from kernlab import chaincheck
+    from kernlab.verify import chaincheck
 
     spec = tmp_path / "mine.yaml"
     spec.write_text(yaml.safe_dump({"name": "mine", "documented": "a tree", "source": "a test", "tree": tree}))
@@ -113,7 +113,7 @@ def test_chains_check_looks_every_name_up_in_the_run_s_kernel(tmp_path: Path) ->
 
 def test_chains_check_says_gone_with_the_spec_s_commit(tmp_path: Path) -> None:
     """The library's pageout spec on 6.12: bdev_write_page went with ->rw_page (3222d8c2a7f8, 6.3)."""
-    from kernlab import chaincheck
+    from kernlab.verify import chaincheck
 
     spec = chaincheck.parse_specs([CHAIN_DIR / "pageout.yaml"])[0]
     kernel = chaincheck.kernel_names(FIXTURES / "results-6.12-windows")
@@ -167,7 +167,7 @@ def test_a_lab_outside_the_checkout_runs_with_its_own_spec(kernel_build_515, tmp
 def test_a_leaf_with_no_symbol_is_probed_at_its_nearest_hookable_ancestor() -> None:
     """5.15.135: scan_swap_map_slots is inlined into get_swap_pages (no symbol): get_swap_pages gets full stacks;
     zram_get_handle's nearest hookable ancestor already has hookable leaves below it, so nothing is added."""
-    from kernlab import specs
+    from kernlab.config import specs
 
     on_515 = specs.load_chain(CHAIN_DIR / "add-to-swap.yaml").resolve("5.15.135")
     hookable = {"shrink_page_list", "add_to_swap", "get_swap_page", "get_swap_pages", "add_to_swap_cache"}
@@ -180,7 +180,7 @@ def test_a_leaf_with_no_symbol_is_probed_at_its_nearest_hookable_ancestor() -> N
 def test_a_tree_whose_leaf_is_inlined_everywhere_holds_on_the_recorded_run(tmp_path: Path) -> None:
     """labs/inlined-leaf-5.15.yaml as run on 5.15.135 (fixtures README): scan_swap_map_slots has no symbol,
     get_swap_pages was probed for full stacks in its place, and the leaf is proved inside it from DWARF."""
-    from kernlab.evidence import verify_results
+    from kernlab.verify.evidence import verify_results
     from tests.test_trees import copy_results
 
     folder = copy_results(FIXTURES / "results-5.15.135-inlined-leaf", tmp_path)

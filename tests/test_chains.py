@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import chains, specs, trace
-from kernlab.dwarf import InlineResolver, SymbolTable, parse_addr2line
+from kernlab.config import specs
 from kernlab.errors import KernlabError
-from kernlab.evidence import verify_results
+from kernlab.frames import Frame, base_name
 from kernlab.paths import CHAIN_DIR
-from kernlab.results import ChainRecord
+from kernlab.probes.kprobes import probe_event_name
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.verify import chains
+from kernlab.verify.evidence import verify_results
+from kernlab.verify.hist import parse_hist
+from kernlab.vmlinux.dwarf import InlineResolver, SymbolTable, parse_addr2line
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results-6.1-sizing"
 
@@ -91,21 +95,21 @@ def test_lost_events_are_stated(results: Path) -> None:
 
 
 def test_parse_recorded_histograms() -> None:
-    stacks = trace.parse_hist("zs_map_object", (FIXTURE / "trace/hist/zs_map_object.hist").read_text())
+    stacks = parse_hist("zs_map_object", (FIXTURE / "trace/hist/zs_map_object.hist").read_text())
     assert stacks.dropped == 0 and stacks.entries == len(stacks.stacks) > 3
     assert sum(count.hits for count in stacks.stacks) == stacks.hits
     assert all(count.stack[0].name == "zs_map_object" for count in stacks.stacks)  # probe frames stripped
-    callers = trace.parse_hist("swap_writepage", (FIXTURE / "trace/hist/swap_writepage.hist").read_text())
+    callers = parse_hist("swap_writepage", (FIXTURE / "trace/hist/swap_writepage.hist").read_text())
     assert set(callers.callers) == {"pageout+0xe3/0x1bb", "shmem_writepage+0x1f7/0x239"}
     assert sum(callers.callers.values()) == callers.hits
 
 
 def test_frames_and_clone_suffixes() -> None:
-    frame = trace.Frame.parse("zram_bvec_rw.isra.0+0xc3/0x324")
+    frame = Frame.parse("zram_bvec_rw.isra.0+0xc3/0x324")
     assert (frame.symbol, frame.name, frame.offset, frame.size) == ("zram_bvec_rw.isra.0", "zram_bvec_rw", 0xc3, 0x324)
-    assert trace.base_name("__zram_bvec_read.constprop.0") == "__zram_bvec_read"
-    assert trace.base_name("foo.part.1.cold") == "foo"
-    assert trace.probe_event_name("zram_bvec_rw.isra.0") == "kl_zram_bvec_rw_isra_0"
+    assert base_name("__zram_bvec_read.constprop.0") == "__zram_bvec_read"
+    assert base_name("foo.part.1.cold") == "foo"
+    assert probe_event_name("zram_bvec_rw.isra.0") == "kl_zram_bvec_rw_isra_0"
 
 
 def test_spec_variants_resolve_per_kernel_and_arch() -> None:
@@ -150,7 +154,7 @@ def test_real_vmlinux_dwarf_gives_recorded_inlines(kernel_build) -> None:
     symbols = SymbolTable.parse(kernel_build.system_map.read_text())
     resolver = InlineResolver(kernel_build.vmlinux, symbols)
     recorded = json.loads((FIXTURE / "trace" / "inline.json").read_text())
-    frames = [trace.Frame.parse(text) for text in recorded]
+    frames = [Frame.parse(text) for text in recorded]
     resolver.prime(frames)
     assert {str(frame): resolver.inlined_at(frame) for frame in frames} == recorded
-    assert resolver.inlined_at(trace.Frame.parse("zram_bvec_rw.isra.0+0x31/0x324")) == ["zram_bvec_read"]
+    assert resolver.inlined_at(Frame.parse("zram_bvec_rw.isra.0+0x31/0x324")) == ["zram_bvec_read"]

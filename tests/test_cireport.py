@@ -7,8 +7,8 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from kernlab import cireport
 from kernlab.paths import TESTS_DIR
+from kernlab.report import cireport
 
 FIXTURES = TESTS_DIR / "fixtures"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import debs
 from kernlab.errors import KernlabError
+from kernlab.guest import debs
 from kernlab.paths import REPO
 
 NO_SUCH = "kernlab-no-such-package"
@@ -125,7 +125,7 @@ def test_a_deb_that_is_not_one_is_a_one_line_error(tmp_path: Path) -> None:
 def test_debs_imports_only_the_standard_library() -> None:
     """kernlab.bootstrap calls it before the venv (pydantic, paramiko, ...) exists."""
     # -S: no site-packages at all, so importing anything else would fail; and the modules it loaded are listed.
-    code = ("import sys, kernlab.debs; "
+    code = ("import sys, kernlab.guest.debs; "
             "print(*sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'__main__'}))")
     loaded = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr

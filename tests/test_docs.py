@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kernlab.tasks import namespace
+from kernlab.cli.tasks import namespace
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"

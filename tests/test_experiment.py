@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import experiment
+from kernlab.config.lab import lab_as_dict, load_lab, parse_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import lab_as_dict, load_lab, parse_lab
+from kernlab.lab import experiment
 from kernlab.paths import DEFAULT_LAB
-from kernlab.results import Manifest
+from kernlab.results.schema import Manifest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results-6.1-sizing"
 

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, report, run, stats, sweep
-from kernlab.aggregate import as_spread
-from kernlab.lab import lab_as_dict, load_lab, parse_lab
-from kernlab.live import LiveFeed, LiveFigures
+from kernlab.config.lab import lab_as_dict, load_lab, parse_lab
+from kernlab.kernel import build
+from kernlab.lab import run, sweep
 from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, LABS_DIR
+from kernlab.probes.live import LiveFeed, LiveFigures
+from kernlab.report.format import fmt
 from kernlab.report.noise import decision_text
-from kernlab.results import read_aggregate
+from kernlab.results import stats
+from kernlab.results.aggregate import as_spread
+from kernlab.results.folder import read_aggregate
 from tests.conftest import default_lab_that_fits_612
 
 
@@ -85,7 +88,7 @@ def test_repeated_sweep_of_two_compressors_aggregates_and_compares_the_runs(kern
         for number, summary in enumerate(pair, 1):
             row = next(line for line in table.splitlines() if line.startswith(f"| {outcome.dir}/repeat-{number} |"))
             assert f"| {outcome.params['zram.comp_algorithm']} |" in row
-            assert report.fmt(summary["compression_ratio"]) in row
+            assert fmt(summary["compression_ratio"]) in row
             assert (folder / outcome.dir / f"repeat-{number}" / "report.html").is_file()
     html = (folder / "comparison.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "http://" not in html

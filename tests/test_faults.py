@@ -18,13 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, guest, reliability, run, source, specs, vm, zram
 from kernlab.arch import X86_64
 from kernlab.cache import Cache, sha256_file, staging_dir
+from kernlab.config import specs
+from kernlab.config.lab import load_lab
 from kernlab.errors import KernlabError, Terminated
-from kernlab.lab import load_lab
+from kernlab.guest import image as guest
+from kernlab.kernel import build, source
+from kernlab.lab import reliability, run
 from kernlab.paths import DEFAULT_LAB, REPO
-from kernlab.results import WorkloadRecord
+from kernlab.probes import zram
+from kernlab.results.schema import WorkloadRecord
+from kernlab.vm import qemu as vm
 from tests.conftest import fake_kernel_makefile, fake_kernel_tree
 
 
@@ -342,9 +347,9 @@ SLOW_MAKEFILE = fake_kernel_makefile(998, "CONFIG_SWAP=y", ["sleep 31.4159"])
 BUILD_IN_CHILD = """
 import sys
 from pathlib import Path
-from kernlab import build, source
+from kernlab.kernel import build, source
 from kernlab.cache import Cache
-from kernlab.lab import KernelSpec
+from kernlab.config.lab import KernelSpec
 tree, cache, kconfigs = (Path(p) for p in sys.argv[1:4])
 spec = KernelSpec(version=f"path:{tree}", fragments=["one"])
 build.build_kernel(source.fetch_source(spec, Cache(cache)), spec, Cache(cache), kconfigs, jobs=1)
@@ -442,8 +447,8 @@ def test_sigterm_is_said_as_terminated_and_ctrl_c_as_interrupted() -> None:
 SIGTERM_CHILD = """
 import sys, time
 from invoke import Exit
-from kernlab import tasks
-from kernlab import vm
+from kernlab.cli import tasks
+from kernlab.vm import qemu as vm
 def wait():
     with vm.sigterm_as_interrupt():
         print("ready", flush=True)

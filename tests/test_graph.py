@@ -9,15 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import graph, graphwindow, trace, witness
-from kernlab.evidence import graph_file, lab_chains, verify_results
-from kernlab.lab import GraphSpec, load_lab
+from kernlab.config.lab import GraphSpec, load_lab
+from kernlab.frames import base_name, traceable_symbols
 from kernlab.paths import LABS_DIR, TESTS_DIR
-from kernlab.report import write_report
+from kernlab.probes import graphwindow
 from kernlab.report.chainviews import graph_text
 from kernlab.report.graphviews import graph_rows, graph_view, self_time, self_time_pngs
-from kernlab.results import EdgeRecord, GraphCapture, ResultsFolder
-from kernlab.trace import base_name
+from kernlab.report.render import write_report
+from kernlab.results.chainrecords import EdgeRecord
+from kernlab.results.evidencerecords import GraphCapture
+from kernlab.results.folder import ResultsFolder
+from kernlab.verify import graph, witness
+from kernlab.verify.evidence import graph_file, lab_chains, verify_results
 
 GRAPHS = TESTS_DIR / "fixtures" / "graph"
 SWAP_IN_515 = ["do_swap_page", "swapin_readahead", "swap_readpage", "bdev_read_page", "zram_rw_page",
@@ -299,7 +302,7 @@ def test_a_window_records_only_what_the_chains_name() -> None:
     narrowed the hooks to the roots; teardown hooks every function again."""
     lab = load_lab(LABS_DIR / "zram-swap-5.15.yaml")
     chains = [chain for chain, _ in lab_chains(lab, "5.15.135")]
-    traceable = trace.traceable_symbols((TESTS_DIR / "fixtures" / "results-5.15.135-shared" / "trace" /
+    traceable = traceable_symbols((TESTS_DIR / "fixtures" / "results-5.15.135-shared" / "trace" /
                                          "available_filter_functions").read_text())
     recorded = graphwindow.recorded_symbols(chains, ["shrink_page_list", "do_swap_page"], ["no_such_function"],
                                             traceable)

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from kernlab import debs, guest
 from kernlab.arch import ARM64
 from kernlab.cache import Cache
+from kernlab.config.lab import parse_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import parse_lab
+from kernlab.guest import debs
+from kernlab.guest import image as guest
 from kernlab.paths import REPO
 
 
@@ -153,7 +154,7 @@ def cache_with_arm64_debs(root: Path) -> Cache:
     if missing:
         pytest.skip(f"no arm64 .debs of {', '.join(missing)} in {source}: fetch them once with "
                     "`python3 -m kernlab.bootstrap --arm64` or "
-                    "`.venv/bin/python -c 'from kernlab import debs; from kernlab.cache import Cache; "
+                    "`.venv/bin/python -c 'from kernlab.guest import debs; from kernlab.cache import Cache; "
                     "debs.fetch(debs.cache_dir(Cache.at().root), \"arm64\")'`")
     if shutil.which(ARM64.gcc) is None:
         pytest.skip(f"{ARM64.gcc} not installed (apt-get install {' '.join(ARM64.gcc_packages)})")

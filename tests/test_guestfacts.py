@@ -14,15 +14,17 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from kernlab import guestfacts, report
+from kernlab.config.lab import VmSpec
 from kernlab.errors import KernlabError
-from kernlab.guestfacts import GuestRecord, check_cpus, parse_guest_facts, preemption, slab_allocator, tick_rate
-from kernlab.lab import VmSpec
-from kernlab.report import terminal
+from kernlab.lab.run import GUEST_FACTS, RunRecorder, record_boot
+from kernlab.probes import guestfacts
+from kernlab.probes.guestfacts import check_cpus, parse_guest_facts, preemption, slab_allocator, tick_rate
+from kernlab.probes.zram import MISSING
+from kernlab.report import render, terminal
 from kernlab.report.views import GUEST_NOT_RECORDED
-from kernlab.results import Manifest, ResultsFolder
-from kernlab.run import GUEST_FACTS, RunRecorder, record_boot
-from kernlab.zram import MISSING
+from kernlab.results.folder import ResultsFolder
+from kernlab.results.guest import GuestRecord
+from kernlab.results.schema import Manifest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HOST = FIXTURES / "guestfacts" / "host-6.18.txt"
@@ -251,7 +253,7 @@ def test_a_short_guest_stops_the_boot_step_with_its_facts_recorded(tmp_path: Pat
     manifest = folder.manifest()
     assert manifest.status == "incomplete" and manifest.failed_step == "boot" and manifest.why == str(failed)
     assert manifest.guest == parse_guest_facts(TINY_6_1)
-    report.write_report(folder.path)
+    render.write_report(folder.path)
     top = (folder.path / "report.md").read_text().split("## Setup")[0]
     assert "INCOMPLETE: vm.cpus: the lab asks for 2 CPUs" in top
     assert "The lab asked for 2 CPUs; linux 6.1.192 brought up 1 (0 online), so the run stopped" in top
@@ -289,7 +291,7 @@ def summary_text(folder: Path) -> str:
 
 def test_the_setup_table_says_what_the_guest_brought_up(tmp_path: Path) -> None:
     folder = with_guest(tmp_path, parse_guest_facts(LAB_6_1))
-    report.write_report(folder)
+    render.write_report(folder)
     md, page = (folder / "report.md").read_text(), (folder / "report.html").read_text()
     vm = ("2 CPUs online (asked 2), 192 MiB, SLUB, memcg on, THP madvise, HZ 250, preempt voluntary, "
           "clocksource tsc")
@@ -303,7 +305,7 @@ def test_the_setup_table_says_what_the_guest_brought_up(tmp_path: Path) -> None:
 
 def test_a_shortfall_is_said_in_the_setup_table(tmp_path: Path) -> None:
     folder = with_guest(tmp_path, parse_guest_facts(TINY_6_1))
-    report.write_report(folder)
+    render.write_report(folder)
     md = (folder / "report.md").read_text()
     assert ("| VM | 1 CPU online (ASKED 2: the guest brought up fewer), 192 MiB, SLOB, no memcg (not built), "
             "no THP (not built), HZ 250, preempt none or voluntary, clocksource refined-jiffies |") in md
@@ -314,7 +316,7 @@ def test_a_shortfall_is_said_in_the_setup_table(tmp_path: Path) -> None:
 
 def test_a_run_recorded_before_the_guest_was_read_says_what_was_asked(tmp_path: Path) -> None:
     folder = Path(shutil.copytree(TRACED, tmp_path / "run"))
-    report.write_report(folder)
+    render.write_report(folder)
     md = (folder / "report.md").read_text()
     assert "| VM | 2 CPUs, 192 MiB |" in md  # as before
     assert "| guest clocksource at boot | unknown |" in md  # not recorded then either

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import trace
 from kernlab.errors import KernlabError
-from kernlab.evidence import verify_results
+from kernlab.verify.evidence import verify_results
+from kernlab.verify.hist import parse_hist
 from tests.test_trees import copy_results
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +35,7 @@ def test_every_recorded_hist_file_agrees_with_its_own_totals() -> None:
     hitcounts summing to Totals' Hits exactly (Dropped apart: a dropped event is no hit), whatever the kernel
     (5.15, 6.1, 6.12's common_stacktrace), the arch (arm64's stack keys with a return address) or the key."""
     for path in recorded_hist_files():
-        histogram = trace.parse_hist(path.stem, path.read_text(), str(path))
+        histogram = parse_hist(path.stem, path.read_text(), str(path))
         per_entry = [count.hits for count in histogram.stacks] or list(histogram.callers.values())
         entries = len(histogram.stacks) or len(re.findall(r"\} hitcount:", path.read_text()))
         assert (entries, sum(per_entry)) == (histogram.entries, histogram.hits), path
@@ -113,7 +113,7 @@ def test_the_undamaged_copy_still_verifies(tmp_path: Path) -> None:
 def test_a_dropped_count_is_no_hit() -> None:
     """A full table drops events (Dropped:, counted apart from Hits by __tracing_map_insert): still valid."""
     text = (RUN / HIST).read_text().replace("Dropped: 0", "Dropped: 17")
-    assert trace.parse_hist("zcomp_compress", text).dropped == 17
+    assert parse_hist("zcomp_compress", text).dropped == 17
 
 
 @pytest.mark.parametrize("corruption", ["cut in its first stack", "hitcounts past u64"])
@@ -131,9 +131,9 @@ def test_hits_that_came_while_the_file_was_printed_are_allowed() -> None:
     """The probes are still armed when collect_tracing reads a file: Hits, printed after the entries, may count
     a few more events than they sum to (a tenth of a percent at most), never fewer."""
     text = (RUN / HIST).read_text()
-    assert trace.parse_hist("zcomp_compress", text.replace("Hits: 229463", "Hits: 229600")).hits == 229600
+    assert parse_hist("zcomp_compress", text.replace("Hits: 229463", "Hits: 229600")).hits == 229600
     with pytest.raises(KernlabError, match=r"^zcomp_compress.hist: hitcounts sum to 229,463 but Totals says "
                                            r"Hits: 229,700$"):
-        trace.parse_hist("zcomp_compress", text.replace("Hits: 229463", "Hits: 229700"))
+        parse_hist("zcomp_compress", text.replace("Hits: 229463", "Hits: 229700"))
     with pytest.raises(KernlabError, match=r"hitcounts sum to 229,463 but Totals says Hits: 229,462$"):
-        trace.parse_hist("zcomp_compress", text.replace("Hits: 229463", "Hits: 229462"))
+        parse_hist("zcomp_compress", text.replace("Hits: 229463", "Hits: 229462"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernlab import hostclock, vm
-from kernlab.lab import VmSpec
+from kernlab.config.lab import VmSpec
+from kernlab.vm import hostclock
+from kernlab.vm import qemu as vm
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hostclock"
 
@@ -42,7 +43,7 @@ def test_only_an_x86_guest_under_tcg_gets_clock_parameters(tmp_path: Path) -> No
 
 def test_a_boot_still_on_tsc_early_counts_real_time() -> None:
     """tsc-early is the TSC at the rate kernlab handed it; a loaded host only delays the swap to "tsc"."""
-    from kernlab.clockcheck import ClockCount
+    from kernlab.lab.clockcheck import ClockCount
 
     count = ClockCount(load="make -j2", clocksources=["tsc", "tsc-early", "refined-jiffies", "hpet", "kvm-clock"])
     assert (count.jiffies_boots, count.other_boots) == (1, 1)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, kconfig, source
+from kernlab.config.lab import KernelSpec, load_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import KernelSpec, load_lab
+from kernlab.kernel import build, kconfig, source
 from kernlab.paths import KCONFIG_DIR
 from tests.conftest import LAB_ARM64, SHARED_TARBALL_515
 

@@ -9,15 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import chains, experiment, specs, trace
+from kernlab.config import specs
+from kernlab.config.lab import ChainUse, load_lab
 from kernlab.errors import KernlabError
-from kernlab.evidence import load_evidence, verify_results
-from kernlab.instead import recorded_paths
-from kernlab.lab import ChainUse, load_lab
+from kernlab.lab import experiment
 from kernlab.paths import DEFAULT_LAB, TESTS_DIR
 from kernlab.report.across import chains_across
 from kernlab.report.views import RunFiles
-from kernlab.results import ChainRecord, ResultsFolder
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.folder import ResultsFolder
+from kernlab.verify import chains
+from kernlab.verify.evidence import load_evidence, verify_results
+from kernlab.verify.hist import PLUMBING, parse_hist
+from kernlab.verify.instead import recorded_paths
 
 FIXTURES = TESTS_DIR / "fixtures"
 RUN_612 = FIXTURES / "results-6.12-trees"
@@ -26,16 +30,16 @@ RUN_612 = FIXTURES / "results-6.12-trees"
 def test_612_hist_key_and_probe_frames_are_read() -> None:
     text = (RUN_612 / "trace" / "hist" / "zcomp_compress.hist").read_text()
     assert "{ common_stacktrace:" in text and "kprobe_ftrace_handler+" in text
-    histogram = trace.parse_hist("zcomp_compress", text)
+    histogram = parse_hist("zcomp_compress", text)
     # kswapd's and direct reclaim's stacks, every hit the kernel counted (Hits: 223210).
     assert len(histogram.stacks) == histogram.entries == 2 and histogram.dropped == 0
     assert sum(count.hits for count in histogram.stacks) == histogram.hits == 223_210
     for count in histogram.stacks:
         # The stack starts at the probed function: no kprobe handler, no bare trampoline address.
         assert count.stack[0].name == "zcomp_compress", count.stack[:3]
-        assert not any(trace.PLUMBING.match(frame.symbol) for frame in count.stack)
+        assert not any(PLUMBING.match(frame.symbol) for frame in count.stack)
     # The same stack under the pre-6.4 key name parses the same.
-    old = trace.parse_hist("zcomp_compress", text.replace("common_stacktrace:", "stacktrace:"))
+    old = parse_hist("zcomp_compress", text.replace("common_stacktrace:", "stacktrace:"))
     assert [c.stack for c in old.stacks] == [c.stack for c in histogram.stacks]
 
 

@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab import specs
+from kernlab.config import specs
+from kernlab.config.lab import load_lab
 from kernlab.errors import KernlabError
-from kernlab.evidence import lab_chains, verify_results
-from kernlab.lab import load_lab
 from kernlab.paths import CHAIN_DIR, DEFAULT_LAB, LABS_DIR, TESTS_DIR
 from kernlab.report import terminal
 from kernlab.report.chainviews import chain_verdict
-from kernlab.results import ChainRecord, ResultsFolder
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.folder import ResultsFolder
+from kernlab.verify.evidence import lab_chains, verify_results
 from kernlab.version import KernelVersion
 
 RW_PAGE = "3222d8c2a7f8"

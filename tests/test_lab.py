@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from kernlab.config.lab import load_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import load_lab
 from kernlab.paths import LABS_DIR
 
 

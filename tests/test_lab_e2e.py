@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import run
 from kernlab.cache import sha256_file
-from kernlab.clockcheck import REAL_TIME_CLOCKS
-from kernlab.lab import load_lab
+from kernlab.config.lab import load_lab
+from kernlab.lab import run
+from kernlab.lab.clockcheck import REAL_TIME_CLOCKS
 from kernlab.paths import DEFAULT_LAB, LABS_DIR, REPO
-from kernlab.results import ResultsFolder
+from kernlab.results.folder import ResultsFolder
 from tests.conftest import default_lab_that_fits_612
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab import observer
+from kernlab.config.lab import load_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import load_lab
+from kernlab.lab import observer
 from kernlab.paths import LABS_DIR
 from kernlab.report import terminal
-from kernlab.results import ObserverEffect, read_aggregate
+from kernlab.results.folder import read_aggregate
+from kernlab.results.sweeprecords import ObserverEffect
 
 RECORDED = Path(__file__).parent / "fixtures" / "observer-5.15.135"
 

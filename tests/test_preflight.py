@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import preflight
 from kernlab.cache import Cache
+from kernlab.config.lab import load_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import load_lab
+from kernlab.lab import preflight
 from kernlab.paths import DEFAULT_LAB
 from tests.test_faults import inv
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import graphwindow, probewindows
-from kernlab.lab import GraphSpec, SampleSpec, TracingSpec
-from kernlab.results import ArmedWindowRecord, ProbeSet
-from kernlab.trace import TRACEFS
+from kernlab.config.lab import GraphSpec, SampleSpec, TracingSpec
+from kernlab.probes import graphwindow, probewindows
+from kernlab.probes.kprobes import TRACEFS
+from kernlab.results.evidencerecords import ArmedWindowRecord, ProbeSet
 
 BUSYBOX = shutil.which("busybox")
 

@@ -8,8 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from kernlab import build
-from kernlab.provenance import kernlab_record
+from kernlab.kernel import build
+from kernlab.lab.provenance import kernlab_record
 from tests.test_trees import copy_results
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_the_build_key_needs_no_download_nor_extraction(tmp_path: Path) -> None:
 
 
 def test_a_short_flag_means_one_option_on_every_task() -> None:
-    from kernlab.tasks import namespace
+    from kernlab.cli.tasks import namespace
 
     meanings: dict[str, set[str]] = {}
     for name in namespace.task_names:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab import cli, progress
+from kernlab import progress
 from kernlab.cache import Cache
+from kernlab.cli import commands as cli
+from kernlab.config.lab import KernelSpec, load_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import KernelSpec, load_lab
 from kernlab.paths import DEFAULT_LAB
 from tests.conftest import fake_kernel_makefile, fake_kernel_tree
 

@@ -6,7 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from kernlab import __version__, provenance
+from kernlab import __version__
+from kernlab.lab import provenance
 from kernlab.report.views import ci_text, kernlab_text
 
 

@@ -11,11 +11,13 @@ from xml.etree import ElementTree
 import pytest
 from rich.console import Console
 
-from kernlab import aggregate, cireport, cli, stats
-from kernlab.aggregate import as_spread
-from kernlab.report import terminal, write_comparison
+from kernlab.cli import commands as cli
+from kernlab.report import cireport, terminal
 from kernlab.report.noise import ONE_RUN_EACH, baselines, pair_rows
-from kernlab.results import ResultsFolder, read_aggregate, read_sweep
+from kernlab.report.render import write_comparison
+from kernlab.results import aggregate, stats
+from kernlab.results.aggregate import as_spread
+from kernlab.results.folder import ResultsFolder, read_aggregate, read_sweep
 
 FIXTURE = Path(__file__).parent / "fixtures" / "repeats-compare-compressors"
 VARIANTS = ("00-lz4-text", "01-lz4-pattern", "02-zstd-text", "03-zstd-pattern")

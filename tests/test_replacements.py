@@ -9,11 +9,12 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from kernlab import replacements
-from kernlab.evidence import verify_results
 from kernlab.paths import TESTS_DIR
 from kernlab.report.render import write_report
-from kernlab.results import ChainRecord, ResultsFolder
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.folder import ResultsFolder
+from kernlab.verify import replacements
+from kernlab.verify.evidence import verify_results
 
 RUN = TESTS_DIR / "fixtures" / "results-6.12-first-touch"
 

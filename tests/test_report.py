@@ -12,10 +12,13 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from kernlab import plots, report
 from kernlab.errors import KernlabError
-from kernlab.report import render
-from kernlab.results import ConnectionRecord, Manifest, ResultsFolder
+from kernlab.report import plots, render
+from kernlab.report.comparison import COMPARISON_PLOTS, comparison_rows, differing_settings
+from kernlab.report.render import render_html, render_markdown
+from kernlab.report.views import PLOTS, RunFiles, connection_text, run_view, workload_spans
+from kernlab.results.folder import ResultsFolder
+from kernlab.results.schema import ConnectionRecord, Manifest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TRACED = FIXTURES / "results-6.1-sizing"
@@ -36,7 +39,7 @@ def read_json(path: Path) -> dict:
 def traced_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The traced run's report, written once for the tests that only read it."""
     folder = copy_run(TRACED, tmp_path_factory.mktemp("report") / "run")
-    assert report.write_report(folder) == folder / "report.html"
+    assert render.write_report(folder) == folder / "report.html"
     return folder
 
 
@@ -70,7 +73,7 @@ def test_html_is_self_contained_with_real_pngs(traced_report: Path) -> None:
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page and "<link" not in page and "url(" not in page
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == len(report.PLOTS)
+    assert len(sources) == len(PLOTS)
     for source in sources:
         assert source.startswith("data:image/png;base64,")
         png = base64.b64decode(source.removeprefix("data:image/png;base64,"), validate=True)
@@ -84,7 +87,7 @@ def test_html_is_self_contained_with_real_pngs(traced_report: Path) -> None:
 
 def test_plot_files_exist_and_markdown_points_at_them(traced_report: Path) -> None:
     md = (traced_report / "report.md").read_text()
-    for key, _ in report.PLOTS:
+    for key, _ in PLOTS:
         path = traced_report / "plots" / f"{key}.png"
         assert path.read_bytes().startswith(PNG_SIGNATURE)
         assert f"](plots/{key}.png)" in md
@@ -111,10 +114,10 @@ def test_counter_rates_and_ratios_from_samples() -> None:
 
 
 def test_workload_spans_follow_the_recorded_durations(traced_report: Path) -> None:
-    run = report.RunFiles.read(TRACED)
+    run = RunFiles.read(TRACED)
     seconds = run.summary.workload_seconds
     shared, private = seconds["shared-hog"], seconds["private-hog"]
-    assert report.workload_spans(run) == [("shared-hog", 0.0, shared), ("private-hog", shared, shared + private)]
+    assert workload_spans(run) == [("shared-hog", 0.0, shared), ("private-hog", shared, shared + private)]
     md = (traced_report / "report.md").read_text()
     assert f"shared-hog 0.0-{shared:.1f} s, private-hog {shared:.1f}-{shared + private:.1f} s" in md
 
@@ -128,7 +131,7 @@ def test_incomplete_run_without_samples_still_reports_why(tmp_path: Path) -> Non
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "samples.jsonl").unlink()
 
-    report.write_report(folder)
+    render.write_report(folder)
     md = (folder / "report.md").read_text()
     page = (folder / "report.html").read_text()
     assert f"INCOMPLETE: {why}" in md
@@ -140,7 +143,7 @@ def test_incomplete_run_without_samples_still_reports_why(tmp_path: Path) -> Non
 
 def test_an_empty_manifest_gives_a_report_of_unknowns(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{}")
-    report.write_report(tmp_path)
+    render.write_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "status unknown: no reason recorded" in md
     assert "| QEMU version | unknown |" in md
@@ -150,7 +153,7 @@ def test_an_empty_manifest_gives_a_report_of_unknowns(tmp_path: Path) -> None:
 
 def test_a_folder_without_a_manifest_is_refused(tmp_path: Path) -> None:
     with pytest.raises(KernlabError, match="not a results folder"):
-        report.write_report(tmp_path)
+        render.write_report(tmp_path)
     assert not (tmp_path / "report.html").exists()
 
 
@@ -158,17 +161,17 @@ def test_partial_last_sample_line_is_ignored_but_a_bad_middle_line_is_an_error(t
     folder = copy_run(TRACED, tmp_path / "run")
     lines = (TRACED / "samples.jsonl").read_text().splitlines()
     (folder / "samples.jsonl").write_text("\n".join(lines) + '\n{"t": 150.1, "mm.orig')
-    assert len(report.RunFiles.read(folder).samples) == len(lines)
+    assert len(RunFiles.read(folder).samples) == len(lines)
     (folder / "samples.jsonl").write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
     with pytest.raises(KernlabError, match=r"samples\.jsonl:2: not valid JSON"):
-        report.write_report(folder)
+        render.write_report(folder)
 
 
 def test_malformed_summary_is_an_error_naming_the_file(tmp_path: Path) -> None:
     folder = copy_run(TRACED, tmp_path / "run")
     (folder / "summary.json").write_text('{"compression_ratio": 1.95,\n')
     with pytest.raises(KernlabError) as error:
-        report.write_report(folder)
+        render.write_report(folder)
     message = str(error.value)
     assert str(folder / "summary.json") in message and "\n" not in message
     assert not (folder / "report.html").exists()
@@ -217,7 +220,7 @@ def test_branch_profile_is_rendered_with_answer_and_numbers(tmp_path: Path) -> N
     folder = copy_run(UNTRACED, tmp_path / "run")
     (folder / "samples.jsonl").unlink()  # no plots needed here: keeps the test fast
     (folder / "branches.json").write_text(json.dumps(BRANCHES))
-    report.write_report(folder)
+    render.write_report(folder)
     md = (folder / "report.md").read_text()
     page = (folder / "report.html").read_text()
     question = BRANCHES["question"]
@@ -241,7 +244,7 @@ def test_unavailable_branch_profile_says_why_instead_of_zeros(tmp_path: Path) ->
     (folder / "samples.jsonl").unlink()
     why = "kernel built without CONFIG_PROFILE_ANNOTATED_BRANCHES (no /sys/kernel/tracing/trace_stat/branch_annotated)"
     (folder / "branches.json").write_text(json.dumps({"available": False, "why": why, "question": None}))
-    report.write_report(folder)
+    render.write_report(folder)
     md = (folder / "report.md").read_text()
     assert f"Branch profile not available: {why}" in md.split("## Figures")[0]
     assert "## Branch profile" not in md and "% wrong" not in md
@@ -249,27 +252,27 @@ def test_unavailable_branch_profile_says_why_instead_of_zeros(tmp_path: Path) ->
 
 
 def test_chains_absent_when_tracing_was_disabled() -> None:
-    view = report.run_view(report.RunFiles.read(UNTRACED))
-    assert "Tracing was disabled for this run" in report.render_markdown(view)
-    assert "Tracing was disabled for this run" in report.render_html(view, {})
-    assert "## Call chains" not in report.render_markdown(view)
+    view = run_view(RunFiles.read(UNTRACED))
+    assert "Tracing was disabled for this run" in render_markdown(view)
+    assert "Tracing was disabled for this run" in render_html(view, {})
+    assert "## Call chains" not in render_markdown(view)
 
 
 def test_settings_diff_ignores_the_name_and_sees_lists_and_absent_keys() -> None:
     a = {"name": "a", "zram": {"comp_algorithm": "lz4"}, "workloads": [{"memhog": {"data": "text"}}], "x": 1}
     b = {"name": "b", "zram": {"comp_algorithm": "zstd"}, "workloads": [{"memhog": {"data": "random"}}]}
-    assert report.differing_settings([a, b]) == ["zram.comp_algorithm", "workloads.0.memhog.data", "x"]
+    assert differing_settings([a, b]) == ["zram.comp_algorithm", "workloads.0.memhog.data", "x"]
     traced = read_json(TRACED / "manifest.json")["lab"]
     untraced = read_json(UNTRACED / "manifest.json")["lab"]
     assert traced["name"] != untraced["name"]
-    assert report.differing_settings([traced, untraced]) == ["tracing.enabled"]
+    assert differing_settings([traced, untraced]) == ["tracing.enabled"]
 
 
 def test_comparison_labels_runs_by_the_differing_setting(tmp_path: Path) -> None:
     traced = copy_run(TRACED, tmp_path / "traced")
     untraced = copy_run(UNTRACED, tmp_path / "untraced")
     out = tmp_path / "sweep"
-    page_path = report.write_comparison([traced, untraced], out, "tracing on vs off")
+    page_path = render.write_comparison([traced, untraced], out, "tracing on vs off")
     assert page_path == out / "comparison.html"
     md = (out / "comparison.md").read_text()
     page = page_path.read_text()
@@ -288,7 +291,7 @@ def test_comparison_labels_runs_by_the_differing_setting(tmp_path: Path) -> None
     links = re.findall(r'href="([^"]*)"', page)
     assert links == ["../traced/report.html", "../untraced/report.html"]
     assert all((out / link).is_file() for link in links)
-    for key, _ in report.COMPARISON_PLOTS:
+    for key, _ in COMPARISON_PLOTS:
         assert (out / "plots" / f"{key}.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
@@ -307,7 +310,7 @@ def test_incomplete_runs_are_in_the_table_not_the_plots(tmp_path: Path, monkeypa
         return real_bar_chart(labels, values, title, xlabel)
 
     monkeypatch.setattr(plots, "bar_chart_png", recording_bar_chart)
-    report.write_comparison([traced, untraced, broken], tmp_path / "sweep", "with a failed run")
+    render.write_comparison([traced, untraced, broken], tmp_path / "sweep", "with a failed run")
     md = (tmp_path / "sweep" / "comparison.md").read_text()
     assert "| broken | false | INCOMPLETE: guest did not answer SSH within 120 s |" in md
     # The two untraced runs share their settings: their labels carry the folder names.
@@ -323,44 +326,44 @@ def test_failed_rendering_leaves_no_report(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(render, "render_html", broken)
     with pytest.raises(RuntimeError, match="renderer broke"):
-        report.write_report(folder)
+        render.write_report(folder)
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
 
     monkeypatch.undo()
-    report.write_report(folder)
+    render.write_report(folder)
     written = (folder / "report.html").read_text()
     monkeypatch.setattr(render, "render_html", broken)
     with pytest.raises(RuntimeError):
-        report.write_report(folder)
+        render.write_report(folder)
     assert (folder / "report.html").read_text() == written  # the previous report survives intact
 
 
 def test_kernel_fallback_is_said_at_the_top() -> None:
-    run = report.RunFiles.read(TRACED)
+    run = RunFiles.read(TRACED)
     assert run.manifest.kernel is not None
     run.manifest.kernel.fallback_from, run.manifest.kernel.fallback_reason = "5.15.177", "cdn.kernel.org unreachable"
-    view = report.run_view(run)
-    top = report.render_markdown(view).split("## Verdicts")[0]
+    view = run_view(run)
+    top = render_markdown(view).split("## Verdicts")[0]
     assert "asked for 5.15.177, ran debian:6.1 (cdn.kernel.org unreachable)" in top
-    assert "asked for 5.15.177, ran debian:6.1" in report.render_html(view, {}).split("<h2>Verdicts")[0]
+    assert "asked for 5.15.177, ran debian:6.1" in render_html(view, {}).split("<h2>Verdicts")[0]
 
 
 def test_a_dropped_ssh_connection_is_said_at_the_top_with_its_gap() -> None:
-    run = report.RunFiles.read(TRACED)
-    assert report.connection_text(run.manifest) is None  # recorded before kernlab counted drops
+    run = RunFiles.read(TRACED)
+    assert connection_text(run.manifest) is None  # recorded before kernlab counted drops
     run.manifest.connection = ConnectionRecord(reconnects=1, samples_missed=2,
                                                first_miss="ssh: connection to the guest lost during sampling")
-    top = report.render_markdown(report.run_view(run)).split("## Verdicts")[0]
+    top = render_markdown(run_view(run)).split("## Verdicts")[0]
     assert "dropped 1 time(s) during the workloads and kernlab connected again; 2 sample(s)" in top
     assert "(first: ssh: connection to the guest lost during sampling)" in top
     run.manifest.connection = ConnectionRecord()
-    assert report.connection_text(run.manifest) is None
+    assert connection_text(run.manifest) is None
 
 
 def test_a_run_without_a_recorded_lab_does_not_widen_the_diff(tmp_path: Path) -> None:
-    traced, untraced = report.RunFiles.read(TRACED), report.RunFiles.read(UNTRACED)
-    early = report.RunFiles(tmp_path / "early", Manifest(status="incomplete", why="kernel build failed"))
-    keys, rows = report.comparison_rows([traced, untraced, early, (tmp_path / "bad", "x: not valid JSON")], tmp_path)
+    traced, untraced = RunFiles.read(TRACED), RunFiles.read(UNTRACED)
+    early = RunFiles(tmp_path / "early", Manifest(status="incomplete", why="kernel build failed"))
+    keys, rows = comparison_rows([traced, untraced, early, (tmp_path / "bad", "x: not valid JSON")], tmp_path)
     assert keys == ["tracing.enabled"]
     assert [row.params for row in rows] == [
         ("tracing.enabled=true",),
@@ -375,7 +378,7 @@ def test_a_run_without_a_recorded_lab_does_not_widen_the_diff(tmp_path: Path) ->
 def test_trees_are_drawn_as_the_article_writes_them(tmp_path: Path) -> None:
     """The article's code blocks, indented, every line with its verdict, hits and evidence (recorded 5.15 run)."""
     folder = copy_run(FIXTURES / "results-5.15.135-trees", tmp_path / "run")
-    report.write_report(folder)
+    render.write_report(folder)
     md = (folder / "report.md").read_text()
     pageout = md.split("### `article-pageout`")[1].split("### `")[0]
     assert re.search(r"^shrink_inactive_list\s+inlined into shrink_lruvec\s+231,043\s+DWARF inline record at "
@@ -422,7 +425,7 @@ def test_failed_step_lost_events_and_escaping(tmp_path: Path) -> None:
     workload = read_json(folder / "workloads" / "shared-hog.json")
     workload["command"] = "memhog | tee\nlog"
     (folder / "workloads" / "shared-hog.json").write_text(json.dumps(workload))
-    report.write_report(folder)
+    render.write_report(folder)
     md, page = (folder / "report.md").read_text(), (folder / "report.html").read_text()
     top = md.split("## Verdicts")[0]
     assert "> **Status: INCOMPLETE: guest did not answer SSH (failed step: boot)**" in top
@@ -437,7 +440,7 @@ def test_chains_only_in_the_manifest_still_give_verdicts(tmp_path: Path) -> None
     folder = copy_run(TRACED, tmp_path / "run")
     (folder / "samples.jsonl").unlink()
     (folder / "chains.json").unlink()
-    report.write_report(folder)
+    render.write_report(folder)
     md = (folder / "report.md").read_text()
     assert "| `pageout` | holds | 227,564 | expected to hold: ok |" in md
     assert "(no per-function detail: chains.json is missing)" in md

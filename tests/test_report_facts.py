@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from kernlab.report import render
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FACTS = FIXTURES / "report-facts"
 RUNS = ("results-5.15.135-trees", "results-6.1-trees", "results-6.1-untraced", "results-6.1-sizing")
@@ -75,10 +77,9 @@ def html_text(page: str) -> str:
 
 @pytest.fixture(scope="module", params=RUNS)
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, dict]:
-    from kernlab import report
 
     folder = Path(shutil.copytree(FIXTURES / request.param, tmp_path_factory.mktemp("facts") / request.param))
-    report.write_report(folder)
+    render.write_report(folder)
     recorded = json.loads((FACTS / f"{request.param}.json").read_text())
     return (folder / "report.md").read_text(), (folder / "report.html").read_text(), recorded
 

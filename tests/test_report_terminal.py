@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab import chains
 from kernlab.paths import REPO
 from kernlab.report import terminal
 from kernlab.report.format import VERDICT_STYLES, fmt
 from kernlab.report.render import STYLESHEET
-from kernlab.results import ChainRecord, ResultsFolder, SweepVariant
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.folder import ResultsFolder
+from kernlab.results.sweeprecords import SweepVariant
+from kernlab.verify import chains
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TRACED = FIXTURES / "results-6.1-sizing"

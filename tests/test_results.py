@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import results
 from kernlab.errors import KernlabError
+from kernlab.lab.run import RunRecorder
 from kernlab.paths import TESTS_DIR
-from kernlab.results import Manifest, ResultsFolder
-from kernlab.run import RunRecorder
+from kernlab.results.chainrecords import ChainsFile
+from kernlab.results.evidencerecords import BranchesFile, GraphCapture, GraphFile, ProbeSet
+from kernlab.results.folder import ResultsFolder, find_folders, read_model
+from kernlab.results.schema import FORMAT, Manifest, Summary, WorkloadRecord
 
 FIXTURES = TESTS_DIR / "fixtures"
 RECORDED = sorted(path.parent for path in FIXTURES.glob("results-*/manifest.json"))
-FILES = {"manifest.json": Manifest, "summary.json": results.Summary, "chains.json": results.ChainsFile,
-         "branches.json": results.BranchesFile, "trace/probes.json": results.ProbeSet, "graph.json": results.GraphFile,
-         "trace/graph/windows.json": results.GraphCapture}
+FILES = {"manifest.json": Manifest, "summary.json": Summary, "chains.json": ChainsFile,
+         "branches.json": BranchesFile, "trace/probes.json": ProbeSet, "graph.json": GraphFile,
+         "trace/graph/windows.json": GraphCapture}
 
 
 def test_there_are_recorded_runs_to_check() -> None:
@@ -44,7 +46,7 @@ def test_every_recorded_run_loads_through_the_models_with_every_fact_kept(fixtur
             continue
         on_disk = json.loads(path.read_text())
         # Same facts back out: nothing dropped, renamed or retyped on the way through the model.
-        assert results.read_model(path, model).model_dump(mode="json", exclude_unset=True) == on_disk, relative
+        assert read_model(path, model).model_dump(mode="json", exclude_unset=True) == on_disk, relative
     for path in (fixture / "workloads").glob("*.json"):
         on_disk = json.loads(path.read_text())
         assert workloads[on_disk["name"]].model_dump(mode="json", exclude_unset=True) == on_disk
@@ -85,7 +87,7 @@ def test_a_folder_from_a_newer_kernlab_is_refused_and_an_older_one_read(tmp_path
     manifest = json.loads((folder / "manifest.json").read_text())
     assert "format" not in manifest  # recorded before the format field existed: read as format 1
     assert ResultsFolder.open(folder).manifest().format == 1
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": results.FORMAT + 1}))
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "format": FORMAT + 1}))
     with pytest.raises(KernlabError, match=r"written by a newer kernlab \(format 2; this one reads up to 1\)"):
         ResultsFolder.open(folder).manifest()
 
@@ -96,7 +98,7 @@ def test_not_a_results_folder(tmp_path: Path) -> None:
     with pytest.raises(KernlabError, match=r"not a results folder \(no manifest\.json\)"):
         ResultsFolder.open(tmp_path)
     with pytest.raises(KernlabError, match="no results folder here"):
-        results.find_folders(tmp_path)
+        find_folders(tmp_path)
 
 
 def test_a_cut_short_sample_line_is_dropped_and_a_bad_one_named(tmp_path: Path) -> None:
@@ -143,5 +145,5 @@ def test_an_interrupted_step_and_a_clean_finish(tmp_path: Path) -> None:
 def test_a_workload_name_cannot_escape_the_folder(tmp_path: Path) -> None:
     folder = ResultsFolder.create(tmp_path, "lab")
     with pytest.raises(KernlabError):
-        folder.write_workload(results.WorkloadRecord(name="../../evil"))
+        folder.write_workload(WorkloadRecord(name="../../evil"))
     assert not (tmp_path / "evil.json").exists()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab import cli
+from kernlab.cli import commands as cli
 from kernlab.errors import UsageError
-from kernlab.reverify import REVERIFIED
+from kernlab.verify.reverify import REVERIFIED
 from tests.test_trees import copy_results
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from kernlab.errors import KernlabError
-from kernlab.results import ResultsFolder
-from kernlab.run import Sampler
-from kernlab.ssh import CommandResult
+from kernlab.lab.run import Sampler
+from kernlab.results.folder import ResultsFolder
+from kernlab.vm.ssh import CommandResult
 
 SAMPLE = (Path(__file__).resolve().parent / "fixtures" / "sysfs" / "6.1" / "sample-06-swapout.txt").read_text()
 LOST = "ssh: connection to the guest lost during sampling zram and vmstat: Channel closed."

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab import cli, seal
+from kernlab.cli import commands as cli
 from kernlab.errors import KernlabError
-from kernlab.results import ResultsFolder
+from kernlab.results import seal
+from kernlab.results.folder import ResultsFolder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "results-6.1-trees"

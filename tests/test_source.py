@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build, experiment, source
 from kernlab.cache import Cache, stable_key
+from kernlab.config.lab import KernelSpec, load_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import KernelSpec, load_lab
+from kernlab.kernel import build, source
+from kernlab.lab import experiment
 
 MAKEFILE = "VERSION = 5\nPATCHLEVEL = 15\nSUBLEVEL = 999\nEXTRAVERSION =\nNAME = Test\n"
 

@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab import aggregate, cli, live, stats
+from kernlab.cli import commands as cli
+from kernlab.probes import live
+from kernlab.probes.zram import Sample
 from kernlab.report.noise import pair_rows, spread_text
-from kernlab.results import ChainRecord, ChainsFile, Summary, read_aggregate, write_aggregate
-from kernlab.zram import Sample
+from kernlab.results import aggregate, stats
+from kernlab.results.chainrecords import ChainRecord, ChainsFile
+from kernlab.results.folder import read_aggregate, write_aggregate
+from kernlab.results.schema import Summary
 
 
 def test_a_spread_has_the_textbook_t_interval() -> None:

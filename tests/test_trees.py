@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import chains, specs
+from kernlab.config import specs
 from kernlab.errors import KernlabError
-from kernlab.evidence import load_evidence, verify_results
-from kernlab.results import ChainRecord, LineRecord
+from kernlab.results.chainrecords import ChainRecord, LineRecord
+from kernlab.verify import chains
+from kernlab.verify.evidence import load_evidence, verify_results
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_515 = FIXTURES / "results-5.15.135-shared"

@@ -7,13 +7,15 @@ import re
 import shutil
 from pathlib import Path
 
-from kernlab import probewindows, trace
 from kernlab.arch import ARM64, X86_64
-from kernlab.evidence import verify_results
-from kernlab.lab import GraphSpec, SampleSpec
-from kernlab.results import HELD_HIST_DIR
-from kernlab.ssh import MAX_COMMAND_BYTES
-from kernlab.windows import REHOOK_SCRIPT, UNHOOK_SCRIPT
+from kernlab.config.lab import GraphSpec, SampleSpec
+from kernlab.probes import probewindows
+from kernlab.probes.kprobes import hist_setup_commands, rehook_commands, unhook_commands
+from kernlab.probes.windows import REHOOK_SCRIPT, UNHOOK_SCRIPT
+from kernlab.results.folder import HELD_HIST_DIR
+from kernlab.verify.evidence import verify_results
+from kernlab.verify.hist import merged_histogram, parse_hist
+from kernlab.vm.ssh import MAX_COMMAND_BYTES
 from tests.test_trees import copy_results
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -24,9 +26,9 @@ def test_unhook_removes_the_triggers_setup_wrote_and_rehook_writes_them_again() 
     # hist_unregister_trigger removes the trigger whose keys, vals, sort and size match: the same text, with "!".
     for arch in (X86_64, ARM64):
         probes = ["zs_map_object"], ["swap_readpage"], 256, arch
-        setup = " ".join(trace.hist_setup_commands(*probes))
-        unhook = trace.unhook_commands(*probes, "/tmp/held")
-        rehook = " ".join(trace.rehook_commands(*probes))
+        setup = " ".join(hist_setup_commands(*probes))
+        unhook = unhook_commands(*probes, "/tmp/held")
+        rehook = " ".join(rehook_commands(*probes))
         written = re.findall(r"echo '(hist:[^']+)' > (\S+/trigger)", setup)
         removed = re.findall(r"echo '!(hist:[^']+)' >> (\S+/trigger)", " ".join(unhook))
         assert len(written) == 2 and written == removed == re.findall(r"echo '(hist:[^']+)' >> (\S+/trigger)", rehook)
@@ -53,10 +55,10 @@ def test_the_held_histograms_and_the_later_ones_add_up(tmp_path: Path) -> None:
 
 
 def test_merged_stacks_and_return_sites_keep_their_keys() -> None:
-    stacks = trace.parse_hist("zcomp_compress", (RUN / "trace/hist/zcomp_compress.hist").read_text())
-    callers = trace.parse_hist("swap_readpage", (RUN / "trace/hist/swap_readpage.hist").read_text())
+    stacks = parse_hist("zcomp_compress", (RUN / "trace/hist/zcomp_compress.hist").read_text())
+    callers = parse_hist("swap_readpage", (RUN / "trace/hist/swap_readpage.hist").read_text())
     for histogram in (stacks, callers):
-        merged = trace.merged_histogram([histogram, histogram])
+        merged = merged_histogram([histogram, histogram])
         assert (merged.hits, merged.entries, merged.dropped) == (2 * histogram.hits, histogram.entries,
                                                                  2 * histogram.dropped)
         assert merged.callers == {site: 2 * hits for site, hits in histogram.callers.items()}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import specs
+from kernlab.config import specs
 from kernlab.errors import KernlabError
 from kernlab.version import KernelVersion, parse_guard
 

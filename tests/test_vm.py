@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import accelcache, vm
+from kernlab.config.lab import VmSpec
 from kernlab.errors import KernlabError
-from kernlab.lab import VmSpec
 from kernlab.paths import REPO
+from kernlab.vm import accel as accelcache
+from kernlab.vm import qemu as vm
 
 FIXTURES = Path(__file__).parent / "fixtures" / "console"
 
@@ -93,8 +94,8 @@ def pid_alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def image(real_cache):
-    from kernlab.guest import build_guest_image
-    from kernlab.lab import parse_lab
+    from kernlab.config.lab import parse_lab
+    from kernlab.guest.image import build_guest_image
 
     return build_guest_image(parse_lab({"name": "test-vm"}, "test"), real_cache)
 
@@ -102,7 +103,7 @@ def image(real_cache):
 @pytest.mark.vm
 @pytest.mark.slow
 def test_boot_ssh_and_reap(kernel_build, image, tmp_path: Path) -> None:
-    from kernlab.session import guest_session
+    from kernlab.vm.session import guest_session
 
     with guest_session(VmSpec(), kernel_build.image, image, tmp_path / "console.log") as session:
         pid = session.vm.pid
@@ -120,7 +121,7 @@ def test_a_dropped_connection_is_made_again_once_for_all_threads(kernel_build, i
     """dropbear's process for kernlab's connection killed inside the guest: the command that was running says
     the connection was lost; then four threads at once run their commands on one new connection (a second
     reconnect would close the channels of the others), and dropbear's log on the console shows both logins."""
-    from kernlab.session import guest_session
+    from kernlab.vm.session import guest_session
 
     with guest_session(VmSpec(), kernel_build.image, image, tmp_path / "console.log") as session:
         first = session.ssh.generation
@@ -161,7 +162,7 @@ def test_a_dropped_connection_is_made_again_once_for_all_threads(kernel_build, i
 def test_auto_probes_kvm_once_per_host_and_kvm_never_falls_back(kernel_build, image, tmp_path: Path) -> None:
     """The first `auto` boot probes KVM and keeps the verdict; the second reuses it and says so. `kvm` either
     works (and says why) or fails at once with the reason: on this machine /dev/kvm exists but a KVM guest dies."""
-    from kernlab.session import guest_session
+    from kernlab.vm.session import guest_session
 
     verdicts = tmp_path / "accel"
     choices = []
@@ -195,7 +196,7 @@ def test_kept_verdicts_are_per_host_and_a_damaged_one_is_probed_again(tmp_path: 
 
 
 def test_accel_from_the_flag_or_the_environment() -> None:
-    from kernlab.cli import accel_override
+    from kernlab.cli.commands import accel_override
     from kernlab.errors import UsageError
 
     assert accel_override("kvm", {"KERNLAB_ACCEL": "tcg"}) == "kvm"
@@ -210,7 +211,7 @@ def test_accel_from_the_flag_or_the_environment() -> None:
 @pytest.mark.vm
 @pytest.mark.slow
 def test_guest_panic_fails_run_with_excerpt_and_reaps(kernel_build, image, tmp_path: Path) -> None:
-    from kernlab.session import guest_session
+    from kernlab.vm.session import guest_session
 
     pid = None
     with pytest.raises(vm.GuestFailed) as failure, \
@@ -229,7 +230,7 @@ def test_guest_panic_fails_run_with_excerpt_and_reaps(kernel_build, image, tmp_p
 @pytest.mark.vm
 @pytest.mark.slow
 def test_interrupt_inside_session_reaps_qemu(kernel_build, image, tmp_path: Path) -> None:
-    from kernlab.session import guest_session
+    from kernlab.vm.session import guest_session
 
     pid = None
     with pytest.raises(KeyboardInterrupt), \
@@ -243,9 +244,9 @@ SIGTERM_SCRIPT = """
 import sys, time
 from pathlib import Path
 from kernlab.cache import Cache
-from kernlab.guest import build_guest_image
-from kernlab.lab import VmSpec, parse_lab
-from kernlab.session import guest_session
+from kernlab.guest.image import build_guest_image
+from kernlab.config.lab import VmSpec, parse_lab
+from kernlab.vm.session import guest_session
 image = build_guest_image(parse_lab({"name": "test-vm"}, "test"), Cache.at(sys.argv[3]))
 with guest_session(VmSpec(accel="tcg"), Path(sys.argv[1]), image, Path(sys.argv[2])) as session:
     print(session.vm.pid, flush=True)
@@ -280,8 +281,8 @@ def test_sigterm_to_kernlab_reaps_qemu(kernel_build, image, real_cache, tmp_path
 def test_every_boot_under_host_load_gets_a_calibrated_clock(kernel_build, real_cache) -> None:
     """10 boots of the lab kernel while the host runs a parallel make: under TCG the guest is handed the host's
     TSC rate (kernlab.hostclock), so none comes up on jiffies (before: 5 of 6 boots of 6.1 on a busy host)."""
-    from kernlab.clockcheck import count_clocksources
-    from kernlab.lab import load_lab
+    from kernlab.config.lab import load_lab
+    from kernlab.lab.clockcheck import count_clocksources
     from kernlab.paths import DEFAULT_LAB
 
     count = count_clocksources(load_lab(DEFAULT_LAB), kernel_build.image, real_cache, boots=10)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import build
 from kernlab.errors import KernlabError
-from kernlab.vmlinux import InlineNode, inline_tree, inline_trees, read_ops_member
+from kernlab.kernel import build
+from kernlab.vmlinux.facts import InlineNode, inline_tree, inline_trees, read_ops_member
 
 
 def node(name: str, *children: InlineNode) -> InlineNode:

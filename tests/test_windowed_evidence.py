@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import probewindows, trace
-from kernlab.evidence import verify_results
-from kernlab.results import ChainsFile, ResultsFolder
-from kernlab.reverify import verdict_changes
+from kernlab.probes import probewindows
+from kernlab.results.chainrecords import ChainsFile
+from kernlab.results.folder import ResultsFolder
+from kernlab.verify.evidence import verify_results
+from kernlab.verify.hist import merged_histogram, parse_hist
+from kernlab.verify.reverify import verdict_changes
 from tests.test_trees import copy_results
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -21,7 +23,7 @@ PAIRS = {
     "6.1": ("results-6.1-trees", "results-6.1-windows"),
     "6.12": ("results-6.12-trees", "results-6.12-windows"),
     "arm64 5.15.135": ("results-5.15.135-arm64", "results-5.15.135-arm64-windows"),
-    # probe windows with the probes unhooked for the graph's windows (trace.unhook_commands), 2026-12-04
+    # probe windows with the probes unhooked for the graph's windows (unhook_commands), 2026-12-04
     "5.15.135 unhooked": ("results-5.15.135-trees", "results-5.15.135-unhooked"),
     "6.1 unhooked": ("results-6.1-trees", "results-6.1-unhooked"),
     "6.12 unhooked": ("results-6.12-trees", "results-6.12-unhooked"),
@@ -62,7 +64,7 @@ def test_compressions_are_bracketed_by_the_windows_pswpout(kernel: str) -> None:
     cover = probewindows.coverage(folder.probes())
     paths = folder.held_hist_paths("zcomp_compress") + [folder.path / "trace" / "hist" / "zcomp_compress.hist"]
     assert len(paths) == (3 if "unhooked" in kernel else 1)  # one copy per workload's graph window
-    hits = trace.merged_histogram([trace.parse_hist("zcomp_compress", path.read_text()) for path in paths]).hits
+    hits = merged_histogram([parse_hist("zcomp_compress", path.read_text()) for path in paths]).hits
     slack = 2 * folder.manifest().guest.cpus_online * cover.windows  # pages in flight across each write, per CPU
     assert cover is not None and cover.pswpout_inner - slack <= hits <= cover.pswpout + slack
 

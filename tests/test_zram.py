@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kernlab import zram
+from kernlab.config.lab import SwapSpec, ZramSpec
 from kernlab.errors import KernlabError
-from kernlab.lab import SwapSpec, ZramSpec
+from kernlab.probes import zram
 
 SYSFS = Path(__file__).resolve().parent / "fixtures" / "sysfs"
 REAL = SYSFS / "6.1"

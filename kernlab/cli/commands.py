@@ -17,21 +17,27 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from kernlab import aggregate, build, cireport, experiment, observer, report, reverify, run, seal, source, vm
-from kernlab import bench as benchmarks
 from kernlab import progress as ci_progress
-from kernlab import sweep as sweeps
 from kernlab.cache import Cache, read_json, write_json_atomic
+from kernlab.config.lab import Lab, load_lab
 from kernlab.errors import KernlabError, UsageError
-from kernlab.evidence import verify_results
-from kernlab.guest import GuestImage, build_guest_image
-from kernlab.hostclock import guest_clock_args
-from kernlab.lab import Lab, load_lab
-from kernlab.live import LiveFeed, LiveFigures
+from kernlab.guest.image import GuestImage, build_guest_image
+from kernlab.kernel import build, source
+from kernlab.lab import bench as benchmarks
+from kernlab.lab import experiment, observer, run
+from kernlab.lab import sweep as sweeps
 from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, REPO
-from kernlab.report import terminal
-from kernlab.results import ChainRecord, ResultsFolder, SweepVariant, find_folders
-from kernlab.ssh import GuestSSH
+from kernlab.probes.live import LiveFeed, LiveFigures
+from kernlab.report import cireport, render, terminal
+from kernlab.results import aggregate, seal
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.folder import ResultsFolder, find_folders
+from kernlab.results.sweeprecords import SweepVariant
+from kernlab.verify import reverify
+from kernlab.verify.evidence import verify_results
+from kernlab.vm import qemu as vm
+from kernlab.vm.hostclock import guest_clock_args
+from kernlab.vm.ssh import GuestSSH
 
 
 @dataclass
@@ -431,12 +437,12 @@ def lab_report(paths: list[Path], console: Console, accept_changed: bool = False
     runs = [folder for path in paths for folder in find_folders(path)]
     _sealed(console, runs, accept_changed)
     for folder in runs:
-        written.append(report.write_report(folder))
+        written.append(render.write_report(folder))
         console.print(f"report: {written[-1]}")
     if len(runs) > 1:
         out = paths[0] if len(paths) == 1 else runs[0].parent
         groups = [group for path in paths for group in aggregate.find_groups(path)]
-        written.append(report.write_comparison(groups, out, f"comparison of {len(runs)} runs"))
+        written.append(render.write_comparison(groups, out, f"comparison of {len(runs)} runs"))
         console.print(f"comparison: {written[-1]}")
     return written
 
@@ -502,7 +508,7 @@ def _not_a_number(argv: list[str]) -> str:
 def chains_check(paths: list[Path], results: Path | None, ctx: Context | None = None,
                  kernel: str | None = None) -> None:
     """With ctx (--lab or --kernel given): the names against that lab's kernel as built, without booting it."""
-    from kernlab import chaincheck  # difflib and the DWARF reader: only this command needs them
+    from kernlab.verify import chaincheck  # difflib and the DWARF reader: only this command needs them
 
     def built() -> tuple[chaincheck.KernelNames, str]:
         assert ctx is not None
@@ -514,7 +520,7 @@ def chains_check(paths: list[Path], results: Path | None, ctx: Context | None = 
 
 
 def chains_import(article: Path, out: Path) -> None:
-    from kernlab import articleimport
+    from kernlab.config import articleimport
 
     for block in articleimport.import_article(article, out):
         if block.spec is not None:

@@ -9,7 +9,7 @@ from invoke import Program
 class KernlabProgram(Program):
     def print_version(self) -> None:
         """kernlab's version and the commit of its checkout (git is asked only here, not at every start)."""
-        from kernlab.provenance import kernlab_record
+        from kernlab.lab.provenance import kernlab_record
 
         record = kernlab_record()
         commit = f" (commit {record.commit[:12]}{', modified' if record.dirty else ''})" if record.commit else ""
@@ -17,6 +17,6 @@ class KernlabProgram(Program):
 
 
 def main() -> None:
-    from kernlab import tasks
+    from kernlab.cli import tasks
 
     KernlabProgram(namespace=tasks.namespace, name="kernlab", binary="kernlab").run()

@@ -3,12 +3,13 @@ kernlab.cli."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import invoke
 from invoke import Collection, Exit, Task
 
-from kernlab import cli
+from kernlab.cli import commands as cli
 from kernlab.errors import BuildFailed, KernlabError, Terminated, UsageError
 
 cli.usage_errors_exit_2()
@@ -36,13 +37,11 @@ class KernlabTask(Task):
 
 
 def _print_help(wanted: Task) -> None:
-    from kernlab.program import KernlabProgram
+    from kernlab.cli.program import KernlabProgram
 
     name = next(name for name in namespace.task_names if namespace[name].body is wanted.body)
-    try:
+    with contextlib.suppress(BrokenPipeError):  # piped into head
         KernlabProgram(namespace=namespace, name="kernlab", binary="inv").run(["inv", "--help", name], exit=False)
-    except BrokenPipeError:  # piped into head
-        pass
 
 
 def task(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - invoke.task's own signature

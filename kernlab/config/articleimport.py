@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from kernlab import articletree, specs
 from kernlab.cache import write_bytes_atomic
+from kernlab.config import articletree, specs
 from kernlab.errors import KernlabError
 
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)

@@ -10,8 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from kernlab import yamlfile
 from kernlab.arch import Arch, by_name
+from kernlab.config.specs import ChainSpec, load_chain_ref
 from kernlab.errors import KernlabError
-from kernlab.specs import ChainSpec, load_chain_ref
 from kernlab.version import KernelVersion, parse_guard
 from kernlab.yamlfile import validation_message
 

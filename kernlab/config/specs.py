@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kernlab import yamlfile
-from kernlab.articletree import IndirectClaim, ParsedTree, TreeLine, linear_tree, parse_block
+from kernlab.config.articletree import IndirectClaim, ParsedTree, TreeLine, linear_tree, parse_block
 from kernlab.errors import KernlabError
 from kernlab.paths import CHAIN_DIR
 from kernlab.version import KernelVersion, parse_guard

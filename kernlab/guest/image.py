@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from kernlab import debs, tools
+from kernlab import tools
 from kernlab.arch import X86_64, Arch
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
+from kernlab.config.lab import Lab
 from kernlab.errors import KernlabError
-from kernlab.lab import Lab
+from kernlab.guest import debs
 from kernlab.paths import GUEST_DIR
 
 log = logging.getLogger(__name__)

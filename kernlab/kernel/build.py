@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kernlab import cacheentries, kconfig, tools
+from kernlab import cacheentries, tools
 from kernlab.arch import X86_64, Arch, by_name
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, write_json_atomic
+from kernlab.config.lab import KernelSpec
 from kernlab.errors import BuildFailed, KernlabError
-from kernlab.lab import KernelSpec
-from kernlab.source import KernelSource
+from kernlab.kernel import kconfig
+from kernlab.kernel.source import KernelSource
 
 log = logging.getLogger(__name__)
 

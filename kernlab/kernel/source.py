@@ -15,8 +15,8 @@ from pathlib import Path
 
 from kernlab import tools
 from kernlab.cache import Cache, entry_lock, read_json, sha256_file, stable_key, staging_dir, write_json_atomic
+from kernlab.config.lab import KernelSpec
 from kernlab.errors import KernlabError
-from kernlab.lab import KernelSpec
 from kernlab.version import KernelVersion
 
 log = logging.getLogger(__name__)

@@ -12,19 +12,22 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from kernlab import build, observer, reliability, source, trace
 from kernlab.arch import ARCHES
 from kernlab.cache import Cache
-from kernlab.clockcheck import count_clocksources
-from kernlab.evidence import verify_results
-from kernlab.guest import build_guest_image
-from kernlab.lab import Lab
+from kernlab.config.lab import Lab
+from kernlab.guest.image import build_guest_image
+from kernlab.kernel import build, source
+from kernlab.lab import observer, reliability
+from kernlab.lab.clockcheck import count_clocksources
+from kernlab.lab.run import run_lab
 from kernlab.paths import KCONFIG_DIR, REPO
-from kernlab.report import total_workload_seconds
 from kernlab.report.graphviews import probe_cost
-from kernlab.results import ResultsFolder, Summary
-from kernlab.run import run_lab
-from kernlab.session import guest_session
+from kernlab.results.aggregate import total_workload_seconds
+from kernlab.results.folder import ResultsFolder
+from kernlab.results.schema import Summary
+from kernlab.verify.evidence import verify_results
+from kernlab.verify.hist import parse_hist
+from kernlab.vm.session import guest_session
 
 
 def _inv(*args: str, env: dict[str, str]) -> float:
@@ -73,7 +76,7 @@ def tracing_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, warm:
     seconds = time.monotonic() - started
     hists = [held for path in warm.hist_paths() for held in warm.held_hist_paths(path.stem)] + warm.hist_paths()
     lines = sum(len(path.read_text().splitlines()) for path in hists)
-    events = sum(trace.parse_hist(path.stem, path.read_text(), str(path)).hits for path in hists)
+    events = sum(parse_hist(path.stem, path.read_text(), str(path)).hits for path in hists)
     return figures | {
             "workload_s_traced": with_s, "workload_s_untraced": without_s or None,
             "tracing_overhead_x": round(with_s / without_s, 2) if without_s else None,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from kernlab import tools
 from kernlab.cache import Cache
-from kernlab.guest import build_guest_image
-from kernlab.guestfacts import CLOCKSOURCE
-from kernlab.lab import Lab
-from kernlab.session import guest_session
+from kernlab.config.lab import Lab
+from kernlab.guest.image import build_guest_image
+from kernlab.probes.guestfacts import CLOCKSOURCE
+from kernlab.vm.session import guest_session
 
 # A C unit with enough work in it that gcc -O2 takes a moment (the loop is unrolled and vectorised).
 C_UNIT = """

@@ -9,9 +9,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernlab.config.lab import Lab, lab_as_dict, parse_lab
 from kernlab.errors import KernlabError
-from kernlab.lab import Lab, lab_as_dict, parse_lab
-from kernlab.results import KernelRecord, Manifest
+from kernlab.results.schema import KernelRecord, Manifest
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

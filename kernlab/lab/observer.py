@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from kernlab import aggregate, stats
 from kernlab.cache import Cache
+from kernlab.config.lab import Lab
 from kernlab.errors import KernlabError
-from kernlab.lab import Lab
-from kernlab.results import AggregateFile, EffectRow, ObserverEffect
-from kernlab.sweep import run_sweep
+from kernlab.lab.sweep import run_sweep
+from kernlab.results import aggregate, stats
+from kernlab.results.sweeprecords import AggregateFile, EffectRow, ObserverEffect
 
 OBSERVER_FILE = "observer.json"
 # The figures an mm engineer asks about first: time, swap traffic, the reclaim split, compression, major faults.

@@ -7,8 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+from kernlab.config.lab import Lab
 from kernlab.errors import KernlabError
-from kernlab.lab import Lab
 
 MIB = 1 << 20
 # What every run writes whatever the lab: System.map and available_filter_functions (a few MB each on 6.x), the

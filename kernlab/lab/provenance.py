@@ -11,7 +11,7 @@ from pathlib import Path
 from kernlab import __version__, tools
 from kernlab.errors import KernlabError
 from kernlab.paths import REPO
-from kernlab.results import CiRecord, KernlabRecord
+from kernlab.results.schema import CiRecord, KernlabRecord
 
 # GitHub Actions' default variables (docs.github.com, "Variables reference"): enough to find the run again.
 GITHUB_VARIABLES = {"run_id": "GITHUB_RUN_ID", "run_attempt": "GITHUB_RUN_ATTEMPT", "job": "GITHUB_JOB",

@@ -18,54 +18,53 @@ from pathlib import Path
 
 import yaml
 
-from kernlab import (
-    branches,
-    build,
-    cacheentries,
-    graphwindow,
-    guestfacts,
-    preflight,
-    probewindows,
-    progress,
-    provenance,
-    report,
-    seal,
-    source,
-    trace,
-    zram,
-)
+from kernlab import cacheentries, progress
 from kernlab.arch import by_name
 from kernlab.cache import Cache
+from kernlab.config.lab import Lab, WorkloadSpec, lab_as_dict
 from kernlab.errors import KernlabError, Terminated
-from kernlab.evidence import lab_chains, verify_results
-from kernlab.experiment import Pins
-from kernlab.guest import GuestImage, build_guest_image
-from kernlab.lab import Lab, WorkloadSpec, lab_as_dict
-from kernlab.live import LiveFeed
+from kernlab.frames import base_name, traceable_symbols
+from kernlab.guest.image import GuestImage, build_guest_image
+from kernlab.kernel import build, source
+from kernlab.lab import preflight, provenance
+from kernlab.lab.experiment import Pins
 from kernlab.paths import KCONFIG_DIR
-from kernlab.results import (
+from kernlab.probes import branches, graphwindow, guestfacts, probewindows, zram
+from kernlab.probes.kprobes import (
+    PROBE_GROUP,
+    REFUSED_WHY,
+    TRACEFS,
+    hist_setup_commands,
+    hist_teardown_commands,
+    pause_commands,
+    probe_event_name,
+    refused_probes,
+)
+from kernlab.probes.live import LiveFeed
+from kernlab.probes.windows import EvidenceWindows
+from kernlab.report import render
+from kernlab.results import seal
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.evidencerecords import BranchesFile, GraphCapture, ProbeSet
+from kernlab.results.folder import ResultsFolder
+from kernlab.results.guest import GuestRecord
+from kernlab.results.schema import (
     AccelRecord,
     BootRecord,
-    BranchesFile,
     BranchProfileRecord,
     ChainOutcome,
-    ChainRecord,
     ConnectionRecord,
-    GraphCapture,
     GuestImageRecord,
-    GuestRecord,
     HostRecord,
     KernelRecord,
     Manifest,
-    ProbeSet,
-    ResultsFolder,
     Summary,
     WorkloadRecord,
 )
-from kernlab.session import GuestSession, guest_session
-from kernlab.ssh import GuestSSH
-from kernlab.vm import GuestFailed, qemu_version, scan_console
-from kernlab.windows import EvidenceWindows
+from kernlab.verify.evidence import lab_chains, verify_results
+from kernlab.vm.qemu import GuestFailed, qemu_version, scan_console
+from kernlab.vm.session import GuestSession, guest_session
+from kernlab.vm.ssh import GuestSSH
 
 log = logging.getLogger(__name__)
 GUEST_FACTS = "guest-facts.txt"  # what the guest said, as read (kernlab.guestfacts.COMMAND's output)
@@ -327,9 +326,9 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str, config: 
                   folder: ResultsFolder) -> tuple[ProbeSet, EvidenceWindows | None]:
     """The stack histograms, armed in probe windows where the kernel allows it, and the function graph's windows
     when the lab asks for them."""
-    available = session.run(f"cat {trace.TRACEFS}/available_filter_functions", timeout=60).stdout
+    available = session.run(f"cat {TRACEFS}/available_filter_functions", timeout=60).stdout
     folder.write_file("trace/available_filter_functions", available)
-    traceable = trace.traceable_symbols(available)
+    traceable = traceable_symbols(available)
     probes = probe_set(lab, kernel_version, traceable)
     if lab.tracing.sample:
         probes.armed_why = probewindows.windows_missing(config.read_text())
@@ -339,13 +338,13 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str, config: 
     # Windowed probes are registered disarmed, so they count nothing outside a window (setup commands included).
     disarm = [probewindows.disarm_command()] if probes.armed == "windows" else []
     # One exec: each kprobe registration patches kernel text, slow enough under TCG without extra round trips.
-    said = session.run(" && ".join(disarm + trace.hist_setup_commands(probes.stack, probes.caller,
+    said = session.run(" && ".join(disarm + hist_setup_commands(probes.stack, probes.caller,
                                                                       lab.tracing.table_size, lab.arch)),
                        timeout=300, what="tracing setup").stdout
-    if refused := trace.refused_probes(said):
+    if refused := refused_probes(said):
         probes.stack = [symbol for symbol in probes.stack if symbol not in refused]
         probes.caller = [symbol for symbol in probes.caller if symbol not in refused]
-        probes.not_probed |= {trace.base_name(symbol): trace.REFUSED_WHY for symbol in refused}
+        probes.not_probed |= {base_name(symbol): REFUSED_WHY for symbol in refused}
         folder.write(probes)
     if not lab.tracing.graph.enabled:
         return probes, EvidenceWindows(session, lab, probes, None, folder) if probes.armed == "windows" else None
@@ -369,13 +368,13 @@ def collect_tracing(session: GuestSession, probes: ProbeSet, folder: ResultsFold
     # Paused first: reading a hist faults pages in the guest, and a probe that counts faults (first-touch's
     # __handle_mm_fault, armed throughout) would count the reads, its Totals landing after its entries (6.12,
     # 2026-12-03: entries 182,776 hits, Totals 182,778).
-    pause = trace.pause_commands(probes.stack, probes.caller, probes.table_size or 0, by_name(probes.arch))
+    pause = pause_commands(probes.stack, probes.caller, probes.table_size or 0, by_name(probes.arch))
     session.run("; ".join(pause), check=False, timeout=300)
     for symbol in probes.stack + probes.caller:
-        event = f"{trace.TRACEFS}/events/{trace.PROBE_GROUP}/{trace.probe_event_name(symbol)}/hist"
-        folder.write_file(f"trace/hist/{trace.base_name(symbol)}.hist", session.run(f"cat {event}", timeout=60).stdout)
+        event = f"{TRACEFS}/events/{PROBE_GROUP}/{probe_event_name(symbol)}/hist"
+        folder.write_file(f"trace/hist/{base_name(symbol)}.hist", session.run(f"cat {event}", timeout=60).stdout)
     rearm = [probewindows.rearm_command()] if probes.armed == "windows" else []
-    session.run("; ".join(rearm + trace.hist_teardown_commands(probes.stack, probes.caller, probes.table_size or 0,
+    session.run("; ".join(rearm + hist_teardown_commands(probes.stack, probes.caller, probes.table_size or 0,
                                                                by_name(probes.arch))),
                 check=False, timeout=300)
 
@@ -572,13 +571,13 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
         error.results_folder = folder.path  # type: ignore[attr-defined] # for the caller's CI outputs
         raise
     run.finish()
-    notify(f"report: {report.write_report(folder.path)}")
+    notify(f"report: {render.write_report(folder.path)}")
     return outcome
 
 
 def _report_incomplete(folder: Path, notify: Callable[[str], None]) -> None:
     """A failed run still gets a report that says why; its own failure must not hide the run's."""
     try:
-        notify(f"report of the incomplete run: {report.write_report(folder)}")
+        notify(f"report of the incomplete run: {render.write_report(folder)}")
     except Exception as error:  # noqa: BLE001 - the run's error is the one to raise
         notify(f"no report for the incomplete run: {error}")

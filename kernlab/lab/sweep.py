@@ -8,14 +8,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kernlab import aggregate, experiment, preflight, report
 from kernlab.cache import Cache
+from kernlab.config.lab import Lab
 from kernlab.errors import KernlabError
-from kernlab.experiment import Shard, Variant
-from kernlab.lab import Lab
-from kernlab.live import LiveFeed
-from kernlab.results import AGGREGATE, SweepPlan, SweepVariant, write_sweep
-from kernlab.run import run_lab
+from kernlab.lab import experiment, preflight
+from kernlab.lab.experiment import Shard, Variant
+from kernlab.lab.run import run_lab
+from kernlab.probes.live import LiveFeed
+from kernlab.report import render
+from kernlab.results import aggregate
+from kernlab.results.folder import AGGREGATE, write_sweep
+from kernlab.results.sweeprecords import SweepPlan, SweepVariant
 
 
 def run_sweep(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, shard: Shard | None = None,
@@ -91,7 +94,7 @@ def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cach
         write_sweep(folder, plan)
     groups = [folder / o.dir for o in outcomes if (folder / o.dir).exists()]
     title = f"{lab.name}: {kind}" + (f" (shard {shard})" if shard else "")
-    notify(f"comparison: {report.write_comparison(groups, folder, title)}")
+    notify(f"comparison: {render.write_comparison(groups, folder, title)}")
     return folder, outcomes
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from kernlab.lab import GraphSpec
-from kernlab.specs import ResolvedChain
-from kernlab.trace import TRACEFS, base_name
+from kernlab.config.lab import GraphSpec
+from kernlab.config.specs import ResolvedChain
+from kernlab.frames import base_name
+from kernlab.probes.kprobes import TRACEFS
 
 STOP_FILE = "/tmp/kernlab-graph-stop"
 # The ring buffer between workloads: one page per CPU. It grows to buffer_kb as a workload starts and shrinks once

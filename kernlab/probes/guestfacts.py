@@ -16,16 +16,12 @@ takes its output. Formats were read from the kernel itself (Debian linux-source-
 from __future__ import annotations
 
 import re
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from kernlab.errors import KernlabError
+from kernlab.probes.zram import MISSING, split_sample
+from kernlab.results.guest import CPU_ONLINE, CPU_POSSIBLE, GuestRecord, MemcgState, SlabAllocator
 from kernlab.version import KernelVersion
-from kernlab.zram import MISSING, split_sample
 
-CPU_ONLINE = "/sys/devices/system/cpu/online"
-CPU_POSSIBLE = "/sys/devices/system/cpu/possible"
 SLAB_SYSFS = "/sys/kernel/slab"
 SLABINFO = "/proc/slabinfo"
 CGROUPS = "/proc/cgroups"
@@ -69,34 +65,6 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 COMMAND = "; ".join(f"echo '==> {name} <=='; {{ {shell}; }} 2>/dev/null || echo '{MISSING}'"
                     for name, shell in SECTIONS)
-
-SlabAllocator = Literal["SLUB", "SLUB_TINY", "SLAB", "SLOB", "SLUB_TINY or SLOB"]
-MemcgState = Literal["on", "disabled", "not built"]
-
-
-class GuestRecord(BaseModel):
-    """manifest.json's `guest`: what the running kernel brought up, read from the guest right after boot.
-    Keys a newer kernlab adds are kept on rewrite, as for every kernlab.results record."""
-
-    model_config = ConfigDict(extra="allow")
-
-    release: str | None = Field(None, description="`uname -r` in the guest")
-    uts_version: str | None = Field(None, description="`uname -v`: build number, SMP/PREEMPT flags, build time")
-    smp: bool | None = Field(None, description="built with CONFIG_SMP (`SMP` in uname -v); None: unreadable")
-    cpus_online: int | None = Field(None, description=f"CPUs online ({CPU_ONLINE}); None: unreadable")
-    cpus_online_list: str | None = Field(None, description=f"{CPU_ONLINE} as the kernel printed it, e.g. 0-1")
-    cpus_possible: int | None = Field(None, description=f"CPUs the kernel could bring up ({CPU_POSSIBLE})")
-    slab: SlabAllocator | None = Field(None, description="slab allocator, from which of /sys/kernel/slab and "
-                                                         "/proc/slabinfo exist (see slab_allocator)")
-    memcg: MemcgState | None = Field(None, description="memory cgroup controller: on, disabled at boot "
-                                                       "(cgroup_disable=memory), or not built")
-    thp: str | None = Field(None, description="transparent hugepage mode (always, madvise, never) or `not built`")
-    hz: int | None = Field(None, description="CONFIG_HZ, the tick rate; None: not determined (see hz_how)")
-    hz_how: str = Field("", description="how hz was found, or why it was not")
-    preempt: str | None = Field(None, description="preemption model: none, voluntary, full, rt, or "
-                                                  "`none or voluntary` (which look alike from the guest)")
-    preempt_how: str = Field("", description="how preempt was found, or why it was not")
-    clocksource: str | None = Field(None, description="current_clocksource right after boot")
 
 
 def count_cpus(text: str, path: str) -> int:

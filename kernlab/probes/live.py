@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from kernlab.zram import Sample
+from kernlab.probes.zram import Sample
 
 MIB = 1024 * 1024
 # Below this zram holds a few pages (and their metadata): their ratio says nothing about the workload's data.

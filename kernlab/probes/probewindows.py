@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kernlab.graphwindow import NOT_OPENED, STOP_FILE, UPTIME, grow_buffer, record_window
-from kernlab.lab import GraphSpec, SampleSpec
-from kernlab.results import ArmedWindowRecord, ProbeSet
+from kernlab.config.lab import GraphSpec, SampleSpec
+from kernlab.probes.graphwindow import NOT_OPENED, STOP_FILE, UPTIME, grow_buffer, record_window
+from kernlab.results.evidencerecords import ArmedWindowRecord, ProbeSet
 
 FTRACE_ENABLED = "/proc/sys/kernel/ftrace_enabled"
 ARMED, DISARMED = "probes-armed", "probes-disarmed"

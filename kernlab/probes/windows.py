@@ -6,13 +6,17 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from kernlab import graph, graphwindow, probewindows, trace
+from kernlab.config.lab import Lab
 from kernlab.errors import KernlabError
-from kernlab.lab import Lab
-from kernlab.results import GRAPH_DIR, HELD_HIST_DIR, GraphCapture, GraphWindowRecord, ProbeSet, ResultsFolder
-from kernlab.session import GuestSession
+from kernlab.frames import base_name
+from kernlab.probes import graphwindow, probewindows
+from kernlab.probes.kprobes import TRACEFS, rehook_commands, unhook_commands
+from kernlab.results.evidencerecords import GraphCapture, GraphWindowRecord, ProbeSet
+from kernlab.results.folder import GRAPH_DIR, HELD_HIST_DIR, ResultsFolder
+from kernlab.verify import graph
+from kernlab.vm.session import GuestSession
 
-HELD_IN_GUEST = "/tmp/kernlab-held"  # trace.unhook_commands' copies, read back once the workload ends
+HELD_IN_GUEST = "/tmp/kernlab-held"  # unhook_commands' copies, read back once the workload ends
 UNHOOK_SCRIPT, REHOOK_SCRIPT = "/tmp/kernlab-unhook.sh", "/tmp/kernlab-rehook.sh"
 
 
@@ -41,8 +45,8 @@ class EvidenceWindows:
     def _write_hook_scripts(self) -> None:
         """unhook and rehook as guest files the window script sources: inline, 20 probes' commands made the
         script 9.7 kB, which Debian 12's dropbear refuses as a command ("String too long")."""
-        for path, commands in ((UNHOOK_SCRIPT, trace.unhook_commands(*self._probes(), HELD_IN_GUEST)),
-                               (REHOOK_SCRIPT, trace.rehook_commands(*self._probes()))):
+        for path, commands in ((UNHOOK_SCRIPT, unhook_commands(*self._probes(), HELD_IN_GUEST)),
+                               (REHOOK_SCRIPT, rehook_commands(*self._probes()))):
             self.session.run(f"cat > {path}", stdin="".join(f"{command}\n" for command in commands).encode(),
                              timeout=60, what="writing the probes' unhook scripts")
 
@@ -87,7 +91,7 @@ class EvidenceWindows:
     def _read_held(self, workload: str) -> None:
         """The histograms as they were when the probes were unhooked for this workload's graph window."""
         for symbol in self.probes.stack + self.probes.caller:
-            name = trace.base_name(symbol)
+            name = base_name(symbol)
             held = self.session.run(f"cat {HELD_IN_GUEST}/{name}.hist", timeout=60, what="reading a held histogram")
             self.folder.write_file(f"{HELD_HIST_DIR}/{workload}/{name}.hist", held.stdout)
         self.session.run(f"rm -rf {HELD_IN_GUEST}", check=False, timeout=30)
@@ -100,7 +104,7 @@ class EvidenceWindows:
         record = GraphWindowRecord(workload=workload, opened_s=opened, closed_s=closed)
         if opened is not None:
             record.trace = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.trace", self.session.run(
-                f"cat {trace.TRACEFS}/trace", timeout=600, what="reading the function graph").stdout)
+                f"cat {TRACEFS}/trace", timeout=600, what="reading the function graph").stdout)
                 .relative_to(self.folder.path))
             stats = self.session.run(graphwindow.read_stats_command(), timeout=60).stdout
             record.stats = str(self.folder.write_file(f"{GRAPH_DIR}/{workload}.stats", stats)

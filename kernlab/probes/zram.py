@@ -18,8 +18,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from kernlab.config.lab import SwapSpec, ZramSpec
 from kernlab.errors import KernlabError
-from kernlab.lab import SwapSpec, ZramSpec
 from kernlab.version import KernelVersion
 
 ZRAM = "/sys/block/zram0"

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kernlab.chains import verdict_label
 from kernlab.report.chainviews import InsteadView, chain_verdict, instead_view
 from kernlab.report.format import Cell, Table, table, verdict_style
 from kernlab.report.views import RunFiles
-from kernlab.results import ChainRecord, LineRecord
+from kernlab.results.chainrecords import ChainRecord, LineRecord
+from kernlab.verify.chains import verdict_label
 
 
 @dataclass(frozen=True)

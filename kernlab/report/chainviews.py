@@ -6,23 +6,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kernlab.chains import shown_text, verdict_label
 from kernlab.report.format import Cell, Table, fmt, table, verdict_style
-from kernlab.results import (
+from kernlab.results.chainrecords import (
     AlignedStepRecord,
-    BranchCounts,
-    BranchesFile,
-    BranchSiteRecord,
     ChainRecord,
     ChainsFile,
     EdgeRecord,
     FunctionVerdictRecord,
     LeafRecord,
     LineRecord,
-    Manifest,
     RecordedPathRecord,
 )
-from kernlab.witness import MIN_EXPECTED
+from kernlab.results.evidencerecords import BranchCounts, BranchesFile, BranchSiteRecord
+from kernlab.results.schema import Manifest
+from kernlab.verify.chains import shown_text, verdict_label
+from kernlab.verify.witness import MIN_EXPECTED
 
 NO_DETAIL = "(no per-function detail: chains.json is missing)"
 NO_FUNCTIONS = "(no functions)"

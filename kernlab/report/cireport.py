@@ -13,7 +13,7 @@ from kernlab.cache import write_bytes_atomic
 from kernlab.report.chainviews import chain_verdict, tree_line_view
 from kernlab.report.render import render_step_summary
 from kernlab.report.views import RunFiles, run_view, status_of
-from kernlab.results import ChainRecord
+from kernlab.results.chainrecords import ChainRecord
 
 CONSOLE_LINES = 30
 

@@ -11,14 +11,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kernlab import plots, stats
-from kernlab.aggregate import swapout_throughput, total_workload_seconds
-from kernlab.experiment import flatten, is_number
+from kernlab.lab.experiment import flatten, is_number
+from kernlab.report import plots
 from kernlab.report.across import ChainAcross, chains_across
 from kernlab.report.format import Cell, Table, fmt, table
 from kernlab.report.noise import NO_NOISE_ESTIMATE, NoiseView, noise_view, spread_table
 from kernlab.report.views import PlotView, RunFiles, status_of, workload_names
-from kernlab.results import AggregateFile, SpreadRecord
+from kernlab.results import stats
+from kernlab.results.aggregate import swapout_throughput, total_workload_seconds
+from kernlab.results.sweeprecords import AggregateFile, SpreadRecord
 
 COMPARISON_PLOTS: tuple[tuple[str, str], ...] = (
     ("compare_compression_ratio", "Compression ratio"),

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from kernlab import plots
+from kernlab.frames import base_name
+from kernlab.report import plots
 from kernlab.report.format import fmt
-from kernlab.results import ChainRecord, GraphCapture, GraphFile, GraphNodeRecord
-from kernlab.trace import PLUMBING, base_name
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.evidencerecords import GraphCapture, GraphFile, GraphNodeRecord
+from kernlab.verify.hist import PLUMBING
 
 MIN_SHARE = 0.02  # an undocumented callee below this share of the root's time goes into the cut-off line
 CHART_FUNCTIONS = 10  # bars in a self-time chart; the rest is one "other" bar

@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kernlab import stats
-from kernlab.aggregate import as_spread
 from kernlab.report.format import Cell, Table, table
-from kernlab.results import AggregateFile, SpreadRecord
+from kernlab.results import stats
+from kernlab.results.aggregate import as_spread
+from kernlab.results.sweeprecords import AggregateFile, SpreadRecord
 
 # The figures comparisons show over repeats: (label, aggregate.json figure key).
 COMPARED_FIGURES: tuple[tuple[str, str], ...] = (

@@ -11,10 +11,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from kernlab import plots
-from kernlab.aggregate import group_aggregate, group_runs
 from kernlab.cache import write_bytes_atomic
 from kernlab.errors import KernlabError
+from kernlab.report import plots
 from kernlab.report.chainviews import NO_FUNCTIONS, LeafView, TreeLineView
 from kernlab.report.comparison import (
     ComparisonView,
@@ -27,6 +26,7 @@ from kernlab.report.comparison import (
 from kernlab.report.format import align_columns, is_number_text, md_cell, md_code_block
 from kernlab.report.graphviews import MIN_SHARE, GraphRow, self_time_pngs
 from kernlab.report.views import PLOTS, RunFiles, RunView, run_view, workload_spans
+from kernlab.results.aggregate import group_aggregate, group_runs
 
 PACKAGE = Path(__file__).resolve().parent
 STYLESHEET = PACKAGE / "report.css"

@@ -12,19 +12,11 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from kernlab import experiment, stats
-from kernlab.aggregate import first_complete_run, group_aggregate
+from kernlab.config.lab import VmSpec
 from kernlab.errors import KernlabError
-from kernlab.experiment import Difference
-from kernlab.lab import VmSpec
-from kernlab.report.chainviews import (
-    TreeLineView,
-    chain_verdict,
-    chain_view,
-    counts_cells,
-    graph_words,
-    site_where,
-)
+from kernlab.lab import experiment
+from kernlab.lab.experiment import Difference
+from kernlab.report.chainviews import TreeLineView, chain_verdict, chain_view, counts_cells, graph_words, site_where
 from kernlab.report.comparison import FIGURE_COLUMNS, figure_cells
 from kernlab.report.format import Table as FormatTable
 from kernlab.report.format import figure_rows, fmt, is_number_text
@@ -47,17 +39,13 @@ from kernlab.report.views import (
     status_of,
     vm_text,
 )
-from kernlab.results import (
-    AccelRecord,
-    AggregateFile,
-    BranchesFile,
-    ChainRecord,
-    KernelRecord,
-    ObserverEffect,
-    ResultsFolder,
-    SweepVariant,
-    read_aggregate,
-)
+from kernlab.results import stats
+from kernlab.results.aggregate import first_complete_run, group_aggregate
+from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.evidencerecords import BranchesFile
+from kernlab.results.folder import ResultsFolder, read_aggregate
+from kernlab.results.schema import AccelRecord, KernelRecord
+from kernlab.results.sweeprecords import AggregateFile, ObserverEffect, SweepVariant
 
 
 def print_summary(console: Console, folder: Path) -> None:

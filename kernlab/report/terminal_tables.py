@@ -18,7 +18,7 @@ from rich.text import Text
 from kernlab.report.chainviews import ChainView
 from kernlab.report.format import fmt, verdict_style
 from kernlab.report.graphviews import GraphTreeView
-from kernlab.results import SweepVariant
+from kernlab.results.sweeprecords import SweepVariant
 
 # The documented line is cut with … beyond this (a note in the tree): the report has it whole.
 LINE_MAX_WIDTH = 52

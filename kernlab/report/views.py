@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from kernlab import plots
-from kernlab.guestfacts import GuestRecord, cpus_text, kernel_text
-from kernlab.lab import KernelSpec, SamplingSpec, SwapSpec, TracingSpec, VmSpec, WorkloadSpec, ZramSpec
+from kernlab.config.lab import KernelSpec, SamplingSpec, SwapSpec, TracingSpec, VmSpec, WorkloadSpec, ZramSpec
+from kernlab.probes.guestfacts import cpus_text, kernel_text
+from kernlab.report import plots
 from kernlab.report.chainviews import (
     BranchView,
     ChainView,
@@ -27,20 +27,19 @@ from kernlab.report.chainviews import (
 )
 from kernlab.report.format import Table, figure_rows, fmt, short_sha, table, with_unit
 from kernlab.report.graphviews import GraphView, graph_view
-from kernlab.results import (
+from kernlab.results.chainrecords import ChainsFile
+from kernlab.results.evidencerecords import BranchesFile, GraphCapture, GraphFile
+from kernlab.results.folder import ResultsFolder
+from kernlab.results.guest import GuestRecord
+from kernlab.results.schema import (
     AccelRecord,
     BootRecord,
-    BranchesFile,
-    ChainsFile,
     CiRecord,
-    GraphCapture,
-    GraphFile,
     GuestImageRecord,
     HostRecord,
     KernelRecord,
     KernlabRecord,
     Manifest,
-    ResultsFolder,
     Summary,
     WorkloadRecord,
 )

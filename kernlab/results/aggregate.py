@@ -8,20 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernlab import stats
 from kernlab.errors import KernlabError
-from kernlab.experiment import flatten, is_number
-from kernlab.results import (
-    AGGREGATE,
-    AggregateFile,
-    ChainsFile,
-    ResultsFolder,
-    SpreadRecord,
-    Summary,
-    find_folders,
-    read_aggregate,
-    write_aggregate,
-)
+from kernlab.lab.experiment import flatten, is_number
+from kernlab.results import stats
+from kernlab.results.folder import AGGREGATE, ResultsFolder, find_folders, read_aggregate, write_aggregate
+from kernlab.results.sweeprecords import AggregateFile, SpreadRecord
+from kernlab.results.chainrecords import ChainsFile
+from kernlab.results.schema import Summary
 
 MIB = 1024 * 1024
 PAGE_SIZE = 4096

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kernlab.errors import KernlabError
-from kernlab.results import MANIFEST, FileSeal, ResultsFolder
+from kernlab.results.folder import MANIFEST, ResultsFolder
+from kernlab.results.schema import FileSeal
 
 # Written after the seal, or regenerable from what it covers: the manifest itself, the report, a re-verification.
 UNSEALED = ("report.html", "report.md", "plots", "reverified")

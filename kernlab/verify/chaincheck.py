@@ -10,11 +10,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernlab import ftracesites, specs, trace, vmlinux
-from kernlab.dwarf import SymbolTable
+from kernlab.config import specs
 from kernlab.errors import KernlabError
-from kernlab.results import ResultsFolder
-from kernlab.trace import Frame
+from kernlab.frames import Frame, traceable_symbols
+from kernlab.results.folder import ResultsFolder
+from kernlab.vmlinux import facts as vmlinux
+from kernlab.vmlinux import ftracesites
+from kernlab.vmlinux.dwarf import SymbolTable
 
 SUGGESTIONS = 3
 # difflib's ratio: shrink_page_list against shrink_folio_list is 0.79; unrelated names of similar length stay
@@ -83,7 +85,7 @@ def kernel_names(results: Path) -> KernelNames:
                 at_sites[name].append(host)
     lab = manifest.lab or {}
     return KernelNames(manifest.kernel.version, str(lab.get("vm", {}).get("arch", "x86_64")), symbols,
-                       trace.traceable_symbols(available), inline_tree, at_sites)
+                       traceable_symbols(available), inline_tree, at_sites)
 
 
 def build_names(build_dir: Path, version: str, arch: str) -> KernelNames:
@@ -94,7 +96,7 @@ def build_names(build_dir: Path, version: str, arch: str) -> KernelNames:
         raise KernlabError(f"{build_dir}: no System.map and vmlinux: this kernel is not built (inv kernel.build "
                            "with the same --lab and --kernel builds it)")
     symbols = SymbolTable.parse(system_map.read_text())
-    traceable = trace.traceable_symbols("\n".join(ftracesites.hookable_functions(build_dir)))
+    traceable = traceable_symbols("\n".join(ftracesites.hookable_functions(build_dir)))
     trees: dict[str, vmlinux.InlineNode | None] = {}
 
     def inline_tree(function: str) -> vmlinux.InlineNode | None:

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from kernlab.specs import ResolvedChain, TreeLine
-from kernlab.stacks import Evidence, PathEntry, expand, frames_below, return_sites
-from kernlab.trace import HIST_STACKTRACE_DEPTH, Frame, Histogram, StackCount, base_name, task_kind
+from kernlab.config.articletree import TreeLine
+from kernlab.config.specs import ResolvedChain
+from kernlab.frames import Frame, base_name, task_kind
+from kernlab.verify.hist import HIST_STACKTRACE_DEPTH, Histogram, StackCount
+from kernlab.verify.stacks import Evidence, PathEntry, expand, frames_below, return_sites
 
 if TYPE_CHECKING:  # kernlab.instead builds on this module
-    from kernlab.instead import RecordedPath
+    from kernlab.verify.instead import RecordedPath
 
 Verdict = Literal["observed", "inlined", "tail call", "not traceable", "missing", "gone", "annotation", "not taken"]
 PROVEN = ("observed", "inlined", "tail call")

@@ -11,25 +11,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
-from kernlab import articletree, chains, graph, pointers, probewindows, replacements, specs, stacks, trace, vmlinux
-from kernlab.dwarf import InlineResolver, SymbolTable
+from kernlab.config import articletree, specs
+from kernlab.config.lab import Lab, parse_lab
 from kernlab.errors import KernlabError
-from kernlab.instead import recorded_paths
-from kernlab.lab import Lab, parse_lab
-from kernlab.results import (
-    ChainRecord,
-    ChainsFile,
-    EdgeRecord,
-    FactTable,
-    GraphCapture,
-    GraphFile,
-    GraphNodeRecord,
-    Manifest,
-    ResultsFolder,
-    Summary,
-)
-from kernlab.trace import Frame
-from kernlab.witness import EdgeShare, graph_witness
+from kernlab.frames import Frame, base_name, traceable_symbols
+from kernlab.probes import probewindows
+from kernlab.results.chainrecords import ChainRecord, ChainsFile, EdgeRecord
+from kernlab.results.evidencerecords import GraphCapture, GraphFile, GraphNodeRecord
+from kernlab.results.folder import FactTable, ResultsFolder
+from kernlab.results.schema import Manifest, Summary
+from kernlab.verify import chains, graph, pointers, replacements, stacks
+from kernlab.verify.hist import Histogram, hidden_returns, merged_histogram, parse_hist
+from kernlab.verify.instead import recorded_paths
+from kernlab.verify.witness import EdgeShare, graph_witness
+from kernlab.vmlinux import facts as vmlinux
+from kernlab.vmlinux.dwarf import InlineResolver, SymbolTable
 
 WHY_NOT_COLLECTED = "the run stopped before it was collected, or the folder was cut short"
 
@@ -124,9 +120,9 @@ def run_manifest(folder: ResultsFolder) -> Manifest:
     return manifest
 
 
-def _histogram(folder: ResultsFolder, path: Path) -> trace.Histogram:
+def _histogram(folder: ResultsFolder, path: Path) -> Histogram:
     # A damaged file fails verification, naming itself, rather than giving another verdict (issue 25).
-    return trace.parse_hist(path.stem, folder.text(str(path.relative_to(folder.path)), WHY_NOT_COLLECTED), str(path))
+    return parse_hist(path.stem, folder.text(str(path.relative_to(folder.path)), WHY_NOT_COLLECTED), str(path))
 
 
 def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedChain],
@@ -137,7 +133,7 @@ def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedCh
     for path in folder.hist_paths():
         # Counts from before each graph window, when the probes were unhooked for it, come first.
         parts = [_histogram(folder, held) for held in folder.held_hist_paths(path.stem)] + [_histogram(folder, path)]
-        histograms[path.stem] = parts[0] if len(parts) == 1 else trace.merged_histogram(parts)
+        histograms[path.stem] = parts[0] if len(parts) == 1 else merged_histogram(parts)
     if not histograms:
         raise KernlabError(f"{folder.path}: no trace/hist/*.hist: the lab ran without chains or tracing")
     symbols = SymbolTable.parse(folder.text("System.map", WHY_NOT_COLLECTED))
@@ -160,7 +156,7 @@ def load_evidence(results: Path | ResultsFolder, resolved: list[specs.ResolvedCh
     ops = recorded(folder, "ops", claims, _ops(binary, claims)) if claims else {}
     available = folder.text("trace/available_filter_functions", WHY_NOT_COLLECTED)
     return stacks.Evidence(
-        histograms=histograms, traceable=set(trace.traceable_symbols(available)),
+        histograms=histograms, traceable=set(traceable_symbols(available)),
         has_symbol=symbols.has_function, is_noinstr=symbols.is_noinstr, inlined_at=inlined_at,
         lost_events=sum(h.dropped for h in histograms.values()),
         inline_trees={name: vmlinux.InlineNode.from_dict(tree) for name, tree in trees.items() if tree},
@@ -198,7 +194,7 @@ def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> li
             # leaves no stack reached: what the graph shows in their place below the deepest proved line
             result.instead += replacements.graph_paths(chain, result.lines, trees[0], stacked) if trees else []
     hidden = {name: count for name, histogram in evidence.histograms.items()
-              if (count := trace.hidden_returns(histogram))}
+              if (count := hidden_returns(histogram))}
     written = ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
                                          "chains": [r.as_dict() for r in outcome], "graph_hidden_returns": hidden,
                                          "sampling": sampling(folder)})
@@ -223,7 +219,7 @@ def sampling(folder: ResultsFolder) -> str | None:
 
 def graph_trees(folder: ResultsFolder, capture: GraphCapture) -> tuple[dict[str, graph.Node], graph.Trace]:
     """The windows' traces parsed and merged into one tree per root, and what they lost altogether."""
-    roots = [trace.base_name(symbol) for symbol in capture.roots] + capture.roots
+    roots = [base_name(symbol) for symbol in capture.roots] + capture.roots
     total = graph.Trace([], 0, 0, 0)
     for window in capture.windows:
         if window.trace is None:
@@ -262,7 +258,7 @@ def graph_file(trees: tuple[dict[str, graph.Node], graph.Trace], capture: GraphC
                      other_top_level=total.other_top_level)
 
 
-def edge_share(histograms: Mapping[str, trace.Histogram]) -> EdgeShare:
+def edge_share(histograms: Mapping[str, Histogram]) -> EdgeShare:
     """The share of the caller's calls (its probe's hits) that called the callee directly: the callee's hits
     whose return site (caller probe) or next frame (stack probe) lies in the caller."""
     def share(caller: str, callee: str) -> float | None:

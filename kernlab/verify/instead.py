@@ -8,8 +8,8 @@ from collections.abc import Set
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from kernlab.specs import ResolvedChain
-from kernlab.stacks import Evidence, PathEntry, expand, return_sites
+from kernlab.config.specs import ResolvedChain
+from kernlab.verify.stacks import Evidence, PathEntry, expand, return_sites
 
 TOP_PATHS = 2  # per leaf: the most frequent recorded paths, enough to show the main path and its sibling
 CONTEXT = 12  # recorded entries kept above the leaf when no documented function is on the path at all

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from kernlab import articletree, specs
-from kernlab.stacks import Evidence, frames_below
+from kernlab.config import articletree, specs
+from kernlab.verify.stacks import Evidence, frames_below
 
 CANDIDATES = 3  # the most-hit frames below the caller that are tried against the image
 # (member, target) -> the initialised variables that set it, as kernlab.vmlinux.OpsMember dicts

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
-from kernlab.chains import PROVEN, LineResult
-from kernlab.graph import Node
-from kernlab.instead import AlignedStep, RecordedPath
-from kernlab.specs import ResolvedChain
+from kernlab.config.specs import ResolvedChain
+from kernlab.verify.chains import PROVEN, LineResult
+from kernlab.verify.graph import Node
+from kernlab.verify.instead import AlignedStep, RecordedPath
 
 # The folio conversion (5.16 on) renamed page_* helpers to folio_*: the words that say which unit a function
 # takes are not what it does.

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from kernlab.errors import KernlabError, UsageError
-from kernlab.results import CHAINS, ChainRecord, ChainsFile, ResultsFolder
+from kernlab.results.chainrecords import ChainRecord, ChainsFile
+from kernlab.results.folder import CHAINS, ResultsFolder
 
 REVERIFIED = "reverified"  # the folder inside a run that a re-verification goes to, unless told where
 

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kernlab.trace import Frame, Histogram, base_name
+from kernlab.frames import Frame, base_name
+from kernlab.verify.hist import Histogram
 
 
 class InlineTree(Protocol):

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from kernlab.chains import PROVEN
-from kernlab.graph import Node
-from kernlab.results import ChainRecord, LineRecord
-from kernlab.trace import base_name
+from kernlab.frames import base_name
+from kernlab.results.chainrecords import ChainRecord, LineRecord
+from kernlab.verify.chains import PROVEN
+from kernlab.verify.graph import Node
 
 FRAMES = ("observed", "tail call", "missing", "gone", "not traceable")  # verdicts of lines that can be frames
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pexpect
 
-from kernlab import accelcache, tools
+from kernlab import tools
 from kernlab.arch import X86_64, Arch, by_name
+from kernlab.config.lab import VmSpec
 from kernlab.errors import KernlabError, Terminated
-from kernlab.lab import VmSpec
+from kernlab.vm import accel as accelcache
 
 log = logging.getLogger(__name__)
 

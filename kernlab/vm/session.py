@@ -10,12 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernlab.config.lab import VmSpec
 from kernlab.errors import KernlabError
-from kernlab.guest import GuestImage
-from kernlab.hostclock import guest_clock_args
-from kernlab.lab import VmSpec
-from kernlab.ssh import GuestSSH
-from kernlab.vm import (
+from kernlab.guest.image import GuestImage
+from kernlab.vm.hostclock import guest_clock_args
+from kernlab.vm.qemu import (
     READY,
     AccelChoice,
     GuestFailed,
@@ -25,6 +24,7 @@ from kernlab.vm import (
     qemu_command,
     sigterm_as_interrupt,
 )
+from kernlab.vm.ssh import GuestSSH
 
 log = logging.getLogger(__name__)
 

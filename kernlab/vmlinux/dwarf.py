@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kernlab import tools
 from kernlab.arch import of_elf
-from kernlab.trace import Frame, base_name
+from kernlab.frames import Frame, base_name
 
 ADDRESS_LINE = re.compile(r"^0x([0-9a-f]+)$")
 

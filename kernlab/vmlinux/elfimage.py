@@ -21,7 +21,7 @@ from elftools.dwarf.ranges import BaseAddressEntry
 from elftools.elf.elffile import ELFFile
 
 from kernlab.errors import KernlabError
-from kernlab.trace import base_name
+from kernlab.frames import base_name
 
 STT_OBJECT, STT_FUNC, STT_FILE = 1, 2, 4
 SHN_UNDEF = 0

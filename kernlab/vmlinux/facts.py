@@ -15,8 +15,8 @@ from typing import Any
 from elftools.dwarf.compileunit import CompileUnit
 from elftools.dwarf.die import DIE
 
-from kernlab.elfimage import READ_ERRORS, STT_OBJECT, Image, Symbol, die_text, path_endswith, unreadable
 from kernlab.errors import KernlabError
+from kernlab.vmlinux.elfimage import READ_ERRORS, STT_OBJECT, Image, Symbol, die_text, path_endswith, unreadable
 
 DW_OP_ADDR, DW_OP_PLUS_UCONST = 0x03, 0x23
 QUALIFIERS = {"DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type", "DW_TAG_restrict_type",

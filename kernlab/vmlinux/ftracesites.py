@@ -14,8 +14,8 @@ import bisect
 import struct
 from pathlib import Path
 
-from kernlab.elfimage import STT_FUNC, Image
 from kernlab.errors import KernlabError
+from kernlab.vmlinux.elfimage import STT_FUNC, Image
 
 MARKS = ("__start_mcount_loc", "__stop_mcount_loc", "_sinittext", "_einittext")
 
