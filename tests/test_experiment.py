@@ -13,6 +13,7 @@ from kernlab.config.lab import lab_as_dict, load_lab, parse_lab
 from kernlab.errors import KernlabError
 from kernlab.lab import experiment
 from kernlab.paths import DEFAULT_LAB
+from kernlab.results.compare import compare, flatten, run_settings
 from kernlab.results.schema import Manifest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results-6.1-sizing"
@@ -145,14 +146,14 @@ def test_compare_shows_settings_and_figures_that_differ() -> None:
     other = copy.deepcopy(manifest)
     other["lab"]["zram"]["comp_algorithm"] = "zstd"
     other["accel"]["used"] = "kvm"
-    settings = experiment.compare(*(experiment.run_settings(Manifest.model_validate(m)) for m in (manifest, other)))
+    settings = compare(*(run_settings(Manifest.model_validate(m)) for m in (manifest, other)))
     assert [(d.key, d.a, d.b) for d in settings] == [("accel", "tcg", "kvm"),
                                                      ("lab.zram.comp_algorithm", "lz4", "zstd")]
     summary = json.loads((FIXTURE / "summary.json").read_text())
     changed = {**summary, "compression_ratio": summary["compression_ratio"] * 2}
-    figures = experiment.compare(experiment.flatten(summary), experiment.flatten(changed), numbers_only=True)
+    figures = compare(flatten(summary), flatten(changed), numbers_only=True)
     assert [(d.key, d.change) for d in figures] == [("compression_ratio", "+100.0%")]
-    assert experiment.compare(*[experiment.run_settings(Manifest.model_validate(manifest))] * 2) == []
+    assert compare(*[run_settings(Manifest.model_validate(manifest))] * 2) == []
 
 
 def as_recorded(value, recorded):  # noqa: ANN001, ANN201 - JSON values

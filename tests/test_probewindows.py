@@ -14,6 +14,7 @@ from kernlab.config.lab import GraphSpec, SampleSpec, TracingSpec
 from kernlab.probes import graphwindow, probewindows
 from kernlab.probes.kprobes import TRACEFS
 from kernlab.results.evidencerecords import ArmedWindowRecord, ProbeSet
+from kernlab.verify.coverage import sampling_text
 
 BUSYBOX = shutil.which("busybox")
 
@@ -104,15 +105,15 @@ def test_parse_windows_pairs_arming_and_disarming() -> None:
 
 def test_sampling_words_say_what_was_counted() -> None:
     always = ProbeSet()
-    assert probewindows.sampling_text(always) == "stacks and hits: every call of the run (probes armed throughout)"
+    assert sampling_text(always) == "stacks and hits: every call of the run (probes armed throughout)"
     no_ftrace = ProbeSet(armed_why=probewindows.windows_missing("CONFIG_KPROBES=y\n"))
-    assert "CONFIG_KPROBES_ON_FTRACE" in probewindows.sampling_text(no_ftrace)
+    assert "CONFIG_KPROBES_ON_FTRACE" in sampling_text(no_ftrace)
     windowed = ProbeSet(armed="windows", every_s=10.0, windows=[
         ArmedWindowRecord(workload="a", armed_s=1.0, disarmed_s=2.05, pswpout=2500, pswpin=1000, pswpout_inner=2000,
                           pswpin_inner=800),
         ArmedWindowRecord(workload="b", armed_s=5.0, disarmed_s=6.0, pswpout=2500, pswpin=3000, pswpout_inner=2000,
                           pswpin_inner=2400)])
-    text = probewindows.sampling_text(windowed, 100_000, 80_000)
+    text = sampling_text(windowed, 100_000, 80_000)
     assert "2 probe windows, 2.0 s armed (once every 10 s)" in text
     assert "out 4,000-5,000 pages (4.0%-5.0% of the run's 100,000)" in text
     assert "in 3,200-4,000 (4.0%-5.0% of the run's 80,000)" in text

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kernlab.probes import probewindows
 from kernlab.results.chainrecords import ChainsFile
 from kernlab.results.folder import ResultsFolder
+from kernlab.verify.coverage import coverage, sampling_text
 from kernlab.verify.evidence import verify_results
 from kernlab.verify.hist import merged_histogram, parse_hist
 from kernlab.verify.reverify import verdict_changes
@@ -48,7 +48,7 @@ def test_x86_runs_were_windowed_and_say_so(kernel: str) -> None:
     probes = folder.probes()
     assert probes is not None and probes.armed == "windows" and probes.windows
     chains = folder.chains()
-    assert chains is not None and chains.sampling == probewindows.sampling_text(
+    assert chains is not None and chains.sampling == sampling_text(
         probes, folder.summary().figures()["pswpout_pages"], folder.summary().figures()["pswpin_pages"])
     assert "Nothing is scaled up to the run" in chains.sampling
     # the graph's windows paused (then unhooked) the probes: no caller hit read the graph's return trampoline
@@ -61,7 +61,7 @@ def test_compressions_are_bracketed_by_the_windows_pswpout(kernel: str) -> None:
     outside each arming (the always-armed runs met pswpout within 1/5000); unhooked for the graph's windows,
     the histograms held before each and counted after it add up to the same."""
     folder = ResultsFolder.open(FIXTURES / PAIRS[kernel][1])
-    cover = probewindows.coverage(folder.probes())
+    cover = coverage(folder.probes())
     paths = folder.held_hist_paths("zcomp_compress") + [folder.path / "trace" / "hist" / "zcomp_compress.hist"]
     assert len(paths) == (3 if "unhooked" in kernel else 1)  # one copy per workload's graph window
     hits = merged_histogram([parse_hist("zcomp_compress", path.read_text()) for path in paths]).hits

@@ -47,7 +47,7 @@ from kernlab.results import seal
 from kernlab.results.chainrecords import ChainRecord
 from kernlab.results.evidencerecords import BranchesFile, GraphCapture, ProbeSet
 from kernlab.results.folder import ResultsFolder
-from kernlab.results.guest import GuestRecord
+from kernlab.results.guest import GuestRecord, cpus_text, kernel_text
 from kernlab.results.schema import (
     AccelRecord,
     BootRecord,
@@ -310,7 +310,7 @@ def record_boot(session: GuestSession, lab: Lab, kernel_version: str, folder: Re
     manifest.boot = BootRecord(console_ready_s=round(session.console_ready_s, 2),
                                ssh_ready_s=round(session.ssh_ready_s, 2), clocksource=guest.clocksource)
     notify(f"guest up in {session.ssh_ready_s:.1f} s ({session.accel.accel}: {session.accel.reason}): "
-           f"{guestfacts.cpus_text(guest, lab.vm.cpus)}, {guestfacts.kernel_text(guest)}")
+           f"{cpus_text(guest, lab.vm.cpus)}, {kernel_text(guest)}")
     guestfacts.check_cpus(guest, lab.vm.cpus, kernel_version)
 
 

@@ -224,21 +224,3 @@ def check_cpus(guest: GuestRecord, asked: int, kernel_version: str) -> None:
                        f"({hint})")
 
 
-def cpus_text(guest: GuestRecord, asked: int | None) -> str:
-    """`2 CPUs online (asked 2)`; a shortfall said plainly."""
-    online = guest.cpus_online
-    counted = "unknown CPUs online" if online is None else f"{online} CPU{'' if online == 1 else 's'} online"
-    if asked is None:
-        return f"{counted} (asked unknown)"
-    if online is not None and online < asked:
-        return f"{counted} (ASKED {asked}: the guest brought up fewer)"
-    return f"{counted} (asked {asked})"
-
-
-def kernel_text(guest: GuestRecord) -> str:
-    """`SLUB, memcg on, THP madvise, HZ 250, preempt voluntary, clocksource tsc`."""
-    memcg = {"on": "memcg on", "disabled": "memcg disabled at boot", "not built": "no memcg (not built)"}
-    thp = "no THP (not built)" if guest.thp == "not built" else f"THP {guest.thp or 'unknown'}"
-    return ", ".join((guest.slab or "slab unknown", memcg.get(guest.memcg or "", "memcg unknown"), thp,
-                      f"HZ {guest.hz or 'unknown'}", f"preempt {guest.preempt or 'unknown'}",
-                      f"clocksource {guest.clocksource or 'unknown'}"))

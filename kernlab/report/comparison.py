@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kernlab.lab.experiment import flatten, is_number
 from kernlab.report import plots
 from kernlab.report.across import ChainAcross, chains_across
 from kernlab.report.format import Cell, Table, fmt, table
@@ -19,6 +18,7 @@ from kernlab.report.noise import NO_NOISE_ESTIMATE, NoiseView, noise_view, sprea
 from kernlab.report.views import PlotView, RunFiles, status_of, workload_names
 from kernlab.results import stats
 from kernlab.results.aggregate import swapout_throughput, total_workload_seconds
+from kernlab.results.compare import flatten, is_number
 from kernlab.results.sweeprecords import AggregateFile, SpreadRecord
 
 COMPARISON_PLOTS: tuple[tuple[str, str], ...] = (

@@ -14,8 +14,6 @@ from rich.text import Text
 
 from kernlab.config.lab import VmSpec
 from kernlab.errors import KernlabError
-from kernlab.lab import experiment
-from kernlab.lab.experiment import Difference
 from kernlab.report.chainviews import TreeLineView, chain_verdict, chain_view, counts_cells, graph_words, site_where
 from kernlab.report.comparison import FIGURE_COLUMNS, figure_cells
 from kernlab.report.format import Table as FormatTable
@@ -42,6 +40,7 @@ from kernlab.report.views import (
 from kernlab.results import stats
 from kernlab.results.aggregate import first_complete_run, group_aggregate
 from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.compare import Difference, compare, flatten, run_settings
 from kernlab.results.evidencerecords import BranchesFile
 from kernlab.results.folder import ResultsFolder, read_aggregate
 from kernlab.results.schema import AccelRecord, KernelRecord
@@ -260,8 +259,8 @@ def print_run_diff(console: Console, a: Path, b: Path) -> None:
         print_group_diff(console, a, b)
         return
     runs = [ResultsFolder.open(path) for path in (a, b)]
-    settings = experiment.compare(*(experiment.run_settings(run.manifest()) for run in runs))
-    figures = experiment.compare(*(experiment.flatten(_figures(run.path)) for run in runs), numbers_only=True)
+    settings = compare(*(run_settings(run.manifest()) for run in runs))
+    figures = compare(*(flatten(_figures(run.path)) for run in runs), numbers_only=True)
     print_differences(console, [(f"settings that differ: A={runs[0].path}  B={runs[1].path}", settings),
                                 ("figures", figures)])
     if figures:
@@ -275,7 +274,7 @@ def print_group_diff(console: Console, a: Path, b: Path) -> None:
             raise KernlabError(f"{path}: no complete run to compare")
     # The settings of each side's first complete run (a repeat set's runs share theirs).
     firsts = [ResultsFolder.open(first_complete_run(path)) for path in (a, b)]
-    settings = experiment.compare(*(experiment.run_settings(run.manifest()) for run in firsts))
+    settings = compare(*(run_settings(run.manifest()) for run in firsts))
     print_differences(console, [(f"settings that differ: A={firsts[0].path}  B={firsts[1].path}", settings)])
     table = Table(title=f"figures: A={a}  B={b}", title_justify="left")
     for column in ("figure", "B against A", "A", "B", "change"):  # the verdict first

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from kernlab.config.lab import KernelSpec, SamplingSpec, SwapSpec, TracingSpec, VmSpec, WorkloadSpec, ZramSpec
-from kernlab.probes.guestfacts import cpus_text, kernel_text
 from kernlab.report import plots
 from kernlab.report.chainviews import (
     BranchView,
@@ -30,7 +29,7 @@ from kernlab.report.graphviews import GraphView, graph_view
 from kernlab.results.chainrecords import ChainsFile
 from kernlab.results.evidencerecords import BranchesFile, GraphCapture, GraphFile
 from kernlab.results.folder import ResultsFolder
-from kernlab.results.guest import GuestRecord
+from kernlab.results.guest import GuestRecord, cpus_text, kernel_text
 from kernlab.results.schema import (
     AccelRecord,
     BootRecord,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kernlab.errors import KernlabError
-from kernlab.lab.experiment import flatten, is_number
+from kernlab.results.compare import flatten, is_number
 from kernlab.results import stats
 from kernlab.results.folder import AGGREGATE, ResultsFolder, find_folders, read_aggregate, write_aggregate
 from kernlab.results.sweeprecords import AggregateFile, SpreadRecord

@@ -15,12 +15,12 @@ from kernlab.config import articletree, specs
 from kernlab.config.lab import Lab, parse_lab
 from kernlab.errors import KernlabError
 from kernlab.frames import Frame, base_name, traceable_symbols
-from kernlab.probes import probewindows
 from kernlab.results.chainrecords import ChainRecord, ChainsFile, EdgeRecord
 from kernlab.results.evidencerecords import GraphCapture, GraphFile, GraphNodeRecord
 from kernlab.results.folder import FactTable, ResultsFolder
 from kernlab.results.schema import Manifest, Summary
 from kernlab.verify import chains, graph, pointers, replacements, stacks
+from kernlab.verify.coverage import sampling_text
 from kernlab.verify.hist import Histogram, hidden_returns, merged_histogram, parse_hist
 from kernlab.verify.instead import recorded_paths
 from kernlab.verify.witness import EdgeShare, graph_witness
@@ -214,7 +214,7 @@ def sampling(folder: ResultsFolder) -> str | None:
     if probes is None:
         return None
     figures = (folder.summary() or Summary()).figures()
-    return probewindows.sampling_text(probes, figures.get("pswpout_pages"), figures.get("pswpin_pages"))
+    return sampling_text(probes, figures.get("pswpout_pages"), figures.get("pswpin_pages"))
 
 
 def graph_trees(folder: ResultsFolder, capture: GraphCapture) -> tuple[dict[str, graph.Node], graph.Trace]:
