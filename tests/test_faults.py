@@ -26,6 +26,8 @@ from kernlab.errors import KernlabError, Terminated
 from kernlab.guest import image as guest
 from kernlab.kernel import build, source
 from kernlab.lab import reliability, run
+from kernlab.lab.recorder import stop_reason
+from kernlab.lab.workloads import workload_failure
 from kernlab.paths import DEFAULT_LAB, REPO
 from kernlab.probes import zram
 from kernlab.results.schema import WorkloadRecord
@@ -182,20 +184,20 @@ def test_a_failed_workload_names_the_real_cause() -> None:
     """Before: a guest panic and a killed QEMU read `workload X failed (exit -1): no stderr`."""
     record = WorkloadRecord(name="hog", exit_code=-1, stderr="")
     panic = (CONSOLES / "sysrq-panic-6.1.log").read_text()
-    assert run.workload_failure(record, panic, None) == \
+    assert workload_failure(record, panic, None) == \
         "workload hog failed (exit -1): guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash"
     # The panic is the cause even when QEMU is gone too (the guest's panic made it exit).
-    assert "guest kernel panicked" in run.workload_failure(record, panic, "exited with code 0")
+    assert "guest kernel panicked" in workload_failure(record, panic, "exited with code 0")
     booted = (CONSOLES / "boot-6.1-ok.log").read_text()
-    assert run.workload_failure(record, booted, "was killed by signal 9") == \
+    assert workload_failure(record, booted, "was killed by signal 9") == \
         "workload hog failed (exit -1): QEMU was killed by signal 9"
     oom = (CONSOLES / "oom-kill-6.1.log").read_text()
-    assert run.workload_failure(record.model_copy(update={"exit_code": 137}), oom, None).startswith(
+    assert workload_failure(record.model_copy(update={"exit_code": 137}), oom, None).startswith(
         "workload hog was killed by the OOM killer: Out of memory: Killed process")
-    assert run.workload_failure(
+    assert workload_failure(
         record.model_copy(update={"exit_code": 2, "stderr": "a\nmemhog: bad size\n"}), booted, None) == \
         "workload hog failed (exit 2): memhog: bad size"
-    assert run.workload_failure(record.model_copy(update={"exit_code": 0}), panic, None) is None
+    assert workload_failure(record.model_copy(update={"exit_code": 0}), panic, None) is None
 
 
 def fake_build(cache: Cache, key: str = "k1") -> Path:
@@ -433,8 +435,8 @@ def test_sigterm_is_said_as_terminated_and_ctrl_c_as_interrupted() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises at once
     assert isinstance(stopped.value, KeyboardInterrupt)
-    assert run.stop_reason(stopped.value) == "terminated (SIGTERM)"
-    assert run.stop_reason(KeyboardInterrupt()) == "interrupted (Ctrl-C)"
+    assert stop_reason(stopped.value) == "terminated (SIGTERM)"
+    assert stop_reason(KeyboardInterrupt()) == "interrupted (Ctrl-C)"
     child = subprocess.Popen([sys.executable, "-c", SIGTERM_CHILD], cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdout.readline().strip() == "ready"

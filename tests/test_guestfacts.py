@@ -16,9 +16,10 @@ from rich.console import Console
 
 from kernlab.config.lab import VmSpec
 from kernlab.errors import KernlabError
-from kernlab.lab.run import GUEST_FACTS, RunRecorder, record_boot
+from kernlab.lab.recorder import RunRecorder
+from kernlab.lab.run import record_boot
 from kernlab.probes import guestfacts
-from kernlab.probes.guestfacts import check_cpus, parse_guest_facts, preemption, slab_allocator, tick_rate
+from kernlab.probes.guestfacts import GUEST_FACTS, check_cpus, parse_guest_facts, preemption, slab_allocator, tick_rate
 from kernlab.probes.zram import MISSING
 from kernlab.report import render, terminal
 from kernlab.report.views import GUEST_NOT_RECORDED

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kernlab.errors import KernlabError
-from kernlab.lab.run import RunRecorder
+from kernlab.lab.recorder import RunRecorder
 from kernlab.paths import TESTS_DIR
 from kernlab.results.chainrecords import ChainsFile
 from kernlab.results.evidencerecords import BranchesFile, GraphCapture, GraphFile, ProbeSet

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from kernlab.errors import KernlabError
-from kernlab.lab.run import Sampler
+from kernlab.probes.sampler import Sampler
 from kernlab.results.folder import ResultsFolder
 from kernlab.vm.ssh import CommandResult
 

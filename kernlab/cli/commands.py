@@ -143,7 +143,7 @@ def _built(ctx: Context, result: build.KernelBuild, seconds: float) -> build.Ker
     if result.cached:
         ctx.console.print(f"kernel: cached, nothing to do ({seconds:.2f} s): {result.describe()}")
     else:
-        ctx.console.print(f"kernel: built in {result.info['duration_s']:.0f} s: {result.describe()}")
+        ctx.console.print(f"kernel: built in {result.duration_s:.0f} s: {result.describe()}")
     ctx.console.print(f"  {result.image}\n  {result.vmlinux}\n  {result.dir / 'build.json'}")
     return result
 

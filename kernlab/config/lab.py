@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -140,6 +141,16 @@ class WorkloadSpec(Strict):
         if (self.memhog is None) == (self.command is None):
             raise ValueError("give exactly one of memhog or command")
         return self
+
+    def command_line(self) -> str:
+        """The guest shell command that runs this workload (what the run sends and records)."""
+        if self.memhog is None:
+            return str(self.command)
+        spec = self.memhog
+        args = ["/bin/memhog", "--size-mib", str(spec.size_mib), "--passes", str(spec.passes), "--forks",
+                str(spec.forks), "--seed", str(spec.seed)]
+        args += ["--ratio", str(spec.ratio)] if spec.ratio else ["--data", spec.data]
+        return shlex.join(args)
 
 
 class SamplingSpec(Strict):

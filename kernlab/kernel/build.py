@@ -59,6 +59,29 @@ class KernelBuild:
     def config(self) -> Path:
         return self.dir / ".config"
 
+    # build.json's keys, read here only (build.py writes them)
+    @property
+    def key(self) -> str:
+        return self.info["key"]
+
+    @property
+    def config_sha256(self) -> str:
+        return self.info["config"]["config_sha256"]
+
+    @property
+    def compiler(self) -> str:
+        return self.info["compiler"]
+
+    @property
+    def image_sha256(self) -> str | None:
+        """The boot image's sha256 (`bzimage_sha256` in builds from before arm64)."""
+        return self.info.get("image_sha256") or self.info.get("bzimage_sha256")
+
+    @property
+    def duration_s(self) -> float | None:
+        """How long make took (None for a build from before kernlab timed them)."""
+        return self.info.get("duration_s")
+
     def describe(self) -> str:
         return f"linux {self.info['kernel_version']} ({self.info['source']['ref']}), build {self.dir.name}"
 

@@ -130,7 +130,7 @@ def config_figures(lab: Lab, cache: Cache, scratch: Path, kernel: str | None, co
                   "new": build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch)}
     figures: dict[str, Any] = {}
     for name, built in builds.items():
-        figures[f"kernel_build_s_{name}"] = built.info.get("duration_s")
+        figures[f"kernel_build_s_{name}"] = built.duration_s
         figures[f"boot_to_ssh_s_{name}"] = _boot_seconds(lab, built, cache, scratch)
 
     def ratio(what: str) -> float | None:
@@ -209,7 +209,7 @@ def lab_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, kernel: s
     figures["lab_cold_s" if cold else "lab_first_s"] = _inv("lab", *common, "--results", str(results), env=env)
     used = source.fetch_source(lab.kernel, cache, kernel=kernel, notify=lambda _: None)
     built = build.build_kernel(used, lab.kernel, cache, KCONFIG_DIR, arch=lab.arch)
-    figures["kernel_build_s"] = built.info.get("duration_s")
+    figures["kernel_build_s"] = built.duration_s
     figures["kernel_noop_rebuild_s"] = _inv("kernel.build", *common, env=env)
     figures["lab_warm_s"] = _inv("lab", *common, "--results", str(results), env=env)
     # the newest run folder (a time stamp), not a sweep folder of an earlier bench kept in the same place

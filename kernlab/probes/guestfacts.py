@@ -19,8 +19,10 @@ import re
 
 from kernlab.errors import KernlabError
 from kernlab.probes.zram import MISSING, split_sample
+from kernlab.results.folder import ResultsFolder
 from kernlab.results.guest import CPU_ONLINE, CPU_POSSIBLE, GuestRecord, MemcgState, SlabAllocator
 from kernlab.version import KernelVersion
+from kernlab.vm.session import GuestSession
 
 SLAB_SYSFS = "/sys/kernel/slab"
 SLABINFO = "/proc/slabinfo"
@@ -224,3 +226,9 @@ def check_cpus(guest: GuestRecord, asked: int, kernel_version: str) -> None:
                        f"({hint})")
 
 
+GUEST_FACTS = "guest-facts.txt"  # what the guest said, as read (kernlab.COMMAND's output)
+def read_guest(session: GuestSession, folder: ResultsFolder) -> GuestRecord:
+    """What the running kernel brought up (kernlab.guestfacts); the guest's own words are kept beside the manifest."""
+    text = session.run(COMMAND, what="reading what the guest brought up").stdout
+    folder.write_file(GUEST_FACTS, text)
+    return parse_guest_facts(text)

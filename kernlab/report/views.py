@@ -295,12 +295,7 @@ def setup_rows(manifest: Manifest) -> list[tuple[str, str]]:
 
 def workload_command(spec: WorkloadSpec | None) -> str:
     """What the lab asked to run, for when the run never recorded the command it sent."""
-    if spec is None:
-        return "unknown"
-    if spec.memhog is not None:
-        settings = spec.memhog.model_dump(exclude_none=True)
-        return "memhog " + " ".join(f"{key}={value}" for key, value in settings.items())
-    return spec.command or "unknown"
+    return spec.command_line() if spec is not None else "unknown"
 
 
 def workload_names(run: RunFiles) -> list[str]:
