@@ -116,8 +116,13 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def json_bytes(data: object) -> bytes:
+    """Every JSON file kernlab writes: indented, keys sorted, a final newline (diffs stay small)."""
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
 def write_json_atomic(path: Path, data: object) -> None:
-    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes_atomic(path, json_bytes(data))
 
 
 def read_json(path: Path) -> dict | None:

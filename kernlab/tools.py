@@ -99,3 +99,9 @@ def stream(
             raise
     if code != 0:
         raise KernlabError(f"{what or shlex.join(argv[:3])} failed (exit {code}): see {log_file}")
+
+
+def compiler(name: str, packages: str) -> tuple[str, str]:
+    """(the compiler's path, its version line): what kernel builds and the guest's static binaries are keyed by."""
+    path = require_tool(name, packages)
+    return path, output([path, "--version"]).splitlines()[0]

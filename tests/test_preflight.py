@@ -15,6 +15,7 @@ from kernlab.config.lab import load_lab
 from kernlab.errors import KernlabError
 from kernlab.lab import preflight
 from kernlab.paths import DEFAULT_LAB
+from kernlab.units import MIB
 from tests.test_faults import inv
 
 
@@ -79,7 +80,7 @@ def test_a_lab_name_too_long_for_a_path_is_refused_at_load(tmp_path: Path) -> No
 def test_the_estimate_grows_with_what_the_lab_records(tmp_path: Path) -> None:
     lab = load_lab(DEFAULT_LAB)
     untraced = lab.model_copy(update={"tracing": lab.tracing.model_copy(update={"enabled": False})})
-    assert preflight.estimate_bytes(untraced) < preflight.estimate_bytes(lab) < 200 * preflight.MIB
+    assert preflight.estimate_bytes(untraced) < preflight.estimate_bytes(lab) < 200 * MIB
     preflight.check(lab, tmp_path / "results")  # room here: no error
     with pytest.raises(KernlabError, match="is a file, not a directory"):
         (tmp_path / "c").write_text("x")

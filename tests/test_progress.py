@@ -12,7 +12,7 @@ from rich.console import Console
 
 from kernlab import progress
 from kernlab.cache import Cache
-from kernlab.cli import commands as cli
+from kernlab.cli import common, kernel_tasks
 from kernlab.config.lab import KernelSpec, load_lab
 from kernlab.errors import KernlabError
 from kernlab.paths import DEFAULT_LAB
@@ -25,15 +25,15 @@ SLOW_BUILD = fake_kernel_makefile(998, "CONFIG_SWAP=y", [
 
 def test_a_piped_kernel_build_reports_progress_every_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tree, kconfigs = fake_kernel_tree(tmp_path, SLOW_BUILD)
-    monkeypatch.setattr(cli, "KCONFIG_DIR", kconfigs)
+    monkeypatch.setattr(kernel_tasks, "KCONFIG_DIR", kconfigs)
     monkeypatch.setattr(progress, "HEARTBEAT_S", 0.5)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     out = io.StringIO()
     lab = load_lab(DEFAULT_LAB).model_copy(update={"kernel": KernelSpec(version=f"path:{tree}", fragments=["one"])})
-    ctx = cli.Context(lab, DEFAULT_LAB, Cache(tmp_path / "cache"), Console(file=out, width=120))  # not a terminal
+    ctx = common.Context(lab, DEFAULT_LAB, Cache(tmp_path / "cache"), Console(file=out, width=120))  # not a terminal
     started = time.monotonic()
     with pytest.raises(KernlabError, match="kernel build failed"):
-        cli.build_kernel(ctx, jobs=1)
+        kernel_tasks.build_kernel(ctx, jobs=1)
     seconds = time.monotonic() - started
     lines = out.getvalue().splitlines()
     beats = [line for line in lines if line.startswith("building linux 5.15.998: ")]

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import pytest
 from rich.console import Console
 
-from kernlab.cli import commands as cli
+from kernlab.cli import lab_tasks
 from kernlab.report import cireport, terminal
 from kernlab.report.noise import ONE_RUN_EACH, baselines, pair_rows
 from kernlab.report.render import write_comparison
@@ -111,7 +111,7 @@ def test_the_sweep_comparison_shows_intervals_and_marks_noise(tmp_path: Path) ->
 
 def test_lab_compare_of_two_repeat_sets_marks_each_figure(tmp_path: Path) -> None:
     console = Console(record=True, width=200)
-    cli.compare_runs(console, FIXTURE / "00-lz4-text", FIXTURE / "02-zstd-text")
+    lab_tasks.compare_runs(console, FIXTURE / "00-lz4-text", FIXTURE / "02-zstd-text")
     text = console.export_text()
     setting = next(line for line in text.splitlines() if line.startswith("│ lab.zram.comp_algorithm"))
     assert "lz4" in setting and "zstd" in setting  # the settings of each side's first run, then the figures
@@ -124,7 +124,7 @@ def test_lab_compare_of_two_repeat_sets_marks_each_figure(tmp_path: Path) -> Non
 
 def test_lab_compare_of_single_runs_says_there_is_no_noise_estimate() -> None:
     console = Console(record=True, width=200)
-    cli.compare_runs(console, FIXTURE / "00-lz4-text" / "repeat-1", FIXTURE / "02-zstd-text" / "repeat-1")
+    lab_tasks.compare_runs(console, FIXTURE / "00-lz4-text" / "repeat-1", FIXTURE / "02-zstd-text" / "repeat-1")
     text = " ".join(console.export_text().split())
     assert "comp_algorithm" in text and ONE_RUN_EACH in text
 

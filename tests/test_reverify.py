@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab.cli import commands as cli
+from kernlab.cli import lab_tasks
 from kernlab.errors import UsageError
 from kernlab.verify.reverify import REVERIFIED
 from tests.test_trees import copy_results
@@ -20,7 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def verify(folder: Path, out: Path | None = None, junit: Path | None = None) -> tuple[int, str]:
     buffer = io.StringIO()
-    code = cli.lab_verify(folder, Console(file=buffer, width=200), str(junit) if junit else None, out)
+    code = lab_tasks.lab_verify(folder, Console(file=buffer, width=200), str(junit) if junit else None, out)
     return code, buffer.getvalue()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab.cli import commands as cli
+from kernlab.cli import lab_tasks
 from kernlab.errors import KernlabError
 from kernlab.results import seal
 from kernlab.results.folder import ResultsFolder
@@ -58,8 +58,9 @@ def test_changed_evidence_is_refused_by_verify_report_and_compare(tmp_path: Path
     folder, other = sealed_copy(tmp_path), sealed_copy(tmp_path, "other")
     chains_before = (folder / "chains.json").read_bytes()
     damage(folder / HIST)
-    calls = (lambda: cli.lab_verify(folder, console()), lambda: cli.lab_report([folder], console()),
-             lambda: cli.compare_runs(console(), folder, other), lambda: cli.compare_runs(console(), other, folder))
+    calls = (lambda: lab_tasks.lab_verify(folder, console()), lambda: lab_tasks.lab_report([folder], console()),
+             lambda: lab_tasks.compare_runs(console(), folder, other),
+             lambda: lab_tasks.compare_runs(console(), other, folder))
     for call in calls:
         with pytest.raises(KernlabError, match="evidence changed since the run sealed it") as refused:
             call()
@@ -74,7 +75,7 @@ def test_accept_changed_reads_the_folder_and_says_so(tmp_path: Path) -> None:
     text = (folder / "samples.jsonl").read_text()
     (folder / "samples.jsonl").write_text(text + "\n")
     out = console()
-    written = cli.lab_report([folder], out, accept_changed=True)
+    written = lab_tasks.lab_report([folder], out, accept_changed=True)
     assert written and "read although its evidence changed" in out.file.getvalue()
     assert "samples.jsonl" in out.file.getvalue()
 

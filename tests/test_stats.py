@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernlab.cli import commands as cli
+from kernlab.cli import lab_tasks
 from kernlab.probes import live
 from kernlab.probes.zram import Sample
 from kernlab.report.noise import pair_rows, spread_text
@@ -18,6 +18,7 @@ from kernlab.results import aggregate, stats
 from kernlab.results.chainrecords import ChainRecord, ChainsFile
 from kernlab.results.folder import read_aggregate, write_aggregate
 from kernlab.results.schema import Summary
+from kernlab.units import MIB
 
 
 def test_a_spread_has_the_textbook_t_interval() -> None:
@@ -122,7 +123,7 @@ def test_live_figures_follow_the_samples_of_a_running_workload() -> None:
     assert shown == []
     with feed.around("hog"):
         now[0] = 102.0
-        feed.sample(_sample(3.0, 50 * live.MIB, 25 * live.MIB, 2000, 600))
+        feed.sample(_sample(3.0, 50 * MIB, 25 * MIB, 2000, 600))
     feed.sample(_sample(4.0, 0, 0, 2000, 600))  # after it: not shown
     assert ended == [True] and len(shown) == 1
     figures = shown[0]
@@ -147,14 +148,14 @@ def test_live_figures_in_a_log_are_throttled_and_skip_a_meaningless_ratio() -> N
 
 def test_a_log_gets_plain_live_lines_and_a_terminal_one_line_taken_down_after(tmp_path: Path) -> None:
     log = Console(file=io.StringIO(), force_terminal=False, width=200)
-    feed = cli.live_figures(log)
+    feed = lab_tasks.live_figures(log)
     with feed.around("hog"):
-        feed.sample(_sample(1.0, 50 * live.MIB, 25 * live.MIB, 0, 0))
+        feed.sample(_sample(1.0, 50 * MIB, 25 * MIB, 0, 0))
     assert log.file.getvalue() == "  hog 0 s: zram 50.0 MiB stored in 25.0 MiB (ratio 2.00)\n"
     screen = Console(file=io.StringIO(), force_terminal=True, width=200)
-    feed = cli.live_figures(screen)
+    feed = lab_tasks.live_figures(screen)
     with feed.around("hog"):
-        feed.sample(_sample(1.0, 50 * live.MIB, 25 * live.MIB, 0, 0))
+        feed.sample(_sample(1.0, 50 * MIB, 25 * MIB, 0, 0))
     drawn = screen.file.getvalue()
     assert "hog 0 s: zram 50.0 MiB stored in 25.0 MiB (ratio 2.00)" in drawn
     assert drawn.endswith("\x1b[1A\x1b[2K")  # when the workload ends the line is erased: cursor up, erase line

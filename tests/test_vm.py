@@ -196,7 +196,7 @@ def test_kept_verdicts_are_per_host_and_a_damaged_one_is_probed_again(tmp_path: 
 
 
 def test_accel_from_the_flag_or_the_environment() -> None:
-    from kernlab.cli.commands import accel_override
+    from kernlab.cli.common import accel_override
     from kernlab.errors import UsageError
 
     assert accel_override("kvm", {"KERNLAB_ACCEL": "tcg"}) == "kvm"

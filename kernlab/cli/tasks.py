@@ -9,10 +9,10 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, Task
 
-from kernlab.cli import commands as cli
+from kernlab.cli import common, kernel_tasks, lab_tasks, project_tasks
 from kernlab.errors import BuildFailed, KernlabError, Terminated, UsageError
 
-cli.usage_errors_exit_2()
+common.usage_errors_exit_2()
 
 # One short flag per option, the same on every task; an option not named here has none (invoke's automatic
 # letters gave -s to --strict, --shard and --spec, -j to --junit and --jobs, -m to --mirror and --more).
@@ -78,31 +78,32 @@ def _call(function, *args, **kwargs):
 
 
 def _ctx(lab, cache, verbose, accel=None):
-    return _call(cli.Context.create, lab, cache, verbose, accel)
+    return _call(common.Context.create, lab, cache, verbose, accel)
 
 
 @task(help={**KERNEL_HELP, "mirror": "kernel.org mirror base URL"})
 def fetch(c, lab=None, kernel=None, install=False, mirror=None, strict=False, cache=None, verbose=False):
     """Get the kernel source into the cache."""
-    _call(cli.fetch, _ctx(lab, cache, verbose), kernel=kernel, install=install, mirror=mirror, strict=strict or None)
+    _call(kernel_tasks.fetch, _ctx(lab, cache, verbose), kernel=kernel, install=install, mirror=mirror,
+          strict=strict or None)
 
 
 @task(help=KERNEL_HELP)
 def config(c, lab=None, kernel=None, install=False, strict=False, cache=None, verbose=False):
     """Write .config from the base and the lab's kconfigs/ fragments; fail on any symbol that did not land."""
-    _call(cli.configure, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict or None)
+    _call(kernel_tasks.configure, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict or None)
 
 
 @task(help=KERNEL_HELP)
 def key(c, lab=None, kernel=None, install=False, strict=False, cache=None, verbose=False):
     """Print the kernel's build key (its cache folder builds/<key>) without building: a CI cache key."""
-    _call(cli.kernel_key, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict or None)
+    _call(kernel_tasks.kernel_key, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict or None)
 
 
 @task(help={**KERNEL_HELP, "jobs": "make -j (default 0: all cores)"})
 def build(c, lab=None, kernel=None, install=False, strict=False, jobs=0, cache=None, verbose=False):
     """Build the kernel out of tree (cached by source + config + compiler)."""
-    _call(cli.build_kernel, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict or None,
+    _call(kernel_tasks.build_kernel, _ctx(lab, cache, verbose), kernel=kernel, install=install, strict=strict or None,
           jobs=jobs or None)
 
 
@@ -115,7 +116,7 @@ def build(c, lab=None, kernel=None, install=False, strict=False, jobs=0, cache=N
 def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None, verbose=False, accel=None,
           only=None, repeat=None, results=None):
     """Benchmark figures as JSON: cold/warm lab, kernel build, no-op rebuild, boot, image, tracing overhead."""
-    _call(cli.bench, _ctx(lab, cache, verbose, accel), Path(output), kernel=kernel, cold=not warm, only=only,
+    _call(project_tasks.bench, _ctx(lab, cache, verbose, accel), Path(output), kernel=kernel, cold=not warm, only=only,
           repeat=repeat, results=results)
 
 
@@ -125,7 +126,7 @@ def bench(c, lab=None, kernel=None, output="bench.json", warm=False, cache=None,
     "expression": "pytest -k expression", "junit": "write pytest's JUnit XML here"})
 def test(c, fast=False, all=False, expression=None, junit=None):  # noqa: A002 - the option is --all
     """Run the tests: the fast tier and the default lab end to end (`--fast`: the fast tier; `--all`: all, as CI)."""
-    code = _call(cli.run_tests, fast=fast, expression=expression, junit=junit, everything=all)
+    code = _call(project_tasks.run_tests, fast=fast, expression=expression, junit=junit, everything=all)
     if code:
         raise Exit(code=code)
 
@@ -133,13 +134,13 @@ def test(c, fast=False, all=False, expression=None, junit=None):  # noqa: A002 -
 @task(name="build", help=LAB_HELP)
 def guest_build(c, lab=None, cache=None, verbose=False):
     """Build the lab's initramfs (cached; byte-identical for the same inputs)."""
-    _call(cli.guest_image, _ctx(lab, cache, verbose))
+    _call(kernel_tasks.guest_image, _ctx(lab, cache, verbose))
 
 
 @task(name="boot", help={**BOOT_HELP, "kernel": "override the lab's kernel"})
 def vm_boot(c, lab=None, kernel=None, cache=None, verbose=False, accel=None):
     """Boot the lab's kernel and image on this terminal (Ctrl-A X leaves)."""
-    raise Exit(code=_call(cli.vm_boot, _ctx(lab, cache, verbose, accel), kernel=kernel))
+    raise Exit(code=_call(kernel_tasks.vm_boot, _ctx(lab, cache, verbose, accel), kernel=kernel))
 
 
 @task(name="ssh", help=LAB_HELP)
@@ -148,7 +149,7 @@ def vm_ssh(c, lab=None, cache=None, verbose=False):
     command = c.remainder
     if not command:
         raise Exit("error: give the command after --, e.g. inv vm.ssh -- cat /proc/swaps", code=2)
-    raise Exit(code=_call(cli.vm_ssh, _ctx(lab, cache, verbose), command))
+    raise Exit(code=_call(kernel_tasks.vm_ssh, _ctx(lab, cache, verbose), command))
 
 
 @task(name="run", default=True, help={**BOOT_HELP, "kernel": "override the lab's kernel",
@@ -156,7 +157,7 @@ def vm_ssh(c, lab=None, cache=None, verbose=False):
 def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, junit=None,
             repeat=None):
     """Run a lab end to end: kernel, guest, zram, workloads, samples, chains, results folder."""
-    raise Exit(code=_call(cli.lab, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results, junit=junit,
+    raise Exit(code=_call(lab_tasks.lab, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results, junit=junit,
                           repeat=repeat))
 
 
@@ -165,7 +166,7 @@ def lab_run(c, lab=None, kernel=None, results="results", cache=None, verbose=Fal
                                    "chains.json is never rewritten"})
 def lab_verify(c, results_dir, junit=None, out=None, accept_changed=False):
     """Verify the lab's call chains again, offline, on a results folder; print where verdicts differ."""
-    raise Exit(code=_call(cli.lab_verify, Path(results_dir), cli.plain_console(), junit=junit,
+    raise Exit(code=_call(lab_tasks.lab_verify, Path(results_dir), common.plain_console(), junit=junit,
                           out=Path(out) if out else None, accept_changed=accept_changed))
 
 
@@ -175,8 +176,8 @@ def lab_verify(c, results_dir, junit=None, out=None, accept_changed=False):
 def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=None, verbose=False, accel=None,
               junit=None, repeat=None):
     """Run every variant of the lab's sweep (one kernel build) and write a comparison report."""
-    raise Exit(code=_call(cli.sweep, _ctx(lab, cache, verbose, accel), shard=shard, kernel=kernel, results=results,
-                          junit=junit, repeat=repeat))
+    raise Exit(code=_call(lab_tasks.sweep, _ctx(lab, cache, verbose, accel), shard=shard, kernel=kernel,
+                          results=results, junit=junit, repeat=repeat))
 
 
 @task(name="matrix", help={**BOOT_HELP,
@@ -189,8 +190,8 @@ def lab_sweep(c, lab=None, shard=None, kernel=None, results="results", cache=Non
 def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=None, verbose=False, accel=None,
                repeat=None):
     """Run the same lab on each kernel and compare every documented line's verdict across them."""
-    raise Exit(code=_call(cli.matrix, _ctx(lab, cache, verbose, accel), kernels=kernels, shard=shard, results=results,
-                          repeat=repeat))
+    raise Exit(code=_call(lab_tasks.matrix, _ctx(lab, cache, verbose, accel), kernels=kernels, shard=shard,
+                          results=results, repeat=repeat))
 
 
 @task(name="rerun", help={"manifest": "RESULTS_DIR/manifest.json of a finished run",
@@ -198,14 +199,14 @@ def lab_matrix(c, lab=None, kernels=None, shard=None, results="results", cache=N
                           "verbose": LAB_HELP["verbose"]})
 def lab_rerun(c, manifest, results="results", cache=None, verbose=False):
     """Repeat a finished run: same kernel source and sha256, config, image inputs and parameters; then compare."""
-    raise Exit(code=_call(cli.rerun, _ctx(None, cache, verbose), Path(manifest), results=results))
+    raise Exit(code=_call(lab_tasks.rerun, _ctx(None, cache, verbose), Path(manifest), results=results))
 
 
 @task(name="compare", help={"a": "results folder (or its manifest.json)", "b": "results folder to compare with",
                              **SEAL_HELP})
 def lab_compare(c, a, b, accept_changed=False):
     """Show which settings and figures differ between two runs."""
-    _call(cli.compare_runs, cli.plain_console(), Path(a), Path(b), accept_changed=accept_changed)
+    _call(lab_tasks.compare_runs, common.plain_console(), Path(a), Path(b), accept_changed=accept_changed)
 
 
 @task(name="report", iterable=["more"], help={"results_dir": "a run's results folder, or a sweep folder",
@@ -213,7 +214,7 @@ def lab_compare(c, a, b, accept_changed=False):
                                               **SEAL_HELP})
 def lab_report(c, results_dir, more=None, accept_changed=False):
     """Write report.html and report.md for a run; a comparison report for a sweep or several runs."""
-    _call(cli.lab_report, [Path(results_dir), *map(Path, more or [])], cli.plain_console(),
+    _call(lab_tasks.lab_report, [Path(results_dir), *map(Path, more or [])], common.plain_console(),
           accept_changed=accept_changed)
 
 
@@ -221,7 +222,7 @@ def lab_report(c, results_dir, more=None, accept_changed=False):
                             "results/)", "repeat": "runs a side, each on a fresh boot (default 3, at least 3)"})
 def lab_observe(c, lab=None, kernel=None, results="results", cache=None, verbose=False, accel=None, repeat=None):
     """The observer effect: the lab with and without its evidence, and each key figure traced against untraced."""
-    raise Exit(code=_call(cli.observe, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results,
+    raise Exit(code=_call(lab_tasks.observe, _ctx(lab, cache, verbose, accel), kernel=kernel, results=results,
                           repeat=repeat))
 
 
@@ -237,7 +238,7 @@ def chains_check(c, spec, more=None, results=None, lab=None, kernel=None, cache=
     """Parse chain spec files without a kernel; with --results, or --lab/--kernel (a built kernel), look every
     name up in that kernel."""
     context = _ctx(lab, cache, False) if lab or kernel else None
-    _call(cli.chains_check, [Path(spec), *(Path(p) for p in more or [])], Path(results) if results else None,
+    _call(project_tasks.chains_check, [Path(spec), *(Path(p) for p in more or [])], Path(results) if results else None,
           context, kernel)
 
 
@@ -249,7 +250,7 @@ def chains_check(c, spec, more=None, results=None, lab=None, kernel=None, cache=
 def cache_entries(c, older_than=None, keep_last=None, dry_run=False, cache=None):
     """List the cache's kernel builds, sources, guest images and tarballs (size, age, last use); prune them by
     age or count, never one a run is using."""
-    _call(cli.cache_entries, cache, older_than, keep_last, dry_run)
+    _call(project_tasks.cache_entries, cache, older_than, keep_last, dry_run)
 
 
 kernel = Collection("kernel", fetch, config, build, key)
@@ -259,7 +260,7 @@ vm = Collection("vm", vm_boot, vm_ssh)
                             "out": "where to write the specs (default labs/imported/)"})
 def chains_import(c, article, out="labs/imported"):
     """Write one chain spec per call-tree code block of an article; name the blocks that are not trees."""
-    _call(cli.chains_import, Path(article), Path(out))
+    _call(project_tasks.chains_import, Path(article), Path(out))
 
 
 chains = Collection("chains", chains_check, chains_import)

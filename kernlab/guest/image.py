@@ -247,8 +247,7 @@ def compile_static(source: Path, cache: Cache, compiler_name: str = X86_64.gcc,
                    packages: Sequence[str] = X86_64.gcc_packages) -> Path:
     """`compiler_name -static` (the arch's gcc: a cross-compiler for arm64), cached by the source's sha256 and the
     compiler's version line."""
-    gcc = tools.require_tool(compiler_name, " ".join(packages))
-    compiler = tools.output([gcc, "--version"]).splitlines()[0]
+    gcc, compiler = tools.compiler(compiler_name, " ".join(packages))
     out = cache.root / "workloads" / stable_key(sha256_file(source), compiler) / source.stem
     with entry_lock(out):
         if not out.exists():

@@ -92,8 +92,7 @@ def arch_of(info: dict) -> Arch:
 
 
 def compiler_version(arch: Arch = X86_64) -> str:
-    gcc = tools.require_tool(arch.gcc, " ".join(arch.gcc_packages))
-    return tools.output([gcc, "--version"]).splitlines()[0]
+    return tools.compiler(arch.gcc, " ".join(arch.gcc_packages))[1]
 
 
 def config_inputs(spec: KernelSpec, kconfig_dir: Path) -> list[tuple[str, str]]:

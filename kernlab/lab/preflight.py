@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kernlab.config.lab import Lab
 from kernlab.errors import KernlabError
+from kernlab.units import MIB
 
-MIB = 1 << 20
 # What every run writes whatever the lab: System.map and available_filter_functions (a few MB each on 6.x), the
 # console, the manifest, the report and its plots.
 FIXED_BYTES = 16 * MIB

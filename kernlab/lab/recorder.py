@@ -86,6 +86,14 @@ class LabOutcome:
     summary: Summary | None = None
 
     @property
+    def status(self) -> str:
+        return self.manifest.status
+
+    @property
+    def expectations_met(self) -> bool:
+        return self.ok
+
+    @property
     def ok(self) -> bool:
         """Every chain as the lab expects, and branch counts taken when the lab asked for them."""
         return all(chain.expectation_met() for chain in self.chains) and (

@@ -5,7 +5,6 @@ above 1 each variant runs that many times beside an aggregate of them."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from kernlab.cache import Cache
@@ -17,7 +16,7 @@ from kernlab.lab.run import run_lab
 from kernlab.probes.live import LiveFeed
 from kernlab.report import render
 from kernlab.results import aggregate
-from kernlab.results.folder import AGGREGATE, write_sweep
+from kernlab.results.folder import AGGREGATE, new_timestamped_folder, write_sweep
 from kernlab.results.sweeprecords import SweepPlan, SweepVariant
 
 
@@ -67,12 +66,10 @@ def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cach
     for variant in variants:  # every variant's chain specs, before the first one builds anything
         variant.lab.chain_specs(f"{lab_path} ({variant.label})")
     selected = experiment.select_shard(variants, shard)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    suffix = f"-shard-{shard.number}-of-{shard.count}" if shard else ""
-    folder = results_root / lab.name / f"{kind}-{stamp}{suffix}"
     for variant in selected:  # every variant's room and rights before the folder that holds them all
         preflight.check(variant.lab, results_root)
-    folder.mkdir(parents=True)
+    folder = new_timestamped_folder(results_root / lab.name, f"{kind}-",
+                                    f"-shard-{shard.number}-of-{shard.count}" if shard else "")
     swept = {"kernel": [v.params["kernel"] for v in variants]} if kind == "matrix" else lab.sweep
     # A lab's own repeats are the folder itself: repeats-<time>/repeat-1, not repeats-<time>/00/repeat-1.
     dirs = ["."] if kind == "repeats" else [v.slug for v in variants]

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kernlab.probes.zram import Sample
+from kernlab.units import MIB
 
-MIB = 1024 * 1024
 # Below this zram holds a few pages (and their metadata): their ratio says nothing about the workload's data.
 RATIO_FROM_BYTES = MIB
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 from kernlab.config.lab import SwapSpec, ZramSpec
 from kernlab.errors import KernlabError
+from kernlab.units import MIB
 from kernlab.version import KernelVersion
 
 ZRAM = "/sys/block/zram0"
 DEVICE = "/dev/zram0"
-MIB = 1 << 20
 
 # ---- column layouts ----------------------------------------------------------------------------------------------
 

@@ -100,8 +100,23 @@ class IndirectView:
         return "green" if self.status == "resolved" else "yellow" if self.status == "not checked" else "red"
 
 
+class VerdictStyled:
+    """A view of one verdict: its style and its label's detail, the same for a tree line and a call."""
+
+    verdict: str
+    label: str
+
+    @property
+    def css(self) -> str:
+        return verdict_style(self.verdict).css
+
+    @property
+    def label_detail(self) -> str:
+        return label_detail(self.verdict, self.label)
+
+
 @dataclass(frozen=True)
-class TreeLineView:
+class TreeLineView(VerdictStyled):
     """One documented line with its verdict; text has the name this kernel uses when a variant renamed it."""
 
     depth: int
@@ -116,14 +131,6 @@ class TreeLineView:
     function: str | None = None  # the function this kernel calls on the line (None for an annotation)
 
     @property
-    def css(self) -> str:
-        return verdict_style(self.verdict).css
-
-    @property
-    def label_detail(self) -> str:
-        return label_detail(self.verdict, self.label)
-
-    @property
     def full_evidence(self) -> str:
         """The evidence with the indirect call's claim and its check, when the line has one."""
         if self.indirect is None:
@@ -133,19 +140,11 @@ class TreeLineView:
 
 
 @dataclass(frozen=True)
-class CallView:
+class CallView(VerdictStyled):
     function: str
     verdict: str
     label: str  # "inlined into zram_bvec_rw", "tail call", ...
     evidence: str
-
-    @property
-    def css(self) -> str:
-        return verdict_style(self.verdict).css
-
-    @property
-    def label_detail(self) -> str:
-        return label_detail(self.verdict, self.label)
 
 
 @dataclass(frozen=True)

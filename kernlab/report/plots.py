@@ -7,11 +7,12 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from kernlab.units import MIB
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-MIB = 1024 * 1024
 FIGSIZE = (8.0, 4.0)
 DPI = 100
 TIME_LABEL = "time since first sample (s)"

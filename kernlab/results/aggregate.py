@@ -3,6 +3,8 @@ runs (kernlab.stats.Spread), and the figures derived from a summary that compari
 
 from __future__ import annotations
 
+from kernlab.units import MIB
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,6 @@ from kernlab.results.sweeprecords import AggregateFile, SpreadRecord
 from kernlab.results.chainrecords import ChainsFile
 from kernlab.results.schema import Summary
 
-MIB = 1024 * 1024
 PAGE_SIZE = 4096
 REPEAT_DIR = "repeat-{}"  # a repeat set's runs: repeat-1, repeat-2, ...
 

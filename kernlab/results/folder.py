@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from kernlab.cache import check_child, write_bytes_atomic
+from kernlab.cache import check_child, json_bytes, write_bytes_atomic
 from kernlab.errors import KernlabError
 from kernlab.results.chainrecords import ChainsFile
 from kernlab.results.evidencerecords import BranchesFile, GraphCapture, GraphFile, ProbeSet
@@ -48,9 +48,20 @@ FILE_OF: dict[type[BaseModel], str] = {Manifest: MANIFEST, Summary: SUMMARY, Cha
                                        GraphFile: GRAPH}
 
 
+def new_timestamped_folder(parent: Path, prefix: str = "", suffix: str = "") -> Path:
+    """A new folder parent/PREFIX<UTC time>SUFFIX, made; -2, -3... when another started within the same second."""
+    check_child(parent)
+    stamp = f"{prefix}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}{suffix}"
+    path, clash = parent / stamp, 1
+    while path.exists():
+        clash += 1
+        path = parent / f"{stamp}-{clash}"
+    path.mkdir(parents=True)
+    return path
+
+
 def _dump(model: BaseModel | dict | list) -> bytes:
-    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+    return json_bytes(model.model_dump(mode="json") if isinstance(model, BaseModel) else model)
 
 
 def write_model(path: Path, model: BaseModel | dict | list) -> None:
@@ -141,15 +152,7 @@ class ResultsFolder:
     @classmethod
     def create(cls, root: Path, lab_name: str) -> ResultsFolder:
         """A new folder root/LAB/TIMESTAMP (with -2, -3... when runs start within the same second)."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        check_child(root / lab_name)
-        path = root / lab_name / stamp
-        suffix = 1
-        while path.exists():
-            suffix += 1
-            path = root / lab_name / f"{stamp}-{suffix}"
-        path.mkdir(parents=True)
-        return cls(path)
+        return cls(new_timestamped_folder(root / lab_name))
 
     def file(self, relative: str) -> Path:
         """A path inside the folder; a name that would lead out of it (`../x`, `/x`) is refused."""
