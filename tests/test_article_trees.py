@@ -103,11 +103,10 @@ def test_pasted_blocks_give_the_hand_written_verdicts(version: str, name: str, b
         assert "branches this run did not take: mapping->a_ops->readpage" in " ".join(ours.notes)
         # the summary keeps "every line proved" apart from "proved but for a branch the run did not take"
         from kernlab.report.chainviews import chain_verdict
-        from kernlab.results.chainrecords import ChainRecord
 
-        summary = chain_verdict(ChainRecord.model_validate(ours.as_dict()))
+        summary = chain_verdict(ours)
         assert ours.holds and summary.holds_text == "holds except 1 branch not taken"
-        assert chain_verdict(ChainRecord.model_validate(theirs.as_dict())).holds_text == "holds"
+        assert chain_verdict(theirs).holds_text == "holds"
     else:
         assert open_lines == []
         assert any(note.startswith("tree read with tabs 4 columns wide") for note in ours.notes)

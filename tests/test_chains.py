@@ -13,7 +13,7 @@ from kernlab.errors import KernlabError
 from kernlab.frames import Frame, base_name
 from kernlab.paths import CHAIN_DIR
 from kernlab.probes.kprobes import probe_event_name
-from kernlab.results.chainrecords import ChainRecord
+from kernlab.results.chainrecords import ChainRecord, LeafRecord
 from kernlab.verify import chains
 from kernlab.verify.evidence import verify_results
 from kernlab.verify.hist import parse_hist
@@ -37,7 +37,7 @@ def by_name(outcome: list[ChainRecord]) -> dict[str, ChainRecord]:
     return {result.name: result for result in outcome}
 
 
-def verdicts(leaf: chains.LeafResult) -> dict[str, str]:
+def verdicts(leaf: LeafRecord) -> dict[str, str]:
     return {function.function: chains.verdict_label(function.verdict, function.into) for function in leaf.functions}
 
 

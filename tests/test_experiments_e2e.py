@@ -15,7 +15,6 @@ from kernlab.probes.live import LiveFeed, LiveFigures
 from kernlab.report.format import fmt
 from kernlab.report.noise import decision_text
 from kernlab.results import stats
-from kernlab.results.aggregate import as_spread
 from kernlab.results.folder import read_aggregate
 from tests.conftest import default_lab_that_fits_612
 
@@ -76,7 +75,7 @@ def test_repeated_sweep_of_two_compressors_aggregates_and_compares_the_runs(kern
     # likely depends on the other pages zram holds at the peak, so whether two runs tell it from noise is the
     # data's call).
     assert aggregates[1].figures["compression_ratio"].mean > aggregates[0].figures["compression_ratio"].mean
-    verdict = stats.decide(*(as_spread(a.figures["compression_ratio"]) for a in aggregates))
+    verdict = stats.decide(*(a.figures["compression_ratio"] for a in aggregates))
 
     table = (folder / "comparison.md").read_text()
     assert "## Figures over the repeats" in table

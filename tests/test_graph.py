@@ -107,7 +107,7 @@ def test_the_graph_witnesses_every_traceable_edge_of_the_swap_in_tree(fixture: s
     roots = graph.merge(graph.parse_trace(recorded(trace)[0], ["do_swap_page"]).calls)
     chain = next(c for c in ResultsFolder.open(TESTS_DIR / "fixtures" / fixture).chains().chains
                  if c.name == "article-pagein")
-    edges = {(w.caller, w.callee): w for _, w in witness.graph_witness(chain, roots)}
+    edges = {(w.caller, line.function): w for line, w in witness.graph_witness(chain, roots)}
     # Above the graph function the window sees nothing: said so, not "not seen".
     assert edges[("__handle_mm_fault", "do_swap_page")].status == "outside the window"
     # swap_vma_readahead and find_get_page are inlined (no frame in either witness): their callers stand in.
@@ -123,10 +123,11 @@ def test_a_call_the_graph_never_saw_contradicts_a_proved_line() -> None:
     chain = next(c for c in ResultsFolder.open(TESTS_DIR / "fixtures" / "results-5.15.135-trees").chains().chains
                  if c.name == "article-pagein")
     del roots["do_swap_page"].children["swapin_readahead"].children["swap_readpage"]
-    (edge,) = [w for _, w in witness.graph_witness(chain, roots) if w.callee == "swap_readpage"]
+    (edge,) = [w for line, w in witness.graph_witness(chain, roots) if line.function == "swap_readpage"]
     assert (edge.status, edge.agrees) == ("not seen", False)
     # Windows that lost events keep only their start: the same gap there contradicts nothing, and says why.
-    (edge,) = [w for _, w in witness.graph_witness(chain, roots, lost=666_516) if w.callee == "swap_readpage"]
+    (edge,) = [w for line, w in witness.graph_witness(chain, roots, lost=666_516)
+             if line.function == "swap_readpage"]
     assert (edge.status, edge.agrees, edge.lost) == ("not seen", None, 666_516)
     record = EdgeRecord(caller=edge.caller, status=edge.status, agrees=edge.agrees, lost=edge.lost)
     assert graph_text(record) == "not seen (the windows lost 666,516 events: it may be among them)"
@@ -140,7 +141,7 @@ def test_an_edge_below_the_recorded_depth_is_outside_the_window() -> None:
     roots = graph.merge(graph.parse_trace(recorded("5.15.135-do_swap_page")[0], ["do_swap_page"]).calls)
     chain = next(c for c in ResultsFolder.open(TESTS_DIR / "fixtures" / "results-5.15.135-trees").chains().chains
                  if c.name == "article-pagein")
-    at = {w.callee: w for _, w in witness.graph_witness(chain, roots, max_depth=6)}
+    at = {line.function: w for line, w in witness.graph_witness(chain, roots, max_depth=6)}
     assert at["zs_map_object"].status == "outside the window" and at["zs_map_object"].agrees is None
     assert at["__zram_bvec_read"].status == "seen"
 

@@ -23,7 +23,7 @@ from kernlab.units import MIB
 
 def test_a_spread_has_the_textbook_t_interval() -> None:
     s = stats.spread([10.0, 12.0, 14.0])
-    assert (s.n, s.mean, s.sd, s.low, s.high) == (3, 12.0, 2.0, 10.0, 14.0)
+    assert (s.n, s.mean, s.sd, s.min, s.max) == (3, 12.0, 2.0, 10.0, 14.0)
     # t(0.975, 2 degrees of freedom) = 4.303 (any t table): 12 ± 4.303 * 2 / sqrt(3)
     assert s.half_width == pytest.approx(4.303 * 2 / math.sqrt(3), abs=1e-3)
     assert s.ci_low == pytest.approx(12 - s.half_width) and s.ci_high == pytest.approx(12 + s.half_width)

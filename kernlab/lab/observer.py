@@ -44,7 +44,7 @@ def effect_rows(untraced: AggregateFile, traced: AggregateFile) -> list[EffectRo
     for key, label in KEY_FIGURES.items():
         if key not in untraced.figures or key not in traced.figures:
             continue
-        a, b = aggregate.as_spread(untraced.figures[key]), aggregate.as_spread(traced.figures[key])
+        a, b = untraced.figures[key], traced.figures[key]
         verdict = stats.decide(a, b)
         rows.append(EffectRow(figure=key, label=label, untraced=list(a.values), traced=list(b.values),
                               untraced_mean=a.mean, traced_mean=b.mean, untraced_half_width=a.half_width,

@@ -19,7 +19,8 @@ from kernlab.report.views import PlotView, RunFiles, status_of, workload_names
 from kernlab.results import stats
 from kernlab.results.aggregate import swapout_throughput, total_workload_seconds
 from kernlab.results.compare import flatten, is_number
-from kernlab.results.sweeprecords import AggregateFile, SpreadRecord
+from kernlab.results.stats import Spread
+from kernlab.results.sweeprecords import AggregateFile
 
 COMPARISON_PLOTS: tuple[tuple[str, str], ...] = (
     ("compare_compression_ratio", "Compression ratio"),
@@ -130,7 +131,7 @@ def run_name(folder: Path, out_dir: Path | None) -> str:
     return folder.resolve().relative_to(out_dir.resolve()).as_posix()
 
 
-def _interval(record: SpreadRecord | None) -> tuple[float, float] | None:
+def _interval(record: Spread | None) -> tuple[float, float] | None:
     if record is None or record.ci_low is None or record.ci_high is None:
         return None
     return record.mean - record.ci_low, record.ci_high - record.mean

@@ -11,8 +11,8 @@ from typing import Any
 
 from kernlab.report.format import Cell, Table, table
 from kernlab.results import stats
-from kernlab.results.aggregate import as_spread
-from kernlab.results.sweeprecords import AggregateFile, SpreadRecord
+from kernlab.results.stats import Spread
+from kernlab.results.sweeprecords import AggregateFile
 
 # The figures comparisons show over repeats: (label, aggregate.json figure key).
 COMPARED_FIGURES: tuple[tuple[str, str], ...] = (
@@ -58,16 +58,16 @@ def mean_text(mean: float, half_width: float | None) -> str:
     return f"{number(mean, places)} ± {number(half_width, places)}"
 
 
-def spread_text(record: SpreadRecord, with_n: bool = True) -> str:
+def spread_text(record: Spread, with_n: bool = True) -> str:
     """1.957 ± 0.014 (n 3), 128,530 ± 3,439 (n 3); a single run's value with "(1 run)"."""
-    s = as_spread(record)
+    s = record
     if s.half_width is None:
         return f"{number(s.mean)} (1 run)"
     return mean_text(s.mean, s.half_width) + (f" (n {s.n})" if with_n else "")
 
 
-def change_text(a: SpreadRecord, b: SpreadRecord) -> str:
-    change = stats.relative_change(as_spread(a), as_spread(b))
+def change_text(a: Spread, b: Spread) -> str:
+    change = stats.relative_change(a, b)
     return "" if change is None else f"{change:+.1%}".replace("%", " %")
 
 
@@ -78,9 +78,9 @@ def decision_text(verdict: stats.Verdict) -> str:
     return f"{verdict.decision} ({verdict.why.split(':')[0]})"
 
 
-def verdict_cell(a: SpreadRecord, b: SpreadRecord) -> Cell:
+def verdict_cell(a: Spread, b: Spread) -> Cell:
     """"+19.1 %, significant (p 0.0004)" as a badge; the words alone carry it in Markdown and on the terminal."""
-    verdict = stats.decide(as_spread(a), as_spread(b))
+    verdict = stats.decide(a, b)
     change = change_text(a, b)
     return Cell(f"{change + ', ' if change else ''}{decision_text(verdict)}", css=SIGNIFICANT_CSS[verdict.decision])
 
@@ -93,7 +93,7 @@ class NoiseView:
     runs_note: str  # how many runs each variant had
 
 
-def _rows(groups: Sequence[tuple[str, AggregateFile]]) -> list[tuple[str, dict[str, SpreadRecord]]]:
+def _rows(groups: Sequence[tuple[str, AggregateFile]]) -> list[tuple[str, dict[str, Spread]]]:
     """(label, {variant label: spread}) for the compared figures and every chain's hits, where any variant has it."""
     rows = [(label, {name: agg.figures[key] for name, agg in groups if key in agg.figures})
             for label, key in COMPARED_FIGURES]
@@ -164,11 +164,11 @@ def spread_table(aggregate: AggregateFile) -> Table:
     keyed += [(f"chain {name}: hits (held in {aggregate.chain_holds.get(name, 0)} of {record.n})", record)
               for name, record in aggregate.chain_hits.items()]
     for label, record in keyed:
-        s = as_spread(record)
+        s = record
         interval = "none (1 run)" if s.ci_low is None or s.ci_high is None else \
             f"{plain(s.ci_low)} to {plain(s.ci_high)}"
-        rows.append((label, str(s.n), plain(s.mean), "none" if s.sd is None else plain(s.sd), plain(s.low),
-                     plain(s.high), interval))
+        rows.append((label, str(s.n), plain(s.mean), "none" if s.sd is None else plain(s.sd), plain(s.min),
+                     plain(s.max), interval))
     return table(("figure", "n", "mean", "sd", "min", "max", f"{aggregate.confidence:.0%} interval"), rows)
 
 
@@ -184,7 +184,7 @@ class PairRow:
     text: str  # the decision with its p-value or reason (decision_text)
 
 
-def _all_zero(record: SpreadRecord) -> bool:
+def _all_zero(record: Spread) -> bool:
     return not any(record.values)
 
 
@@ -201,7 +201,7 @@ def pair_rows(a: AggregateFile, b: AggregateFile) -> list[PairRow]:
     for key, left, right in pairs:
         if _all_zero(left) and _all_zero(right):
             continue
-        verdict = stats.decide(as_spread(left), as_spread(right))
+        verdict = stats.decide(left, right)
         rows.append(PairRow(key, spread_text(left), spread_text(right), change_text(left, right), verdict.decision,
                             decision_text(verdict)))
     return rows

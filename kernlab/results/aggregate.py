@@ -1,5 +1,5 @@
 """A variant's repeated runs as one aggregate: each summary figure and each chain's hit count over the complete
-runs (kernlab.stats.Spread), and the figures derived from a summary that comparisons show."""
+runs (kernlab.results.stats.Spread), and the figures derived from a summary that comparisons show."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from kernlab.errors import KernlabError
 from kernlab.results.compare import flatten, is_number
 from kernlab.results import stats
 from kernlab.results.folder import AGGREGATE, ResultsFolder, find_folders, read_aggregate, write_aggregate
-from kernlab.results.sweeprecords import AggregateFile, SpreadRecord
+from kernlab.results.sweeprecords import AggregateFile
 from kernlab.results.chainrecords import ChainsFile
 from kernlab.results.schema import Summary
 
@@ -60,17 +60,6 @@ def run_figures(figures: Mapping[str, Any]) -> dict[str, float]:
     return flat | {key: value for key, function in DERIVED.items() if is_number(value := function(figures))}
 
 
-def spread_record(values: Sequence[float]) -> SpreadRecord:
-    s = stats.spread(values)
-    return SpreadRecord(values=list(s.values), mean=s.mean, sd=s.sd, min=s.low, max=s.high, ci_low=s.ci_low,
-                        ci_high=s.ci_high)
-
-
-def as_spread(record: SpreadRecord) -> stats.Spread:
-    return stats.Spread(tuple(record.values), record.mean, record.sd, record.min, record.max, record.ci_low,
-                        record.ci_high)
-
-
 @dataclass(frozen=True)
 class RunOutcome:
     """What the aggregate needs of one run: its folder name, whether it completed, its figures and chains."""
@@ -100,8 +89,8 @@ def build_aggregate(outcomes: Sequence[RunOutcome], *, repeat: int, lab_name: st
     return AggregateFile(lab_name=lab_name, label=label, params=dict(params or {}), swept=list(params or {}),
                          repeat=repeat, runs=[o.name for o in outcomes], complete=[o.name for o in done],
                          confidence=stats.CONFIDENCE, method=stats.METHOD,
-                         figures={key: spread_record(values) for key, values in per_figure.items()},
-                         chain_hits={name: spread_record(values) for name, values in hits.items()},
+                         figures={key: stats.spread(values) for key, values in per_figure.items()},
+                         chain_hits={name: stats.spread(values) for name, values in hits.items()},
                          chain_holds=holds)
 
 

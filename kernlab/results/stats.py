@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from kernlab.results.schema import Record
+
 CONFIDENCE = 0.95
 ALPHA = 0.05
 INTERVALS = f"intervals are {CONFIDENCE:.0%} Student t confidence intervals of the mean"
@@ -20,17 +22,17 @@ MIN_RUNS = 2
 Decision = Literal["significant", "within noise", "no noise estimate"]
 
 
-@dataclass(frozen=True)
-class Spread:
-    """A figure over n runs; sd and the interval are None for a single run."""
+class Spread(Record):
+    """One figure over n runs (a variant's complete runs in aggregate.json); sd and the interval are None for a
+    single run."""
 
-    values: tuple[float, ...]
+    values: list[float]
     mean: float
-    sd: float | None
-    low: float  # min
-    high: float  # max
-    ci_low: float | None
-    ci_high: float | None
+    sd: float | None = None
+    min: float
+    max: float
+    ci_low: float | None = None  # the mean's confidence interval (AggregateFile.confidence)
+    ci_high: float | None = None
 
     @property
     def n(self) -> int:
@@ -48,13 +50,14 @@ def spread(values: Sequence[float]) -> Spread:
     points = tuple(float(v) for v in values)
     mean = statistics.fmean(points)
     if len(points) < MIN_RUNS:
-        return Spread(points, mean, None, min(points), max(points), None, None)
+        return Spread(values=list(points), mean=mean, min=min(points), max=max(points))
     sd = statistics.stdev(points)
     # t_{(1+C)/2, n-1} * sd / sqrt(n): with 3 runs t is 4.30, so the interval is wide unless the runs agree.
     from scipy import stats as scipy_stats  # 1 s to import: here, not at start-up
 
     half = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, len(points) - 1)) * sd / math.sqrt(len(points))
-    return Spread(points, mean, sd, min(points), max(points), mean - half, mean + half)
+    return Spread(values=list(points), mean=mean, sd=sd, min=min(points), max=max(points), ci_low=mean - half,
+                  ci_high=mean + half)
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from kernlab.config.articletree import TreeLine
 from kernlab.config.specs import ResolvedChain
 from kernlab.frames import Frame, base_name, task_kind
+from kernlab.results.chainrecords import ChainRecord, FunctionVerdictRecord, JoinedRecord, LeafRecord, LineRecord
 from kernlab.verify.hist import HIST_STACKTRACE_DEPTH, Histogram, StackCount
 from kernlab.verify.stacks import Evidence, PathEntry, expand, frames_below, return_sites
-
-if TYPE_CHECKING:  # kernlab.instead builds on this module
-    from kernlab.verify.instead import RecordedPath
 
 Verdict = Literal["observed", "inlined", "tail call", "not traceable", "missing", "gone", "annotation", "not taken"]
 PROVEN = ("observed", "inlined", "tail call")
@@ -34,44 +32,18 @@ def verdict_label(verdict: str, into: str | None = None) -> str:
             "not taken": "branch not taken"}.get(verdict, verdict)
 
 
-@dataclass
-class FunctionVerdict:
-    function: str
-    verdict: Verdict
-    evidence: str
-    into: str | None = None  # for inlined: the frame it was inlined into
-
-    def label(self) -> str:
-        return verdict_label(self.verdict, self.into)
+def _verdict(function: str, verdict: Verdict, evidence: str, into: str | None = None) -> FunctionVerdictRecord:
+    return FunctionVerdictRecord(function=function, verdict=verdict, evidence=evidence, into=into)
 
 
-@dataclass
-class LeafResult:
-    leaf: str
-    holds: bool
-    hits: int
-    stacks_seen: int  # distinct stacks recorded for the leaf
-    by_task: dict[str, int]
-    functions: list[FunctionVerdict]
-    example: list[str] = field(default_factory=list)  # outermost first, inlined frames marked
-    joined: Joined | None = None  # stacks the hist depth cut, continued from an anchor's
-
-
-@dataclass
-class LineResult:
-    """One documented line with its verdict: hits are stacks that prove the path from the root down to it."""
-
-    number: int
-    depth: int
-    text: str
-    function: str | None
-    verdict: Verdict
-    label: str
-    evidence: str
-    hits: int | None  # None: nothing on a stack can show this line (annotation, static proof, missing)
-    by_task: dict[str, int] = field(default_factory=dict)
-    into: str | None = None
-    indirect: dict | None = None  # {"call", "claim", "status", "evidence"} for `CALL => function` lines
+def _line(line: TreeLine, verdict: Verdict, evidence: str, *, function: str | None = None, into: str | None = None,
+          hits: int | None = None, by_task: dict[str, int] | None = None,
+          indirect: dict | None = None) -> LineRecord:
+    """One documented line with its verdict: hits are stacks that prove the path from the root down to it (None:
+    nothing on a stack can show this line: an annotation, a static proof, a missing function)."""
+    label = "not a function: annotation" if verdict == "annotation" else verdict_label(verdict, into)
+    return LineRecord(number=line.number, depth=line.depth, text=line.text, function=function, verdict=verdict,
+                      label=label, evidence=evidence, hits=hits, by_task=by_task or {}, into=into, indirect=indirect)
 
 
 def shown_text(text: str, function: str | None) -> str:
@@ -79,49 +51,21 @@ def shown_text(text: str, function: str | None) -> str:
     return text if not function or function in text else f"{text}  [{function} here]"
 
 
-@dataclass
-class ChainResult:
-    name: str
-    documented: str
-    expect: str
-    holds: bool
-    hits: int
-    leaves: list[LeafResult]
-    notes: list[str]
-    lost_events: int
-    lines: list[LineResult] = field(default_factory=list)
-    # When the chain does not hold: what the kernel does instead (kernlab.instead.RecordedPath per leaf path).
-    instead: list[RecordedPath] = field(default_factory=list)
-    # Why `expect` is not what the lab asked for: the chain spec's commit that removed a documented function.
-    expect_reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """Whether the lab's expectation is met."""
-        return {"hold": self.holds, "not-hold": not self.holds}.get(self.expect, True)
-
-    def as_dict(self) -> dict:
-        return asdict(self) | {"ok": self.ok}
-
-
-def _pointer_not_taken(chain: ResolvedChain, index: int, evidence: Evidence) -> LineResult:
+def _pointer_not_taken(chain: ResolvedChain, index: int, evidence: Evidence) -> LineRecord:
     """A call through a pointer nothing resolved: what its caller called instead on the recorded stacks."""
     line = chain.lines[index]
     caller = chain.function_above(index)
     below = frames_below(caller, evidence).most_common(3) if caller else []
     if not below:
-        return LineResult(line.number, line.depth, line.text, None, "annotation", "not a function: annotation",
-                          f"a call through {line.via} that neither the tree nor the run resolves: no recorded stack "
-                          f"shows what {caller} called", None)
+        return _line(line, "annotation", f"a call through {line.via} that neither the tree nor the run resolves: "
+                     f"no recorded stack shows what {caller} called")
     instead = ", ".join(f"{name} ({hits:,} hits)" for name, hits in below)
     if line.via not in chain.unset_pointers:  # the image was not asked: the frame below may be its target
-        return LineResult(line.number, line.depth, line.text, None, "annotation", "not a function: annotation",
-                          f"a call through {line.via} that nothing resolved (no kernel image or recorded facts to "
-                          f"ask); below {caller} the recorded stacks show {instead}", None)
-    return LineResult(line.number, line.depth, line.text, None, "not taken", verdict_label("not taken"),
-                      f"{caller} called {instead} on the recorded stacks, and the kernel's image sets "
-                      f"{line.via.replace('->', '.').rsplit('.', 1)[-1]} to none of them in an initialised "
-                      "structure: this run did not take the call", None)
+        return _line(line, "annotation", f"a call through {line.via} that nothing resolved (no kernel image or "
+                     f"recorded facts to ask); below {caller} the recorded stacks show {instead}")
+    return _line(line, "not taken", f"{caller} called {instead} on the recorded stacks, and the kernel's image sets "
+                 f"{line.via.replace('->', '.').rsplit('.', 1)[-1]} to none of them in an initialised structure: "
+                 "this run did not take the call")
 
 
 @dataclass(frozen=True)
@@ -179,48 +123,38 @@ def _match(chain: list[str], entries: list[PathEntry], callers: dict[str, set[st
     return found
 
 
-def _why_not(function: str, evidence: Evidence) -> FunctionVerdict:
+def _why_not(function: str, evidence: Evidence) -> FunctionVerdictRecord:
     if not evidence.has_symbol(function) and function not in evidence.traceable:
-        return FunctionVerdict(function, "missing", "no such function in this kernel's System.map "
+        return _verdict(function, "missing", "no such function in this kernel's System.map "
                                "(fully inlined elsewhere or renamed) and not seen inlined on these stacks")
     if evidence.is_noinstr(function):
-        return FunctionVerdict(function, "not traceable", "noinstr (in .noinstr.text): ftrace cannot hook it")
+        return _verdict(function, "not traceable", "noinstr (in .noinstr.text): ftrace cannot hook it")
     if function not in evidence.traceable:
-        return FunctionVerdict(function, "missing", "has a symbol but is not in available_filter_functions "
+        return _verdict(function, "missing", "has a symbol but is not in available_filter_functions "
                                "and is not on any recorded stack")
     recorded = "the stacks recorded in the probe windows" if evidence.windowed else "the recorded stacks"
     own = evidence.histograms.get(function)
     if own is not None and own.hits:  # it ran: the run shows it elsewhere, not absent
-        return FunctionVerdict(function, "missing", f"ran ({own.hits:,} hits on its own probe), but not under "
+        return _verdict(function, "missing", f"ran ({own.hits:,} hits on its own probe), but not under "
                                f"the chain's lines above it on {recorded}")
-    return FunctionVerdict(function, "missing", f"traceable, but not on {recorded} in this order")
+    return _verdict(function, "missing", f"traceable, but not on {recorded} in this order")
 
 
-def _proved(function: str, item: Found, callee: str | None) -> FunctionVerdict | None:
+def _proved(function: str, item: Found, callee: str | None) -> FunctionVerdictRecord | None:
     if isinstance(item, PathEntry) and item.inlined_into is None:
-        return FunctionVerdict(function, "observed", f"frame {item.frame}")
+        return _verdict(function, "observed", f"frame {item.frame}")
     if isinstance(item, PathEntry):
-        return FunctionVerdict(function, "inlined", f"DWARF inline record at {item.frame}",
-                               into=item.inlined_into)
+        return _verdict(function, "inlined", f"DWARF inline record at {item.frame}", into=item.inlined_into)
     if isinstance(item, TailCall):
-        return FunctionVerdict(function, "tail call", f"never a frame: its calls return to {item.site}, the call "
+        return _verdict(function, "tail call", f"never a frame: its calls return to {item.site}, the call "
                                f"that leads straight into {callee}'s frame")
     return None
 
 
-@dataclass(frozen=True)
-class Joined:
-    """Hits of a leaf's stacks that the hist depth cut, continued from an anchor's own stacks."""
-
-    leaf: str
-    anchor: str
-    hits: int
-    of: int  # the leaf's cut hits
-
-    def note(self) -> str:
-        return (f"{self.leaf}: {self.hits:,} of its {self.of:,} hits were on stacks cut at the hist's "
-                f"{HIST_STACKTRACE_DEPTH}-frame depth, continued from the stacks of {self.anchor} where their "
-                "return sites agree (hits split as the anchor's continuations split)")
+def joined_note(joined: JoinedRecord) -> str:
+    return (f"{joined.leaf}: {joined.hits:,} of its {joined.of:,} hits were on stacks cut at the hist's "
+            f"{HIST_STACKTRACE_DEPTH}-frame depth, continued from the stacks of {joined.anchor} where their "
+            "return sites agree (hits split as the anchor's continuations split)")
 
 
 def _continuations(count: StackCount, histograms: Mapping[str, Histogram]) -> tuple[str, list[StackCount]] | None:
@@ -246,7 +180,7 @@ def _continuations(count: StackCount, histograms: Mapping[str, Histogram]) -> tu
 
 
 def joined_stacks(leaf: str, stacks: list[StackCount],
-                  histograms: Mapping[str, Histogram]) -> tuple[list[StackCount], Joined | None]:
+                  histograms: Mapping[str, Histogram]) -> tuple[list[StackCount], JoinedRecord | None]:
     """The leaf's stacks with those the hist depth cut continued (arm64: kernlab.arch.Arch.stack_skips_caller
     probes the chains' graph roots for full stacks, as anchors); uncut stacks, and cut ones no anchor agrees
     with, stay as recorded."""
@@ -262,7 +196,7 @@ def joined_stacks(leaf: str, stacks: list[StackCount],
         cut += count.hits if count.truncated else 0
     if not anchors:
         return out, None
-    return out, Joined(leaf, ", ".join(anchors), sum(anchors.values()), cut)
+    return out, JoinedRecord(leaf=leaf, anchor=", ".join(anchors), hits=sum(anchors.values()), of=cut)
 
 
 @dataclass
@@ -276,7 +210,7 @@ class _PathProof:
 
 
 def _verify_path(chain: ResolvedChain, lines: list[int], evidence: Evidence,
-                 callers: dict[str, set[str]]) -> tuple[LeafResult, _PathProof]:
+                 callers: dict[str, set[str]]) -> tuple[LeafRecord, _PathProof]:
     functions = [chain.lines[i].function or "" for i in lines]
     leaf = functions[-1]
     if leaf not in evidence.histograms and (probed := _probed_ancestor(functions, evidence)) is not None:
@@ -321,7 +255,7 @@ def _verify_path(chain: ResolvedChain, lines: list[int], evidence: Evidence,
         verdicts.append(_proved(function, item, callee) or _why_not(function, evidence))
     shown = example or (best[2] if best else [])
     hits = proof.hits[-1]
-    result = LeafResult(
+    result = LeafRecord(
         leaf=leaf, holds=hits > 0, hits=hits, stacks_seen=len(histogram.stacks) if histogram else 0,
         by_task=dict(proof.by_task[-1]), joined=joined,
         functions=verdicts,
@@ -352,8 +286,8 @@ def _probed_ancestor(functions: list[str], evidence: Evidence) -> int | None:
     return at if histogram is not None and histogram.stacks else None
 
 
-def _static_inline(chain: ResolvedChain, index: int, proofs: dict[int, tuple[FunctionVerdict, Found]],
-                   evidence: Evidence) -> FunctionVerdict | None:
+def _static_inline(chain: ResolvedChain, index: int, proofs: dict[int, tuple[FunctionVerdictRecord, Found]],
+                   evidence: Evidence) -> FunctionVerdictRecord | None:
     """A line no stack can show (it calls nothing traced) proved from DWARF: inlined in its proved caller's body."""
     line = chain.lines[index]
     if line.parent is None or line.parent not in proofs or line.function is None:
@@ -369,7 +303,7 @@ def _static_inline(chain: ResolvedChain, index: int, proofs: dict[int, tuple[Fun
         tree = evidence.inline_trees.get(host)
         walked = tree.find_path(names) if tree is not None else None
         if walked:
-            return FunctionVerdict(line.function, "inlined", f"no stack can show it (it calls nothing probed); DWARF: "
+            return _verdict(line.function, "inlined", f"no stack can show it (it calls nothing probed); DWARF: "
                                    f"inlined in {host}'s body ({' > '.join([host, *walked])})", into=host)
     return None
 
@@ -393,10 +327,10 @@ def _indirect(chain: ResolvedChain, line: TreeLine, evidence: Evidence) -> dict 
 
 
 def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
-                 expect_reason: str = "") -> ChainResult:
+                 expect_reason: str = "") -> ChainRecord:
     """Every line of the chain's tree gets a verdict, each child checked under its own parent."""
     callers = return_sites(evidence.histograms.values())
-    leaves: list[LeafResult] = []
+    leaves: list[LeafRecord] = []
     proofs: dict[int, _PathProof] = {}  # line -> the path proof with the most hits for it
     probed: list[int] = []  # leaf lines with a stack histogram
     for index in chain.leaf_lines():
@@ -407,15 +341,14 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
         for position, line in enumerate(proof.lines):
             if line not in proofs or proof.hits[position] > proofs[line].hits[proofs[line].lines.index(line)]:
                 proofs[line] = proof
-    lines: list[LineResult] = []
-    proved: dict[int, tuple[FunctionVerdict, Found]] = {}
+    lines: list[LineRecord] = []
+    proved: dict[int, tuple[FunctionVerdictRecord, Found]] = {}
     for index, line in enumerate(chain.lines):
         if line.function is None and line.via:
             lines.append(_pointer_not_taken(chain, index, evidence))
             continue
         if line.function is None:
-            lines.append(LineResult(line.number, line.depth, line.text, None, "annotation",
-                                    "not a function: annotation", "a note in the documented tree, not a call", None))
+            lines.append(_line(line, "annotation", "a note in the documented tree, not a call"))
             continue
         proof = proofs.get(index)
         hits, tasks, verdict = 0, Counter(), None
@@ -429,13 +362,12 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
         if verdict is None and (verdict := _static_inline(chain, index, proved, evidence)):
             proved[index] = (verdict, None)
         if verdict is None and line.function in chain.gone:
-            verdict = FunctionVerdict(line.function, "gone", chain.gone[line.function].evidence)
+            verdict = _verdict(line.function, "gone", chain.gone[line.function].evidence)
         verdict = verdict or _why_not(line.function, evidence)
-        lines.append(LineResult(line.number, line.depth, line.text, line.function, verdict.verdict, verdict.label(),
-                                verdict.evidence, hits if hits else None, dict(tasks), verdict.into,
-                                _indirect(chain, line, evidence)))
+        lines.append(_line(line, verdict.verdict, verdict.evidence, function=line.function, into=verdict.into,
+                           hits=hits or None, by_task=dict(tasks), indirect=_indirect(chain, line, evidence)))
     notes = list(chain.notes)
-    notes += list(dict.fromkeys(leaf.joined.note() for leaf in leaves if leaf.joined))
+    notes += list(dict.fromkeys(joined_note(leaf.joined) for leaf in leaves if leaf.joined))
     if evidence.lost_events:
         notes.append(f"the trace lost {evidence.lost_events} events: hit counts are lower bounds, and a "
                      "missing function may have been lost rather than absent")
@@ -452,6 +384,7 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
     hits = min((leaf.hits for leaf, index in paired if index in probed), default=0)
     # A leaf no probe could record and DWARF proved (zram_get_handle) has no stacks to show: its line says it all.
     shown = [leaf for leaf, index in paired if index in probed or lines[index].verdict not in PROVEN]
-    return ChainResult(name=chain.name, documented=chain.documented, expect=expect, holds=holds,
+    return ChainRecord(name=chain.name, documented=chain.documented, expect=expect, holds=holds,
                        hits=hits if holds else 0, leaves=shown, notes=notes, lost_events=evidence.lost_events,
-                       lines=lines, expect_reason=expect_reason)
+                       lines=lines, expect_reason=expect_reason,
+                       ok={"hold": holds, "not-hold": not holds}.get(expect, True))

@@ -15,7 +15,7 @@ from kernlab.config import articletree, specs
 from kernlab.config.lab import Lab, parse_lab
 from kernlab.errors import KernlabError
 from kernlab.frames import Frame, base_name, traceable_symbols
-from kernlab.results.chainrecords import ChainRecord, ChainsFile, EdgeRecord
+from kernlab.results.chainrecords import ChainRecord, ChainsFile
 from kernlab.results.evidencerecords import GraphCapture, GraphFile, GraphNodeRecord
 from kernlab.results.folder import FactTable, ResultsFolder
 from kernlab.results.schema import Manifest, Summary
@@ -196,7 +196,7 @@ def verify_results(results: Path | ResultsFolder, out: Path | None = None) -> li
     hidden = {name: count for name, histogram in evidence.histograms.items()
               if (count := hidden_returns(histogram))}
     written = ChainsFile.model_validate({"kernel": version, "lost_events": evidence.lost_events,
-                                         "chains": [r.as_dict() for r in outcome], "graph_hidden_returns": hidden,
+                                         "chains": [r.model_dump() for r in outcome], "graph_hidden_returns": hidden,
                                          "sampling": sampling(folder)})
     if capture and trees:
         merged = graph_file(trees, capture)
@@ -277,9 +277,5 @@ def edge_share(histograms: Mapping[str, Histogram]) -> EdgeShare:
 def add_graph_witness(chain: ChainRecord, trees: tuple[dict[str, graph.Node], graph.Trace], max_depth: int,
                       share: EdgeShare | None = None, lost: int = 0) -> None:
     """The graph's word on each traceable edge, on the callee's line."""
-    by_callee = {id(line): witness for line, witness in graph_witness(chain, trees[0], max_depth, share, lost)}
-    for line in chain.lines:
-        if witness := by_callee.get(id(line)):
-            line.graph = EdgeRecord(caller=witness.caller, status=witness.status, calls=witness.calls,
-                                    agrees=witness.agrees, caller_calls=witness.caller_calls,
-                                    expected=witness.expected, lost=witness.lost)
+    for line, witness in graph_witness(chain, trees[0], max_depth, share, lost):
+        line.graph = witness

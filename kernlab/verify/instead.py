@@ -5,34 +5,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Set
-from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from kernlab.config.specs import ResolvedChain
+from kernlab.results.chainrecords import AlignedStepRecord, RecordedPathRecord
 from kernlab.verify.stacks import Evidence, PathEntry, expand, return_sites
 
 TOP_PATHS = 2  # per leaf: the most frequent recorded paths, enough to show the main path and its sibling
 CONTEXT = 12  # recorded entries kept above the leaf when no documented function is on the path at all
 
 
-@dataclass(frozen=True)
-class AlignedStep:
-    """One row of an alignment: a documented function, a recorded one, or both when they match."""
-
-    documented: str | None  # the name as documented (None: a function the documentation does not have)
-    recorded: str | None  # the name on the recorded path (None: the documented function is not on it)
-    status: str  # observed, inlined into X, renamed, new, new (inlined into X), gone, not on this path
-    why: str = ""
-
-
-@dataclass(frozen=True)
-class RecordedPath:
-    leaf: str
-    hits: int
-    share: float  # of the leaf's recorded stacks; from the graph, of the calls of `under`
-    steps: tuple[AlignedStep, ...]
-    source: str = "stacks"  # or "graph": the function graph's callees of `under` (kernlab.replacements)
-    under: str | None = None
+def aligned_step(documented: str | None, recorded: str | None, status: str, why: str = "") -> AlignedStepRecord:
+    """One row of an alignment: a documented function (None: one the documentation does not have), the recorded
+    one (None: the documented function is not on the path), or both when they match; status: observed, inlined
+    into X, renamed, new, new (inlined into X), gone, not on this path, tail call."""
+    return AlignedStepRecord(documented=documented, recorded=recorded, status=status, why=why)
 
 
 def _cut(entries: list[PathEntry], documented: set[str]) -> list[PathEntry]:
@@ -49,41 +36,42 @@ def _documented_name(function: str, chain: ResolvedChain) -> str:
 
 
 def _absent(function: str, chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str],
-            before: PathEntry | None, sites: dict[str, set[str]], inlined: Set[str]) -> AlignedStep:
+            before: PathEntry | None, sites: dict[str, set[str]], inlined: Set[str]) -> AlignedStepRecord:
     documented = _documented_name(function, chain)
     if function in tail_calls:
-        return AlignedStep(documented, None, "tail call", "never a frame: it jumps to its callee (proved above)")
+        return aligned_step(documented, None, "tail call", "never a frame: it jumps to its callee (proved above)")
     # Its calls return into the frame just above this gap: it was entered there and jumped on (6.12:
     # __swap_writepage's calls return to swap_writepage+0x1e4, whose next frame is swap_writepage_bdev_sync).
     if before is not None and before.frame is not None and before.inlined_into is None \
             and str(before.frame) in sites.get(function, set()):
-        return AlignedStep(documented, None, "tail call", f"never a frame: its calls return to {before.frame}")
+        return aligned_step(documented, None, "tail call", f"never a frame: its calls return to {before.frame}")
     if function in chain.gone:
-        return AlignedStep(documented, None, "gone", chain.gone[function].evidence)
+        return aligned_step(documented, None, "gone", chain.gone[function].evidence)
     # No symbol, but inlined on other recorded paths (5.15: do_swap_page's SWP_SYNCHRONOUS_IO branch calls
     # swap_readpage itself, past swapin_readahead and the swap_vma_readahead inlined in it).
     if function in inlined:
-        return AlignedStep(documented, None, "not on this path", "inlined on other recorded paths, not on this one")
+        return aligned_step(documented, None, "not on this path", "inlined on other recorded paths, not on this one")
     if not evidence.has_symbol(function) and function not in evidence.traceable:
-        return AlignedStep(documented, None, "gone", "no such function in this kernel")
-    return AlignedStep(documented, None, "not on this path", "this kernel has it, but these stacks do not pass it")
+        return aligned_step(documented, None, "gone", "no such function in this kernel")
+    return aligned_step(documented, None, "not on this path", "this kernel has it, but these stacks do not pass it")
 
 
-def _matched(function: str, entry: PathEntry, chain: ResolvedChain) -> AlignedStep:
+def _matched(function: str, entry: PathEntry, chain: ResolvedChain) -> AlignedStepRecord:
     documented = _documented_name(function, chain)
     where = f"inlined into {entry.inlined_into}" if entry.inlined_into else "observed"
     if documented != function:
-        return AlignedStep(documented, function, "renamed", where)
-    return AlignedStep(documented, function, where)
+        return aligned_step(documented, function, "renamed", where)
+    return aligned_step(documented, function, where)
 
 
 def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain, evidence: Evidence,
-          tail_calls: Set[str], sites: dict[str, set[str]], inlined: Set[str] = frozenset()) -> tuple[AlignedStep, ...]:
+          tail_calls: Set[str], sites: dict[str, set[str]],
+          inlined: Set[str] = frozenset()) -> tuple[AlignedStepRecord, ...]:
     """The documented path (this kernel's names) against one recorded path, outermost first.
     sites: function -> the return sites its calls return to (kernlab.stacks.return_sites); inlined: the functions
     seen inlined on any recorded path."""
     recorded = [entry.name for entry in entries]
-    steps: list[AlignedStep] = []
+    steps: list[AlignedStepRecord] = []
     for op, d1, d2, r1, r2 in SequenceMatcher(None, documented, recorded, autojunk=False).get_opcodes():
         if op == "equal":
             steps += [_matched(documented[d], entries[r], chain) for d, r in zip(range(d1, d2), range(r1, r2),
@@ -91,20 +79,20 @@ def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain,
             continue
         before = entries[r1 - 1] if r1 else None
         steps += [_absent(documented[d], chain, evidence, tail_calls, before, sites, inlined) for d in range(d1, d2)]
-        steps += [AlignedStep(None, entries[r].name, "new" if entries[r].inlined_into is None
+        steps += [aligned_step(None, entries[r].name, "new" if entries[r].inlined_into is None
                               else f"new (inlined into {entries[r].inlined_into})") for r in range(r1, r2)]
     return tuple(steps)
 
 
 def recorded_paths(chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str] = frozenset(),
-                   top: int = TOP_PATHS) -> list[RecordedPath]:
+                   top: int = TOP_PATHS) -> list[RecordedPathRecord]:
     """Per leaf with recorded stacks: the `top` recorded paths (from the chain's first function down) that keep
     most of the documented path, then the most frequent, each aligned with the documented path to that leaf.
     tail_calls: documented functions the verifier proved to be tail calls (never a frame, yet taken).
 
     (On 6.12 zs_map_object is reached from swap-out too; for a swap-in chain that path shares only the leaf.)
     """
-    paths: list[RecordedPath] = []
+    paths: list[RecordedPathRecord] = []
     sites = return_sites(evidence.histograms.values())
     for index in chain.leaf_lines():
         documented = [chain.lines[i].function or "" for i in chain.path_to(index)]
@@ -125,6 +113,6 @@ def recorded_paths(chain: ResolvedChain, evidence: Evidence, tail_calls: Set[str
                    for key, hits in counted.items()]
         aligned.sort(key=lambda pair: (-sum(step.documented is not None and step.recorded is not None
                                             for step in pair[0]), -pair[1]))
-        paths += [RecordedPath(documented[-1], hits, round(hits / total, 4) if total else 0.0, steps)
-                  for steps, hits in aligned[:top]]
+        paths += [RecordedPathRecord(leaf=documented[-1], hits=hits, share=round(hits / total, 4) if total else 0.0,
+                                     steps=list(steps)) for steps, hits in aligned[:top]]
     return paths

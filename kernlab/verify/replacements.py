@@ -12,9 +12,10 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
 from kernlab.config.specs import ResolvedChain
-from kernlab.verify.chains import PROVEN, LineResult
+from kernlab.results.chainrecords import LineRecord, RecordedPathRecord
+from kernlab.verify.chains import PROVEN
 from kernlab.verify.graph import Node
-from kernlab.verify.instead import AlignedStep, RecordedPath
+from kernlab.verify.instead import aligned_step
 
 # The folio conversion (5.16 on) renamed page_* helpers to folio_*: the words that say which unit a function
 # takes are not what it does.
@@ -56,18 +57,18 @@ def best_match(leaf: str, candidates: Counter[str]) -> str | None:
     return max(scored)[3] if scored else None
 
 
-def _host(line: LineResult) -> str | None:
+def _host(line: LineRecord) -> str | None:
     """Where a proved line's calls appear in a graph: its own node, or the node of the function it is inlined in."""
     if line.verdict == "observed":
         return line.function
     return line.into if line.verdict == "inlined" else None
 
 
-def graph_paths(chain: ResolvedChain, lines: Sequence[LineResult], roots: Mapping[str, Node],
-                stacked: set[str]) -> list[RecordedPath]:
+def graph_paths(chain: ResolvedChain, lines: Sequence[LineRecord], roots: Mapping[str, Node],
+                stacked: set[str]) -> list[RecordedPathRecord]:
     """Per leaf line with no stacks of its own (`stacked`: the functions that have) and no proof: the documented
     path down to its deepest proved line, then the callee the graph shows there in the leaf's place."""
-    paths: list[RecordedPath] = []
+    paths: list[RecordedPathRecord] = []
     taken: set[str] = set()
     documented = {line.function for line in chain.lines if line.function}
     for index in chain.leaf_lines():
@@ -83,19 +84,19 @@ def graph_paths(chain: ResolvedChain, lines: Sequence[LineResult], roots: Mappin
         candidates = Counter({name: n for name, n in below.items() if name not in documented | taken})
         if not calls or not candidates:
             continue
-        steps = [AlignedStep(lines[at].function, lines[at].function, lines[at].label) if lines[at].verdict in PROVEN
-                 else AlignedStep(lines[at].function, None, lines[at].label, lines[at].evidence) for at in path[:-1]]
+        steps = [aligned_step(lines[at].function, lines[at].function, lines[at].label) if lines[at].verdict in PROVEN
+                 else aligned_step(lines[at].function, None, lines[at].label, lines[at].evidence) for at in path[:-1]]
         match = best_match(leaf.function, candidates)
         if match is None:
-            steps.append(AlignedStep(leaf.function, None, leaf.label, leaf.evidence))
-            steps += [AlignedStep(None, name, "new") for name, _ in candidates.most_common(SHOWN_CALLEES)]
+            steps.append(aligned_step(leaf.function, None, leaf.label, leaf.evidence))
+            steps += [aligned_step(None, name, "new") for name, _ in candidates.most_common(SHOWN_CALLEES)]
             hits = sum(n for _, n in candidates.most_common(SHOWN_CALLEES))
         else:
             taken.add(match)
-            steps.append(AlignedStep(leaf.function, match, "in its place",
+            steps.append(aligned_step(leaf.function, match, "in its place",
                                      f"{host} calls {match}, which shares the words "
                                      f"{', '.join(sorted(words(leaf.function) & words(match)))}"))
             hits = candidates[match]
-        paths.append(RecordedPath(leaf.function, hits, round(hits / calls, 4), tuple(steps), source="graph",
-                                  under=host))
+        paths.append(RecordedPathRecord(leaf=leaf.function, hits=hits, share=round(hits / calls, 4), steps=steps,
+                                        source="graph", under=host))
     return paths

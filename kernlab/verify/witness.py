@@ -5,30 +5,13 @@ agree with the stack-histogram verdict? Pure."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 from kernlab.frames import base_name
-from kernlab.results.chainrecords import ChainRecord, LineRecord
+from kernlab.results.chainrecords import ChainRecord, EdgeRecord, LineRecord
 from kernlab.verify.chains import PROVEN
 from kernlab.verify.graph import Node
 
 FRAMES = ("observed", "tail call", "missing", "gone", "not traceable")  # verdicts of lines that can be frames
-
-
-@dataclass(frozen=True)
-class EdgeWitness:
-    caller: str
-    callee: str
-    status: str  # seen, not seen, not traceable, outside the window
-    calls: int  # how often the graph saw the caller call the callee directly
-    agrees: bool | None  # with the stack verdict of the callee's line (None: the graph cannot say)
-    caller_calls: int = 0  # how often the graph saw the caller at all (what "not seen" is out of)
-    expected: float | None = None  # calls the windows should have held, from the histograms' share of the edge
-    lost: int = 0  # events the windows lost (a full buffer, overruns): a "not seen" edge may be among them
-
-    @property
-    def text(self) -> str:
-        return f"graph: seen {self.calls:,} times" if self.status == "seen" else f"graph: {self.status}"
 
 
 # "Not seen" contradicts the stacks only when the windows ran the caller often enough that the edge, at the share
@@ -63,7 +46,7 @@ def _edges(lines: list[LineRecord]) -> Iterator[tuple[LineRecord, LineRecord]]:
 
 
 def graph_witness(chain: ChainRecord, roots: Mapping[str, Node], max_depth: int | None = None,
-                  share: EdgeShare | None = None, lost: int = 0) -> list[tuple[LineRecord, EdgeWitness]]:
+                  share: EdgeShare | None = None, lost: int = 0) -> list[tuple[LineRecord, EdgeRecord]]:
     """One witness per edge of the chain, on the callee's line. An edge whose caller the graph never ran, or
     ran only at max_depth (its callees were not recorded), is outside the window. An edge not seen says
     nothing where the histograms' share says the windows held too few of the caller's calls to expect it, or
@@ -85,21 +68,21 @@ def graph_witness(chain: ChainRecord, roots: Mapping[str, Node], max_depth: int 
         stack_says = callee.verdict in PROVEN
         depth = shallowest.get(caller.function)
         if callee.verdict == "not traceable":
-            witness = EdgeWitness(caller.function, callee.function, "not traceable", 0, None)
+            witness = EdgeRecord(caller=caller.function, status="not traceable")
         elif depth is None or (max_depth is not None and depth >= max_depth):
-            witness = EdgeWitness(caller.function, callee.function, "outside the window", 0, None)
+            witness = EdgeRecord(caller=caller.function, status="outside the window")
         elif count := calls.get((caller.function, callee.function), 0):
             # A "missing" line is the stacks' word on this chain's order down to its leaves, not on the call
             # itself: the call seen on another path (wrong-read-under-writepage's swap_writepage >
             # __swap_writepage, on the write path) does not contradict it.
-            witness = EdgeWitness(caller.function, callee.function, "seen", count,
-                                  None if callee.verdict == "missing" else stack_says)
+            witness = EdgeRecord(caller=caller.function, status="seen", calls=count,
+                                 agrees=None if callee.verdict == "missing" else stack_says)
         else:
             caller_calls = ran.get(caller.function, 0)
             fraction = share(caller.function, callee.function) if share else None
             expected = caller_calls * fraction if fraction else None
             agrees = None if lost or (expected is not None and expected < MIN_EXPECTED) else not stack_says
-            witness = EdgeWitness(caller.function, callee.function, "not seen", 0, agrees, caller_calls,
-                                  round(expected, 1) if expected is not None else None, lost)
+            witness = EdgeRecord(caller=caller.function, status="not seen", agrees=agrees, caller_calls=caller_calls,
+                                 expected=round(expected, 1) if expected is not None else None, lost=lost)
         witnesses.append((callee, witness))
     return witnesses

@@ -1,0 +1,78 @@
+"""Files over several runs: a sweep's plan, a variant's aggregate over its repeats, the observer effect."""
+
+from __future__ import annotations
+
+from kernlab.results.stats import Spread
+
+from typing import Any
+
+from pydantic import Field
+
+from kernlab.results.schema import FORMAT, Record
+
+
+class EffectRow(Record):
+    figure: str  # summary key
+    label: str
+    untraced: list[float]
+    traced: list[float]
+    untraced_mean: float
+    traced_mean: float
+    untraced_half_width: float | None  # of the 95 % interval of the mean
+    traced_half_width: float | None
+    ratio: float | None  # traced / untraced
+    decision: str  # kernlab.stats.Decision
+    p: float | None
+
+
+class ObserverEffect(Record):
+    """observer.json: traced against untraced, figure by figure."""
+
+    lab: str
+    kernel: str | None
+    repeat: int
+    folder: str
+    method: str  # kernlab.stats.METHOD
+    tracing_overhead_x: float | None  # mean traced workload seconds / mean untraced
+    rows: list[EffectRow]
+
+    def outside_noise(self) -> list[str]:
+        return [row.label for row in self.rows if row.decision == "significant"]
+
+
+class SweepVariant(Record):
+    index: int
+    label: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    dir: str
+    in_shard: bool = True
+    status: str = "pending"  # complete: every repeat completed
+    why: str | None = None
+    expectations_met: bool | None = None  # every chain as the lab expects it on this variant's kernel
+    repeat: int = 1  # runs asked for; with more than one, dir holds repeat-1... and aggregate.json
+    runs_complete: int | None = None  # of them (None in folders from before repeats)
+
+
+class AggregateFile(Record):
+    """aggregate.json: a variant's repeated runs, figure by figure (kernlab.aggregate)."""
+
+    format: int = FORMAT
+    lab_name: str | None = None
+    label: str = ""  # the variant's settings, e.g. zram.comp_algorithm=zstd; empty for a lab's own repeats
+    params: dict[str, Any] = Field(default_factory=dict)
+    swept: list[str] = Field(default_factory=list)  # the sweep's keys in the lab's order (params is sorted on disk)
+    repeat: int  # runs asked for
+    runs: list[str] = Field(default_factory=list)  # every run's folder, relative to this file's folder
+    complete: list[str] = Field(default_factory=list)  # the runs the figures are over
+    confidence: float
+    method: str = ""  # how intervals and differences are computed (kernlab.stats.METHOD)
+    figures: dict[str, Spread] = Field(default_factory=dict)  # summary.json figures, flattened, and derived
+    chain_hits: dict[str, Spread] = Field(default_factory=dict)
+    chain_holds: dict[str, int] = Field(default_factory=dict)  # in how many of the complete runs the chain held
+
+
+class SweepPlan(Record):
+    lab_file: str | None = None
+    sweep: dict[str, Any] = Field(default_factory=dict)
+    shard: str | None = None
+    variants: list[SweepVariant] = Field(default_factory=list)
