@@ -37,11 +37,9 @@ class KernlabTask(Task):
 
 
 def _print_help(wanted: Task) -> None:
-    from kernlab.cli.program import KernlabProgram
-
     name = next(name for name in namespace.task_names if namespace[name].body is wanted.body)
     with contextlib.suppress(BrokenPipeError):  # piped into head
-        KernlabProgram(namespace=namespace, name="kernlab", binary="inv").run(["inv", "--help", name], exit=False)
+        invoke.Program(namespace=namespace, name="kernlab", binary="inv").run(["inv", "--help", name], exit=False)
 
 
 def task(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - invoke.task's own signature

@@ -3,20 +3,19 @@ runs (kernlab.results.stats.Spread), and the figures derived from a summary that
 
 from __future__ import annotations
 
-from kernlab.units import MIB
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kernlab.errors import KernlabError
-from kernlab.results.compare import flatten, is_number
 from kernlab.results import stats
-from kernlab.results.folder import AGGREGATE, ResultsFolder, find_folders, read_aggregate, write_aggregate
-from kernlab.results.sweeprecords import AggregateFile
 from kernlab.results.chainrecords import ChainsFile
+from kernlab.results.compare import flatten, is_number
+from kernlab.results.folder import AGGREGATE, ResultsFolder, find_folders, read_aggregate, write_aggregate
 from kernlab.results.schema import Summary
+from kernlab.results.sweeprecords import AggregateFile
+from kernlab.units import MIB
 
 PAGE_SIZE = 4096
 REPEAT_DIR = "repeat-{}"  # a repeat set's runs: repeat-1, repeat-2, ...

@@ -1,14 +1,12 @@
-"""Two runs compared: their settings and figures flattened to dotted keys, and every key whose value differs (numbers with their change). Pure."""
+"""Two runs compared: their settings and figures flattened to dotted keys, and every key whose value differs (numbers
+with their change). Pure."""
 
 from __future__ import annotations
-import copy
-import itertools
-import re
+
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from kernlab.config.lab import Lab, lab_as_dict, parse_lab
-from kernlab.errors import KernlabError
+
 from kernlab.results.schema import KernelRecord, Manifest
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from kernlab.results.stats import Spread
-
 from typing import Any
 
 from pydantic import Field
 
 from kernlab.results.schema import FORMAT, Record
+from kernlab.results.stats import Spread
 
 
 class EffectRow(Record):

@@ -326,6 +326,23 @@ def _indirect(chain: ResolvedChain, line: TreeLine, evidence: Evidence) -> dict 
     return result | {"status": str(record.get("status")), "evidence": record.get("evidence", "")}
 
 
+def _notes(chain: ResolvedChain, leaves: list[LeafRecord], lines: list[LineRecord], evidence: Evidence) -> list[str]:
+    """The chain's own notes, then what a reader needs to weigh its verdicts: stacks the hist depth cut, events
+    lost, branches not taken, indirect calls nothing checked."""
+    notes = list(chain.notes)
+    notes += list(dict.fromkeys(joined_note(leaf.joined) for leaf in leaves if leaf.joined))
+    if evidence.lost_events:
+        notes.append(f"the trace lost {evidence.lost_events} events: hit counts are lower bounds, and a "
+                     "missing function may have been lost rather than absent")
+    not_taken = [r.text for r in lines if r.verdict == "not taken"]
+    if not_taken:
+        notes.append(f"every function line is judged; branches this run did not take: {', '.join(not_taken)}")
+    unchecked = [r.indirect["call"] for r in lines if r.indirect and r.indirect["status"] == "not checked"]
+    if unchecked:
+        notes.append(f"indirect calls not checked (no vmlinux): {', '.join(unchecked)}")
+    return notes
+
+
 def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
                  expect_reason: str = "") -> ChainRecord:
     """Every line of the chain's tree gets a verdict, each child checked under its own parent."""
@@ -366,17 +383,7 @@ def verify_chain(chain: ResolvedChain, evidence: Evidence, expect: str = "hold",
         verdict = verdict or _why_not(line.function, evidence)
         lines.append(_line(line, verdict.verdict, verdict.evidence, function=line.function, into=verdict.into,
                            hits=hits or None, by_task=dict(tasks), indirect=_indirect(chain, line, evidence)))
-    notes = list(chain.notes)
-    notes += list(dict.fromkeys(joined_note(leaf.joined) for leaf in leaves if leaf.joined))
-    if evidence.lost_events:
-        notes.append(f"the trace lost {evidence.lost_events} events: hit counts are lower bounds, and a "
-                     "missing function may have been lost rather than absent")
-    not_taken = [r.text for r in lines if r.verdict == "not taken"]
-    if not_taken:
-        notes.append(f"every function line is judged; branches this run did not take: {', '.join(not_taken)}")
-    unchecked = [r.indirect["call"] for r in lines if r.indirect and r.indirect["status"] == "not checked"]
-    if unchecked:
-        notes.append(f"indirect calls not checked (no vmlinux): {', '.join(unchecked)}")
+    notes = _notes(chain, leaves, lines, evidence)
     holds = all(r.verdict in PROVEN for r in lines if r.function) and all(
         r.indirect["status"] in ("resolved", "not checked") for r in lines if r.indirect)
     # Each probed leaf ends its own copy of the path; the chain is taken as often as its least-taken leaf.
