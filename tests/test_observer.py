@@ -14,14 +14,14 @@ from kernlab.errors import KernlabError
 from kernlab.lab import observer
 from kernlab.paths import LABS_DIR
 from kernlab.report import terminal
-from kernlab.results.folder import read_aggregate
+from kernlab.results.folder import OBSERVER, read_aggregate
 from kernlab.results.sweeprecords import ObserverEffect
 
 RECORDED = Path(__file__).parent / "fixtures" / "observer-5.15.135"
 
 
 def recorded_effect() -> ObserverEffect:
-    return ObserverEffect.model_validate_json((RECORDED / observer.OBSERVER_FILE).read_text())
+    return ObserverEffect.model_validate_json((RECORDED / OBSERVER).read_text())
 
 
 def test_the_table_is_rebuilt_from_the_recorded_sides() -> None:

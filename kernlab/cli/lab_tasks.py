@@ -226,3 +226,10 @@ def lab_verify(results_dir: Path, console: Console, junit: str | None = None, ou
     return exit_code([Verified(all(chain.expectation_met() for chain in outcome))])
 
 
+def results_schema(console: Console, out: Path) -> None:
+    """`inv results.schema`: the JSON Schema of every file in a results folder, from the models kernlab reads
+    and writes them with."""
+    from kernlab.results.schemafiles import write_schemas
+
+    for path in write_schemas(out):
+        console.print(f"wrote {path}")

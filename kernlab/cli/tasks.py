@@ -261,6 +261,13 @@ def chains_import(c, article, out="labs/imported"):
     _call(project_tasks.chains_import, Path(article), Path(out))
 
 
+@task(name="schema", help={"out": "where to write the schemas (default docs/schema/)"})
+def results_schema(c, out="docs/schema"):
+    """Write the JSON Schema of every file a results folder holds (manifest, summary, chains, graph, ...)."""
+    _call(lab_tasks.results_schema, common.plain_console(), Path(out))
+
+
 chains = Collection("chains", chains_check, chains_import)
+results = Collection("results", results_schema)
 lab = Collection("lab", lab_run, lab_verify, lab_sweep, lab_matrix, lab_rerun, lab_compare, lab_report, lab_observe)
-namespace = Collection(kernel, guest, vm, lab, chains, bench, test, cache_entries)
+namespace = Collection(kernel, guest, vm, lab, chains, results, bench, test, cache_entries)

@@ -12,9 +12,9 @@ from kernlab.config.lab import Lab
 from kernlab.errors import KernlabError
 from kernlab.lab.sweep import run_sweep
 from kernlab.results import aggregate, stats
+from kernlab.results.folder import OBSERVER, write_model
 from kernlab.results.sweeprecords import AggregateFile, EffectRow, ObserverEffect
 
-OBSERVER_FILE = "observer.json"
 # The figures an mm engineer asks about first: time, swap traffic, the reclaim split, compression, major faults.
 KEY_FIGURES = {
     "workload_seconds_total": "workload seconds",
@@ -65,5 +65,5 @@ def measure(lab: Lab, lab_path: Path, cache: Cache, results: Path, repeat: int =
     effect = ObserverEffect(lab=lab.name, kernel=kernel, repeat=repeat, folder=str(folder), rows=rows,
                             method=stats.METHOD,
                             tracing_overhead_x=round(seconds.ratio, 2) if seconds and seconds.ratio else None)
-    (folder / OBSERVER_FILE).write_text(effect.model_dump_json(indent=2) + "\n")
+    write_model(folder / OBSERVER, effect)
     return effect

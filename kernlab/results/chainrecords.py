@@ -41,12 +41,13 @@ class EdgeRecord(Record):
     """The function graph on a chain line's edge from its caller (kernlab.verify.witness)."""
 
     caller: str
-    status: str  # seen, not seen, not traceable, outside the window
+    status: str = Field(description="seen, not seen, not traceable, outside the window")
     calls: int = 0
-    agrees: bool | None = None  # with the stack verdict (None: the graph cannot say)
-    caller_calls: int = 0  # the caller's calls in the windows (what "not seen" is out of)
-    expected: float | None = None  # calls of the edge the windows should have held, from the histograms
-    lost: int = 0  # events the windows lost: a "not seen" edge may be among them
+    agrees: bool | None = Field(None, description="with the stack verdict (None: the graph cannot say)")
+    caller_calls: int = Field(0, description="the caller's calls in the windows (what \"not seen\" is out of)")
+    expected: float | None = Field(
+        None, description="calls of the edge the windows should have held, from the histograms")
+    lost: int = Field(0, description="events the windows lost: a \"not seen\" edge may be among them")
 
     @property
     def text(self) -> str:
@@ -65,7 +66,7 @@ class LineRecord(Record):
     by_task: dict[str, int] = Field(default_factory=dict)
     into: str | None = None
     indirect: dict[str, Any] | None = None
-    graph: EdgeRecord | None = None  # the second witness, when a function graph was recorded
+    graph: EdgeRecord | None = Field(None, description="the second witness, when a function graph was recorded")
 
 
 class AlignedStepRecord(Record):
@@ -82,7 +83,9 @@ class RecordedPathRecord(Record):
     hits: int
     share: float
     steps: list[AlignedStepRecord] = Field(default_factory=list)
-    source: str = "stacks"  # "graph": the function graph's callees of `under`, where no stack reached the leaf
+    source: str = Field(
+        "stacks", description="\"graph\": the function graph's callees of `under`, where no stack reached the "
+        "leaf")
     under: str | None = None
 
 
@@ -90,15 +93,16 @@ class ChainRecord(Record):
     name: str
     documented: str = ""
     expect: str = "hold"
-    expect_reason: str = ""  # why `expect` differs from the lab's: the commit that removed a documented function
+    expect_reason: str = Field(
+        "", description="why `expect` differs from the lab's: the commit that removed a documented function")
     holds: bool
     hits: int
     leaves: list[LeafRecord] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     lost_events: int = 0
-    lines: list[LineRecord] = Field(default_factory=list)  # empty in folders from before call-tree specs
-    ok: bool | None = None  # older folders lack it: derived from expect and holds
-    instead: list[RecordedPathRecord] = Field(default_factory=list)  # when it does not hold
+    lines: list[LineRecord] = Field(default_factory=list, description="empty in folders from before call-tree specs")
+    ok: bool | None = Field(None, description="older folders lack it: derived from expect and holds")
+    instead: list[RecordedPathRecord] = Field(default_factory=list, description="when it does not hold")
 
     def expectation_met(self) -> bool:
         if self.ok is not None:

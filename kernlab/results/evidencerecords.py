@@ -38,19 +38,19 @@ class GraphWindowRecord(Record):
     """One function_graph window: when it was open (guest uptime, the samples' time axis) and what it held."""
 
     workload: str
-    opened_s: float | None = None  # None: the workload ended before it swapped in enough to open it
+    opened_s: float | None = Field(None, description="None: the workload ended before it swapped in enough to open it")
     closed_s: float | None = None
-    trace: str | None = None  # the raw trace, relative to the results folder
-    stats: str | None = None  # per_cpu/cpu*/stats as read after the window
-    overruns: int = 0  # events the ring buffer overwrote: the window held more than the buffer
-    dropped: int = 0  # events a full buffer refused (overwrite off): the window's newest
+    trace: str | None = Field(None, description="the raw trace, relative to the results folder")
+    stats: str | None = Field(None, description="per_cpu/cpu*/stats as read after the window")
+    overruns: int = Field(0, description="events the ring buffer overwrote: the window held more than the buffer")
+    dropped: int = Field(0, description="events a full buffer refused (overwrite off): the window's newest")
 
 
 class GraphCapture(Record):
     """trace/graph/windows.json: how the graph was recorded."""
 
-    roots: list[str] = Field(default_factory=list)  # symbols as set_graph_function took them
-    not_traced: dict[str, str] = Field(default_factory=dict)  # root -> why it is no graph function
+    roots: list[str] = Field(default_factory=list, description="symbols as set_graph_function took them")
+    not_traced: dict[str, str] = Field(default_factory=dict, description="root -> why it is no graph function")
     max_depth: int
     window_s: float
     start_pswpin: int
@@ -75,7 +75,7 @@ class GraphNodeRecord(Record):
     p95_us: float
     max_us: float
     self_us: float
-    share: float  # of the root's total time
+    share: float = Field(description="of the root's total time")
     children: list[GraphNodeRecord] = Field(default_factory=list)
 
 
@@ -84,12 +84,12 @@ class GraphFile(Record):
 
     trees: list[GraphNodeRecord] = Field(default_factory=list)
     max_depth: int | None = None
-    windows: int = 0  # windows that opened
-    window_seconds: float = 0.0  # their summed length
-    truncated_calls: int = 0  # calls a window cut (begun before it or still open at its end)
-    lost_events: int = 0  # LOST lines and ring-buffer overruns
-    other_top_level: int = 0  # lines of tasks resumed inside a traced call (kernlab.graph.Trace)
-    clock_step_us: float | None = None  # the trace clock's step when it was too coarse to time calls
+    windows: int = Field(0, description="windows that opened")
+    window_seconds: float = Field(0.0, description="their summed length")
+    truncated_calls: int = Field(0, description="calls a window cut (begun before it or still open at its end)")
+    lost_events: int = Field(0, description="LOST lines and ring-buffer overruns")
+    other_top_level: int = Field(0, description="lines of tasks resumed inside a traced call (kernlab.graph.Trace)")
+    clock_step_us: float | None = Field(None, description="the trace clock's step when it was too coarse to time calls")
 
 
 class ArmedWindowRecord(Record):
@@ -107,13 +107,13 @@ class ArmedWindowRecord(Record):
 
 
 class ProbeSet(Record):
-    stack: list[str] = Field(default_factory=list)  # full stacks recorded at these
-    caller: list[str] = Field(default_factory=list)  # only the return address recorded at these
+    stack: list[str] = Field(default_factory=list, description="full stacks recorded at these")
+    caller: list[str] = Field(default_factory=list, description="only the return address recorded at these")
     not_probed: dict[str, str] = Field(default_factory=dict)
     table_size: int | None = None
-    arch: str = "x86_64"  # the guest's: how the probes read return addresses (kernlab.arch)
+    arch: str = Field("x86_64", description="the guest's: how the probes read return addresses (kernlab.arch)")
     # "always": armed for the whole run (older folders too); "windows": only in `windows`
     armed: Literal["always", "windows"] = "always"
-    armed_why: str | None = None  # why a lab that asked for windows got "always"
-    every_s: float | None = None  # the windows' period, with armed: windows
+    armed_why: str | None = Field(None, description="why a lab that asked for windows got \"always\"")
+    every_s: float | None = Field(None, description="the windows' period, with armed: windows")
     windows: list[ArmedWindowRecord] = Field(default_factory=list)

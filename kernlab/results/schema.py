@@ -21,35 +21,37 @@ class KernelRecord(Record):
     """The kernel a run used, as fetched and built."""
 
     version: str | None = None
-    source: str | None = None  # the ref used, e.g. "5.15.135" or "tarball:/path"
-    origin: str | None = None  # URL, package or path it came from
+    source: str | None = Field(None, description="the ref used, e.g. \"5.15.135\" or \"tarball:/path\"")
+    origin: str | None = Field(None, description="URL, package or path it came from")
     sha256: str | None = None
-    fallback_from: str | None = None  # the ref the lab asked for when another was used
+    fallback_from: str | None = Field(None, description="the ref the lab asked for when another was used")
     fallback_reason: str | None = None
     build_dir: str | None = None
     build_key: str | None = None
     config_sha256: str | None = None
     compiler: str | None = None
-    bzimage_sha256: str | None = None  # of the boot image QEMU was given (named for x86's; arm64's is Image)
-    arch: str | None = None  # the guest's (kernlab.arch); None in folders from before arm64: x86_64
+    bzimage_sha256: str | None = Field(
+        None, description="of the boot image QEMU was given (named for x86's; arm64's is Image)")
+    arch: str | None = Field(None, description="the guest's (kernlab.arch); None in folders from before arm64: x86_64")
 
 
 class GuestImageRecord(Record):
     sha256: str | None = None
     path: str | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)  # kernlab.guest's guest.json
+    inputs: dict[str, Any] = Field(default_factory=dict, description="kernlab.guest's guest.json")
 
 
 class AccelRecord(Record):
-    used: str | None = None  # kvm or tcg
+    used: str | None = Field(None, description="kvm or tcg")
     why: str | None = None
-    probe_kept: bool | None = None  # auto's KVM probe verdict reused from an earlier run on this host
+    probe_kept: bool | None = Field(
+        None, description="auto's KVM probe verdict reused from an earlier run on this host")
 
 
 class BootRecord(Record):
     console_ready_s: float | None = None
     ssh_ready_s: float | None = None
-    clocksource: str | None = None  # the guest's current_clocksource right after boot
+    clocksource: str | None = Field(None, description="the guest's current_clocksource right after boot")
 
 
 class ConnectionRecord(Record):
@@ -125,32 +127,35 @@ class FileSeal(Record):
 class Manifest(Record):
     """manifest.json: rewritten after every step, so a run that stopped still says what it did and why."""
 
-    format: int = FORMAT
-    lab: dict[str, Any] = Field(default_factory=dict)  # the lab as run (kernlab.lab.parse_lab reads it)
-    lab_file: str | None = None
-    status: RunStatus | None = None
-    why: str | None = None  # why an incomplete run stopped
-    failed_step: str | None = None
-    started: str | None = None
-    finished: str | None = None
-    host: HostRecord | None = None
-    kernlab_command: str | None = None
-    kernlab: KernlabRecord | None = None  # None in folders from before it was recorded
-    ci: CiRecord | None = None
-    kernel: KernelRecord | None = None
-    guest_image: GuestImageRecord | None = None
+    format: int = Field(FORMAT, description="the results format; a newer one than this kernlab reads is refused")
+    lab: dict[str, Any] = Field(default_factory=dict, description="the lab as run (kernlab.lab.parse_lab reads it)")
+    lab_file: str | None = Field(None, description="the lab file the run was started with")
+    status: RunStatus | None = Field(None, description="running, complete, or incomplete (see why, failed_step)")
+    why: str | None = Field(None, description="why an incomplete run stopped")
+    failed_step: str | None = Field(None, description="the step an incomplete run stopped in (kernel, boot, ...)")
+    started: str | None = Field(None, description="UTC, ISO 8601, to the second")
+    finished: str | None = Field(None, description="UTC, ISO 8601, to the second; None while running")
+    host: HostRecord | None = Field(None, description="the machine that ran QEMU")
+    kernlab_command: str | None = Field(None, description="the command that started the run")
+    kernlab: KernlabRecord | None = Field(None, description="None in folders from before it was recorded")
+    ci: CiRecord | None = Field(None, description="the CI run around it, when there was one")
+    kernel: KernelRecord | None = Field(None, description="the kernel as fetched and built")
+    guest_image: GuestImageRecord | None = Field(None, description="the initramfs the guest booted")
     qemu_version: str | None = None
-    accel: AccelRecord | None = None
-    boot: BootRecord | None = None
-    guest: GuestRecord | None = None  # what the guest brought up (kernlab.guestfacts); None in older folders
-    connection: ConnectionRecord | None = None
+    accel: AccelRecord | None = Field(None, description="kvm or tcg, and why")
+    boot: BootRecord | None = Field(None, description="how long the guest took to answer, and its clock")
+    guest: GuestRecord | None = Field(
+        None, description="what the guest brought up (kernlab.guestfacts); None in older folders")
+    connection: ConnectionRecord | None = Field(None, description="SSH drops during the workloads and what they cost")
     branch_profile: BranchProfileRecord | None = None
-    chains: dict[str, ChainOutcome] = Field(default_factory=dict)
-    steps_s: dict[str, float] = Field(default_factory=dict)
-    # kernlab.seal: every file the run wrote, as it ended (empty in folders from before the seal)
-    evidence: dict[str, FileSeal] = Field(default_factory=dict)
-    sweep: SweepPoint | None = None
-    repeat: RepeatPoint | None = None
+    chains: dict[str, ChainOutcome] = Field(default_factory=dict, description="each chain's verdict in brief "
+                                           "(chains.json has it line by line)")
+    steps_s: dict[str, float] = Field(default_factory=dict, description="seconds per step, and the total")
+    evidence: dict[str, FileSeal] = Field(
+        default_factory=dict, description="kernlab.results.seal: every file the run wrote, as it ended (empty in "
+        "folders from before the seal)")
+    sweep: SweepPoint | None = Field(None, description="the sweep variant this run is, in a sweep")
+    repeat: RepeatPoint | None = Field(None, description="which of a variant's repeats this run is")
 
     @property
     def lab_name(self) -> str | None:
@@ -177,4 +182,4 @@ class WorkloadRecord(Record):
     seconds: float | None = None
     stdout: str = ""
     stderr: str = ""
-    report: dict[str, Any] | None = None  # memhog's JSON report line
+    report: dict[str, Any] | None = Field(None, description="memhog's JSON report line")

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import Field
+
 from kernlab.results.schema import Record
 
 CONFIDENCE = 0.95
@@ -31,7 +33,7 @@ class Spread(Record):
     sd: float | None = None
     min: float
     max: float
-    ci_low: float | None = None  # the mean's confidence interval (AggregateFile.confidence)
+    ci_low: float | None = Field(None, description="the mean's confidence interval (AggregateFile.confidence)")
     ci_high: float | None = None
 
     @property

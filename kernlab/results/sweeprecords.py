@@ -11,16 +11,16 @@ from kernlab.results.stats import Spread
 
 
 class EffectRow(Record):
-    figure: str  # summary key
+    figure: str = Field(description="summary key")
     label: str
     untraced: list[float]
     traced: list[float]
     untraced_mean: float
     traced_mean: float
-    untraced_half_width: float | None  # of the 95 % interval of the mean
+    untraced_half_width: float | None = Field(description="of the 95 % interval of the mean")
     traced_half_width: float | None
-    ratio: float | None  # traced / untraced
-    decision: str  # kernlab.stats.Decision
+    ratio: float | None = Field(description="traced / untraced")
+    decision: str = Field(description="kernlab.stats.Decision")
     p: float | None
 
 
@@ -31,8 +31,8 @@ class ObserverEffect(Record):
     kernel: str | None
     repeat: int
     folder: str
-    method: str  # kernlab.stats.METHOD
-    tracing_overhead_x: float | None  # mean traced workload seconds / mean untraced
+    method: str = Field(description="kernlab.stats.METHOD")
+    tracing_overhead_x: float | None = Field(description="mean traced workload seconds / mean untraced")
     rows: list[EffectRow]
 
     def outside_noise(self) -> list[str]:
@@ -45,11 +45,12 @@ class SweepVariant(Record):
     params: dict[str, Any] = Field(default_factory=dict)
     dir: str
     in_shard: bool = True
-    status: str = "pending"  # complete: every repeat completed
+    status: str = Field("pending", description="complete: every repeat completed")
     why: str | None = None
-    expectations_met: bool | None = None  # every chain as the lab expects it on this variant's kernel
-    repeat: int = 1  # runs asked for; with more than one, dir holds repeat-1... and aggregate.json
-    runs_complete: int | None = None  # of them (None in folders from before repeats)
+    expectations_met: bool | None = Field(
+        None, description="every chain as the lab expects it on this variant's kernel")
+    repeat: int = Field(1, description="runs asked for; with more than one, dir holds repeat-1... and aggregate.json")
+    runs_complete: int | None = Field(None, description="of them (None in folders from before repeats)")
 
 
 class AggregateFile(Record):
@@ -57,17 +58,20 @@ class AggregateFile(Record):
 
     format: int = FORMAT
     lab_name: str | None = None
-    label: str = ""  # the variant's settings, e.g. zram.comp_algorithm=zstd; empty for a lab's own repeats
+    label: str = Field(
+        "", description="the variant's settings, e.g. zram.comp_algorithm=zstd; empty for a lab's own repeats")
     params: dict[str, Any] = Field(default_factory=dict)
-    swept: list[str] = Field(default_factory=list)  # the sweep's keys in the lab's order (params is sorted on disk)
-    repeat: int  # runs asked for
-    runs: list[str] = Field(default_factory=list)  # every run's folder, relative to this file's folder
-    complete: list[str] = Field(default_factory=list)  # the runs the figures are over
+    swept: list[str] = Field(
+        default_factory=list, description="the sweep's keys in the lab's order (params is sorted on disk)")
+    repeat: int = Field(description="runs asked for")
+    runs: list[str] = Field(default_factory=list, description="every run's folder, relative to this file's folder")
+    complete: list[str] = Field(default_factory=list, description="the runs the figures are over")
     confidence: float
-    method: str = ""  # how intervals and differences are computed (kernlab.stats.METHOD)
-    figures: dict[str, Spread] = Field(default_factory=dict)  # summary.json figures, flattened, and derived
+    method: str = Field("", description="how intervals and differences are computed (kernlab.stats.METHOD)")
+    figures: dict[str, Spread] = Field(default_factory=dict, description="summary.json figures, flattened, and derived")
     chain_hits: dict[str, Spread] = Field(default_factory=dict)
-    chain_holds: dict[str, int] = Field(default_factory=dict)  # in how many of the complete runs the chain held
+    chain_holds: dict[str, int] = Field(
+        default_factory=dict, description="in how many of the complete runs the chain held")
 
 
 class SweepPlan(Record):
