@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from kernlab.cli.common import Context, count_option, exit_code, run_folders
 from kernlab.config.lab import Lab
-from kernlab.errors import KernlabError
+from kernlab.errors import KernlabError, RunFailed, RunInterrupted
 from kernlab.lab import experiment, observer, run
 from kernlab.lab import sweep as sweeps
 from kernlab.probes.live import LiveFeed, LiveFigures
@@ -116,9 +116,8 @@ def lab(ctx: Context, kernel: str | None = None, results: str = "results", junit
     try:
         outcome = run.run_lab(ctx.lab, ctx.lab_path, ctx.cache, Path(results), kernel=kernel,
                               notify=lambda line: ctx.console.print(line), live=live_figures(ctx.console))
-    except (KernlabError, KeyboardInterrupt) as error:
-        # A run that stopped still tells CI why, in the same files (its folder rides on the error).
-        ci_outputs(ctx.console, [folder] if (folder := getattr(error, "results_folder", None)) else [], junit)
+    except (RunFailed, RunInterrupted) as stopped:  # a run that stopped still tells CI why, in the same files
+        ci_outputs(ctx.console, [stopped.folder], junit)
         raise
     code = _finish_run(ctx, outcome)
     ci_outputs(ctx.console, [outcome.folder], junit)

@@ -10,7 +10,7 @@ import invoke
 from invoke import Collection, Exit, Task
 
 from kernlab.cli import common, kernel_tasks, lab_tasks, project_tasks
-from kernlab.errors import BuildFailed, KernlabError, Terminated, UsageError
+from kernlab.errors import BuildFailed, KernlabError, RunFailed, RunInterrupted, Terminated, UsageError
 
 common.usage_errors_exit_2()
 
@@ -63,16 +63,23 @@ KERNEL_HELP = {**LAB_HELP,
 def _call(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
-    except UsageError as error:
-        raise Exit(f"usage: {error}", code=2) from None
-    except BuildFailed as error:  # `git bisect run inv kernel.build ...` skips a commit that does not build
-        raise Exit(f"error: {error}", code=BISECT_SKIP) from None
-    except KernlabError as error:
-        raise Exit(f"error: {error}", code=1) from None
-    except Terminated:
-        raise Exit("terminated", code=143) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted", code=130) from None
+    except (RunFailed, RunInterrupted) as stopped:  # the exit code is the stopping error's
+        error: BaseException = stopped.error
+    except (KernlabError, KeyboardInterrupt) as raised:
+        error = raised
+    raise _exit(error) from None
+
+
+def _exit(error: BaseException) -> Exit:
+    if isinstance(error, UsageError):
+        return Exit(f"usage: {error}", code=2)
+    if isinstance(error, BuildFailed):  # `git bisect run inv kernel.build ...` skips a commit that does not build
+        return Exit(f"error: {error}", code=BISECT_SKIP)
+    if isinstance(error, KernlabError):
+        return Exit(f"error: {error}", code=1)
+    if isinstance(error, Terminated):
+        return Exit("terminated", code=143)
+    return Exit("interrupted", code=130)
 
 
 def _ctx(lab, cache, verbose, accel=None):

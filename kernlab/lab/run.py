@@ -15,6 +15,7 @@ import yaml
 from kernlab import cacheentries, progress
 from kernlab.cache import Cache
 from kernlab.config.lab import Lab, lab_as_dict
+from kernlab.errors import KernlabError, RunFailed, RunInterrupted
 from kernlab.guest.image import GuestImage, build_guest_image
 from kernlab.kernel import build, source
 from kernlab.kernel.source import KernelSource
@@ -228,7 +229,8 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
 
     results_dir: an exact (new) folder instead of results_root/<lab>/<time>; pins: what a rerun must
     find identical; extra: more manifest keys (e.g. the sweep point); live: gets every sample taken while a
-    workload runs. A run that stops raises its error with the folder on it (`results_folder`, for CI outputs).
+    workload runs. A run that stops after its folder is made raises RunFailed (an error) or RunInterrupted
+    (Ctrl-C, SIGTERM), each with the folder.
     """
     recorder = _start(lab, lab_path, results_root, results_dir, kernel, command, extra, notify)
     run = LabRun(lab, cache, recorder.folder, recorder, LabOutcome(recorder.folder.path, recorder.manifest),
@@ -242,7 +244,10 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     except BaseException as error:
         recorder.finish(error)
         _report_incomplete(run.folder.path, notify)
-        error.results_folder = run.folder.path  # type: ignore[attr-defined] # for the caller's CI outputs
+        if isinstance(error, KernlabError):
+            raise RunFailed(error, run.folder.path) from error
+        if isinstance(error, KeyboardInterrupt):
+            raise RunInterrupted(error, run.folder.path) from error
         raise
     recorder.finish()
     notify(f"report: {render.write_report(run.folder.path)}")
