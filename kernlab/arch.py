@@ -38,7 +38,7 @@ class Arch:
     # An entry kprobe's stack trace lacks the probed function's caller on arm64: the trap's frame record holds
     # the probed pc, the next one already the caller's caller (the caller's return address is only in x30;
     # checked on 5.15.135: vfs_read+0x0 > __arm64_sys_read, without ksys_read). Stack probes then also key
-    # their histogram on the return address, and the parser puts the caller back (kernlab.trace).
+    # their histogram on the return address, and the parser puts the caller back (kernlab.verify.hist).
     stack_skips_caller: bool
     elf_machine: int  # e_machine of its vmlinux
     binutils_prefix: str  # addr2line reads this vmlinux's DWARF: the host's, or the cross binutils

@@ -34,7 +34,7 @@ HOST_PACKAGES = [
 ]
 
 
-# Debian's kernel sources (kernlab.source reads /usr/src/linux-source-X.Y.tar.xz as `debian:X.Y`): 6.1 is the
+# Debian's kernel sources (kernlab.kernel.source reads /usr/src/linux-source-X.Y.tar.xz as `debian:X.Y`): 6.1 is the
 # offline fallback of the default lab; 6.12 where apt has it (Debian 12 offers 6.12.117-1~deb12u1 in
 # bookworm-backports/security). Ubuntu's linux-source-* ship another layout and are not installed.
 DEBIAN_REQUIRED = {"12": ["linux-source-6.1"]}

@@ -18,7 +18,7 @@ class BuildFailed(KernlabError):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (kernlab.vm.sigterm_as_interrupt): unwinds as Ctrl-C does, so every VM is reaped, but is said as
+    """SIGTERM (kernlab.vm.qemu.sigterm_as_interrupt): unwinds as Ctrl-C does, so every VM is reaped, but is said as
     what it was."""
 
 

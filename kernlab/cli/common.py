@@ -36,7 +36,7 @@ class Context:
                accel: str | None = None) -> Context:
         """accel: kvm, tcg or auto over the lab's vm.accel (default: $KERNLAB_ACCEL, when set)."""
         logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s")
-        # kernlab.ssh turns paramiko's failures into one-line errors; unquieted, paramiko's transport thread
+        # kernlab.vm.ssh turns paramiko's failures into one-line errors; unquieted, paramiko's transport thread
         # prints a traceback for every connect attempt made while the guest's dropbear is still starting.
         logging.getLogger("paramiko").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
         lab_path = Path(lab) if lab else DEFAULT_LAB
@@ -129,7 +129,7 @@ def usage_errors_exit_2() -> None:
     Parser.parse_argv = parse_argv  # type: ignore[method-assign]
 
 
-NUMBER_OPTIONS = ("--jobs",)  # the tasks' int options (kernlab.tasks)
+NUMBER_OPTIONS = ("--jobs",)  # the tasks' int options (kernlab.cli.tasks)
 def not_a_number(argv: list[str]) -> str:
     """Which option of argv was given a value that is not a whole number."""
     for flag, value in zip(argv, argv[1:] + [""], strict=True):

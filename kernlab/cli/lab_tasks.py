@@ -181,7 +181,7 @@ def compare_runs(console: Console, a: Path, b: Path, accept_changed: bool = Fals
 
 
 def _sealed(console: Console, folders: list[Path], accept_changed: bool) -> None:
-    """Every run folder's evidence as its run sealed it, or a refusal naming what changed (kernlab.seal)."""
+    """Every run folder's evidence as its run sealed it, or a refusal naming what changed (kernlab.results.seal)."""
     for note in seal.check(folders, accept_changed):
         console.print(f"[yellow]{escape(note)}[/]")
 

@@ -1,4 +1,4 @@
-"""The `kernlab` command (a console script): Invoke's Program over kernlab.tasks, from any folder; lab files and
+"""The `kernlab` command (a console script): Invoke's Program over kernlab.cli.tasks, from any folder; lab files and
 results paths are the user's, relative to where it runs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""kernlab's tasks, for `kernlab` (kernlab.program) and `inv` in a checkout: each parses its arguments and calls
+"""kernlab's tasks, for `kernlab` (kernlab.cli.program) and `inv` in a checkout: each parses its arguments and calls
 kernlab.cli."""
 
 from __future__ import annotations

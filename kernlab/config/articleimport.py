@@ -2,8 +2,8 @@
 chain specs, one per tree, each block pasted as published; the blocks that are not trees are named with why.
 
 A block is a call tree when its first line that is neither blank nor a comment is a call (the tree's root) and
-it reads as a tree (kernlab.articletree.parse_block). A function's body starts with its definition, a declarations
-block with a declaration: neither is a call.
+it reads as a tree (kernlab.config.articletree.parse_block). A function's body starts with its definition, a
+declarations block with a declaration: neither is a call.
 """
 
 from __future__ import annotations

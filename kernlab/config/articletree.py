@@ -258,13 +258,13 @@ def parse_tree(text: str, where: str) -> list[TreeLine]:
 
 
 def parse_block(text: str, where: str, pointers: Mapping[str, tuple[str, IndirectClaim]] | None = None) -> ParsedTree:
-    """The tree as the article writes it (kernlab.articletree reads the lines): children indented under their
+    """The tree as the article writes it (kernlab.config.articletree reads the lines): children indented under their
     caller, one first line; a call through a pointer resolved by the block's own initializer of that member,
     and merged with the next line when that line is its target (`mapping->a_ops->writepage(page, &wbc);` over
     `swap_writepage`)."""
     block = read_block(text)
     claims, targets = _block_claims(block)
-    for via, (target, claim) in (pointers or {}).items():  # resolved from a run (kernlab.pointers)
+    for via, (target, claim) in (pointers or {}).items():  # resolved from a run (kernlab.verify.pointers)
         claims.setdefault(via, claim)
         targets.setdefault(via, target)
     lines: list[TreeLine] = []

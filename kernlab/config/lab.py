@@ -171,7 +171,7 @@ def _valid_guards(expect: Expectation | dict[str, Expectation]) -> Expectation |
 
 def _spec_ref(value: str) -> str:
     """A library spec's name (labs/chains/<name>.yaml) or a spec file's path (ends .yaml or .yml; relative to the
-    lab file, kernlab.lab.load_lab)."""
+    lab file, kernlab.config.lab.load_lab)."""
     if value.endswith((".yaml", ".yml")):
         return value
     return _name(value)
@@ -185,7 +185,7 @@ class ChainUse(Strict):
     The expectation is one value, or one per kernel version guard (`{">= 6.12": not-hold, "< 6.12": hold}`; the
     first guard the kernel meets wins, none: report). `hold` means: holds wherever the kernel still has the
     chain; on a kernel where the spec marks a documented function gone (with the commit that removed it) it is
-    expected not to (kernlab.specs.ResolvedChain.expected)."""
+    expected not to (kernlab.config.specs.ResolvedChain.expected)."""
 
     spec: Annotated[str, AfterValidator(_spec_ref)] | None = None
     chain: ChainSpec | None = None
@@ -215,7 +215,7 @@ class GraphSpec(Strict):
     """A bounded function_graph capture: one window per workload, opened once the workload is swapping in."""
 
     enabled: bool = False
-    # Graph functions; empty: the roots of the lab's chains for the kernel version (kernlab.graphwindow).
+    # Graph functions; empty: the roots of the lab's chains for the kernel version (kernlab.probes.graphwindow).
     roots: list[str] = Field(default_factory=list)
     # Levels below a root that are recorded (max_graph_depth counts the root as 1).
     max_depth: Annotated[int, Field(ge=1, le=32)] = 10
@@ -223,7 +223,7 @@ class GraphSpec(Strict):
     # The window opens once the workload has faulted this many pages back in (pswpin grew by it): both a
     # swap-in and the reclaim that makes room for it are then under way. 0: at once.
     start_pswpin: Annotated[int, Field(ge=0)] = 2000
-    # Per CPU, held from each workload's start until its window's trace is read (kernlab.graphwindow), so it is
+    # Per CPU, held from each workload's start until its window's trace is read (kernlab.probes.graphwindow), so it is
     # memory the workload does not have: 4096 (8 MiB of a 192 MiB guest) raised 5.15's pswpout 7 % outside noise,
     # 2048 left it within noise (docs/evidence.md, "what the instrument costs"). With `record: chains` a 0.3 s window
     # used 0.35-2.1 MB per CPU on 5.15 and up to 3.4 MB on 6.1 (2026-12-03); a full buffer drops the window's newest
@@ -314,7 +314,8 @@ class Lab(Strict):
     # Kernel refs (as kernel.version takes them) that `inv lab.matrix` runs this same lab on, one after another.
     matrix: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     # Runs of the lab (of each sweep variant, of each matrix kernel), each on a fresh boot of the one kernel
-    # build; with 2 or more, each variant gets an aggregate (kernlab.stats) and comparisons tell noise from effect.
+    # build; with 2 or more, each variant gets an aggregate (kernlab.results.stats) and comparisons tell noise from
+    # effect.
     repeat: Annotated[int, Field(ge=1, le=100)] = 1
 
     @property

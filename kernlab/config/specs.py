@@ -147,7 +147,7 @@ class ChainSpec(BaseModel):
     def resolve(self, kernel_version: str, arch: str = "x86_64", where: str | None = None,
                 pointers: Mapping[str, tuple[str, IndirectClaim]] | None = None) -> ResolvedChain:
         """For one kernel: renames and gone functions from the variants; `pointers`: calls through a pointer
-        resolved from a run (kernlab.pointers), for those the spec leaves open."""
+        resolved from a run (kernlab.verify.pointers), for those the spec leaves open."""
         version = KernelVersion.parse(kernel_version)
         rename: dict[str, str] = {}
         gone: dict[str, GoneFunction] = {}  # by the documented name
@@ -207,7 +207,7 @@ class ResolvedChain:
     indirect: dict[str, IndirectClaim]
     notes: list[str]
     graph_root: str | None = None
-    # pointer expressions the run's facts were asked about (kernlab.pointers) and that no candidate resolved
+    # pointer expressions the run's facts were asked about (kernlab.verify.pointers) and that no candidate resolved
     unset_pointers: tuple[str, ...] = ()
 
     def functions(self) -> list[str]:

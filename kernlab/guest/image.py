@@ -1,7 +1,7 @@
 """Guest image: a reproducible newc initramfs from guest/ with busybox, dropbear, the workloads and per-lab keys.
 
 An x86_64 guest gets the host's own busybox and dropbear; an arm64 guest gets them, and dropbear's libraries, from
-Debian's arm64 packages (kernlab.debs), and a memhog cross-compiled with the arch's gcc.
+Debian's arm64 packages (kernlab.guest.debs), and a memhog cross-compiled with the arch's gcc.
 """
 
 from __future__ import annotations

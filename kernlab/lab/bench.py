@@ -161,7 +161,7 @@ def startup_figures(lab_path: Path, cache: Cache, kernel: str | None) -> dict[st
 
 def observer_figures(lab: Lab, lab_path: Path, cache: Cache, results: Path, kernel: str | None,
                      repeat: int) -> dict[str, Any]:
-    """The observer effect (kernlab.observer): traced against untraced, repeat runs a side, figure by figure;
+    """The observer effect (kernlab.lab.observer): traced against untraced, repeat runs a side, figure by figure;
     its ratio of mean workload seconds is the bench's tracing_overhead_x."""
     effect = observer.measure(lab, lab_path, cache, results, repeat=repeat, kernel=kernel, notify=lambda _: None)
     return {"observer_effect": effect.model_dump(),

@@ -1,6 +1,6 @@
 """The observer effect: the same lab with and without its evidence (a sweep of tracing.enabled, N runs a side, each
 on a fresh boot), and for each key figure whether the evidence moved it beyond the runs' own noise (Welch's test,
-kernlab.stats). `inv lab.observe` and `inv bench`'s observer_effect section."""
+kernlab.results.stats). `inv lab.observe` and `inv bench`'s observer_effect section."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """function_graph capture: which functions the graph starts at, and the guest commands of a bounded window per
-workload. Pure: names in, shell text out (kernlab.run runs them).
+workload. Pure: names in, shell text out (kernlab.probes.tracing and kernlab.probes.windows run them).
 
 The window is kept short because function_graph under TCG costs every traced call a trip through the ftrace
 trampoline; the tracer is switched on only for the window (`current_tracer` resets the buffer, so the trace of
 each window is read before the next one opens) and `nop` the rest of the time. With probe windows
-(kernlab.probewindows) the window has ftrace to itself, the probes unhooked.
+(kernlab.probes.probewindows) the window has ftrace to itself, the probes unhooked.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def window_script(spec: GraphSpec, symbols: Sequence[str]) -> str:
 
 
 def grow_buffer(spec: GraphSpec) -> str:
-    """The window's ring buffer, taken as the workload starts (kernlab.graphwindow.IDLE_BUFFER_KB)."""
+    """The window's ring buffer, taken as the workload starts (kernlab.probes.graphwindow.IDLE_BUFFER_KB)."""
     return f"echo {spec.buffer_kb} > {TRACEFS}/buffer_size_kb; "
 
 

@@ -3,7 +3,7 @@ mode, HZ, preemption model, clocksource), read from the guest in one SSH round t
 manifest and the report state what ran rather than what the lab asked for (issue 23: a lab asked QEMU for 2 CPUs,
 the tinyconfig kernel brought up 1, and the report said "2 CPUs").
 
-Everything here is pure, as in kernlab.zram: COMMAND is a string for the runner's SSH session, parse_guest_facts
+Everything here is pure, as in kernlab.probes.zram: COMMAND is a string for the runner's SSH session, parse_guest_facts
 takes its output. Formats were read from the kernel itself (Debian linux-source-6.1 6.1.192 and 6.12 6.12.117):
 - CPUs: drivers/base/cpu.c prints cpu_online_mask/cpu_possible_mask as a list (`0`, `0-1`, `0,2-3`);
 - slab: mm/slab.h (SLAB_SUPPORTS_SYSFS), mm/slab_common.c (/proc/slabinfo), mm/slub.c kmem_cache_init;
@@ -43,7 +43,7 @@ HZ_TOLERANCE = 0.05  # 250 and 300 are 20 % apart
 
 # The lines of /proc/timer_list the HZ needs; per CPU it has one .resolution per clock base and one jiffies line.
 _TIMER_LINES = f"grep -E '^now at |^jiffies: |[.]resolution: ' {TIMER_LIST}"
-# (section name, shell): each section's output under a `==> name <==` header, as kernlab.zram's sampler frames
+# (section name, shell): each section's output under a `==> name <==` header, as kernlab.probes.zram's sampler frames
 # files, and MISSING when the command failed (file absent, nothing matched).
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("uname -r", "uname -r"),
@@ -228,7 +228,7 @@ def check_cpus(guest: GuestRecord, asked: int, kernel_version: str) -> None:
 
 GUEST_FACTS = "guest-facts.txt"  # what the guest said, as read (kernlab.COMMAND's output)
 def read_guest(session: GuestSession, folder: ResultsFolder) -> GuestRecord:
-    """What the running kernel brought up (kernlab.guestfacts); the guest's own words are kept beside the manifest."""
+    """What the running kernel brought up; the guest's own words are kept beside the manifest."""
     text = session.run(COMMAND, what="reading what the guest brought up").stdout
     folder.write_file(GUEST_FACTS, text)
     return parse_guest_facts(text)

@@ -75,7 +75,7 @@ class LiveFeed:
 
     @contextlib.contextmanager
     def around(self, workload: str) -> Iterator[None]:
-        """While one workload (or all, run in parallel) runs: kernlab.run.run_workloads's hook."""
+        """While one workload (or all, run in parallel) runs: kernlab.lab.workloads.run_workloads's hook."""
         self.workload_started(workload)
         try:
             yield

@@ -27,7 +27,7 @@ class Sampler:
     def __init__(self, session: GuestSession, kernel_version: str, interval_s: float, folder: ResultsFolder,
                  on_sample: Callable[[zram.Sample], None] | None = None) -> None:
         self.session, self.kernel_version, self.interval_s, self.folder = session, kernel_version, interval_s, folder
-        self.on_sample = on_sample  # live figures (kernlab.live.LiveFeed.sample)
+        self.on_sample = on_sample  # live figures (kernlab.probes.live.LiveFeed.sample)
         self.ssh: GuestSSH | None = None  # its own connection (GuestSSH.sibling), from __enter__ on
         self.samples: list[zram.Sample] = []
         self.error: Exception | None = None

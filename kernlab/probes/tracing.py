@@ -39,7 +39,7 @@ def probe_set(lab: Lab, kernel_version: str, traceable: dict[str, str]) -> Probe
     if lab.arch.stack_skips_caller:
         # arm64 spends 7 of the hist's 16 stack frames on kprobes' trap, so a leaf's stack stops short of the
         # fault entry; the chains' graph roots (do_swap_page: once per page, shallow) get full stacks too, from
-        # which kernlab.chains.joined_stacks continues the cut ones.
+        # which kernlab.verify.chains.joined_stacks continues the cut ones.
         leaves += graphwindow.chain_roots(resolved_chains)
     probes = ProbeSet(table_size=lab.tracing.table_size, arch=lab.arch.name)
     for name in dict.fromkeys(leaves + others):

@@ -1,5 +1,6 @@
-"""The evidence windows beside each workload: probe windows (kernlab.probewindows) and the function graph's window
-(kernlab.graphwindow), run by one guest script on a connection of its own, and read back once the workload ends."""
+"""The evidence windows beside each workload: probe windows (kernlab.probes.probewindows) and the function graph's
+window (kernlab.probes.graphwindow), run by one guest script on a connection of its own, and read back once the
+workload ends."""
 
 from __future__ import annotations
 

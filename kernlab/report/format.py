@@ -39,7 +39,7 @@ class VerdictStyle:
     colour: str  # a rich colour
 
 
-# One style per verdict of kernlab.chains.Verdict, for the HTML report and the terminal alike.
+# One style per verdict of kernlab.verify.chains.Verdict, for the HTML report and the terminal alike.
 VERDICT_STYLES = {
     "observed": VerdictStyle("v-observed", "green"),
     "inlined": VerdictStyle("v-inlined", "cyan"),

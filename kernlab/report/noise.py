@@ -1,5 +1,5 @@
 """Figures over repeated runs, for people: each variant's mean ± its confidence interval's half width, and each
-difference from the baseline marked significant or within noise (kernlab.stats), or said to have no noise
+difference from the baseline marked significant or within noise (kernlab.results.stats), or said to have no noise
 estimate when a side ran once."""
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ def print_observer(console: Console, effect: ObserverEffect) -> None:
 
 
 def print_differences(console: Console, sections: Sequence[tuple[str, Sequence[Difference]]]) -> None:
-    """Tables of differences (kernlab.experiment.compare), one per (title, rows); "title: none" when empty."""
+    """Tables of differences (kernlab.results.compare.compare), one per (title, rows); "title: none" when empty."""
     for title, rows in sections:
         table = Table(title=title, title_justify="left")
         for column in ("key", "A", "B", "change"):

@@ -121,8 +121,8 @@ def group_runs(group: Path) -> tuple[list[Path], AggregateFile | None]:
 
 
 def find_groups(path: Path) -> list[Path]:
-    """The variants at path: each run folder found there (kernlab.results.find_folders), a run inside a repeat set
-    standing for its set; in path order."""
+    """The variants at path: each run folder found there (kernlab.results.folder.find_folders), a run inside a
+    repeat set standing for its set; in path order."""
     groups: list[Path] = []
     for run in find_folders(path):
         group = run.parent if (run.parent / AGGREGATE).is_file() else run

@@ -18,7 +18,7 @@ class FunctionVerdictRecord(Record):
 
 
 class JoinedRecord(Record):
-    """kernlab.chains.Joined: a leaf's hits on stacks the hist depth cut, continued from an anchor's stacks."""
+    """kernlab.verify.chains.Joined: a leaf's hits on stacks the hist depth cut, continued from an anchor's stacks."""
 
     leaf: str
     anchor: str
@@ -77,7 +77,7 @@ class AlignedStepRecord(Record):
 
 
 class RecordedPathRecord(Record):
-    """kernlab.instead.RecordedPath: a recorded path to a leaf aligned with the documented one."""
+    """kernlab.verify.instead.RecordedPath: a recorded path to a leaf aligned with the documented one."""
 
     leaf: str
     hits: int
@@ -115,6 +115,6 @@ class ChainsFile(Record):
     # How stacks and hits were taken (kernlab.verify.coverage.sampling_text): every call, or every call in windows
     sampling: str | None = None
     lost_events: int = 0
-    # function -> caller-probe hits that read the function graph's return trampoline (kernlab.trace)
+    # function -> caller-probe hits that read the function graph's return trampoline (kernlab.probes.kprobes)
     graph_hidden_returns: dict[str, int] = Field(default_factory=dict)
     chains: list[ChainRecord] = Field(default_factory=list)

@@ -65,7 +65,7 @@ class GraphCapture(Record):
 
 
 class GraphNodeRecord(Record):
-    """A call path merged over the windows (kernlab.graph.Node)."""
+    """A call path merged over the windows (kernlab.verify.graph.Node)."""
 
     name: str
     calls: int
@@ -88,12 +88,13 @@ class GraphFile(Record):
     window_seconds: float = Field(0.0, description="their summed length")
     truncated_calls: int = Field(0, description="calls a window cut (begun before it or still open at its end)")
     lost_events: int = Field(0, description="LOST lines and ring-buffer overruns")
-    other_top_level: int = Field(0, description="lines of tasks resumed inside a traced call (kernlab.graph.Trace)")
+    other_top_level: int = Field(
+        0, description="lines of tasks resumed inside a traced call (kernlab.verify.graph.Trace)")
     clock_step_us: float | None = Field(None, description="the trace clock's step when it was too coarse to time calls")
 
 
 class ArmedWindowRecord(Record):
-    """One probe window (kernlab.probewindows): guest uptimes, and the kernel's own swap counters over it."""
+    """One probe window (kernlab.probes.probewindows): guest uptimes, and the kernel's own swap counters over it."""
 
     workload: str
     armed_s: float

@@ -35,8 +35,8 @@ HIST_DIR = "trace/hist"
 HELD_HIST_DIR = "trace/hist/before-graph"
 GRAPH_DIR = "trace/graph"  # raw function_graph trace and ring-buffer stats of each window
 GRAPH_CAPTURE = "trace/graph/windows.json"
-GRAPH = "graph.json"  # the windows' merged call trees (kernlab.evidence)
-# vmlinux facts kept beside the evidence so verification runs offline later (kernlab.evidence)
+GRAPH = "graph.json"  # the windows' merged call trees (kernlab.verify.evidence)
+# vmlinux facts kept beside the evidence so verification runs offline later (kernlab.verify.evidence)
 FACT_TABLES = {"inline": "trace/inline.json", "inline_trees": "trace/inline-trees.json", "ops": "trace/ops.json",
                "pointers": "trace/pointers.json"}
 FactTable = Literal["inline", "inline_trees", "ops", "pointers"]
@@ -107,7 +107,7 @@ def read_model(path: Path, model: type[M]) -> M:
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    """samples.jsonl rows (kernlab.zram.Sample.as_row); a run killed mid-write leaves a partial last line,
+    """samples.jsonl rows (kernlab.probes.zram.Sample.as_row); a run killed mid-write leaves a partial last line,
     which is dropped; any other bad line is an error naming it."""
     if not path.exists():
         return []

@@ -78,7 +78,7 @@ class KernlabRecord(Record):
 
 
 class CiRecord(Record):
-    """The CI run around a lab run (kernlab.provenance): provider and, on GitHub Actions, the run's ids."""
+    """The CI run around a lab run (kernlab.lab.provenance): provider and, on GitHub Actions, the run's ids."""
 
     provider: str
     run_id: str | None = None
@@ -128,7 +128,8 @@ class Manifest(Record):
     """manifest.json: rewritten after every step, so a run that stopped still says what it did and why."""
 
     format: int = Field(FORMAT, description="the results format; a newer one than this kernlab reads is refused")
-    lab: dict[str, Any] = Field(default_factory=dict, description="the lab as run (kernlab.lab.parse_lab reads it)")
+    lab: dict[str, Any] = Field(default_factory=dict,
+                                description="the lab as run (kernlab.config.lab.parse_lab reads it)")
     lab_file: str | None = Field(None, description="the lab file the run was started with")
     status: RunStatus | None = Field(None, description="running, complete, or incomplete (see why, failed_step)")
     why: str | None = Field(None, description="why an incomplete run stopped")
@@ -145,7 +146,7 @@ class Manifest(Record):
     accel: AccelRecord | None = Field(None, description="kvm or tcg, and why")
     boot: BootRecord | None = Field(None, description="how long the guest took to answer, and its clock")
     guest: GuestRecord | None = Field(
-        None, description="what the guest brought up (kernlab.guestfacts); None in older folders")
+        None, description="what the guest brought up (kernlab.probes.guestfacts); None in older folders")
     connection: ConnectionRecord | None = Field(None, description="SSH drops during the workloads and what they cost")
     branch_profile: BranchProfileRecord | None = None
     chains: dict[str, ChainOutcome] = Field(default_factory=dict, description="each chain's verdict in brief "
@@ -164,7 +165,7 @@ class Manifest(Record):
 
 
 class Summary(Record):
-    """summary.json: figures from the samples (kernlab.zram.summarize) and each workload's duration.
+    """summary.json: figures from the samples (kernlab.probes.zram.summarize) and each workload's duration.
     The zram and vmstat figures are extra keys: which exist depends on the kernel's counters."""
 
     workload_seconds: dict[str, float] = Field(default_factory=dict)

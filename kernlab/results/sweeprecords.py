@@ -20,7 +20,7 @@ class EffectRow(Record):
     untraced_half_width: float | None = Field(description="of the 95 % interval of the mean")
     traced_half_width: float | None
     ratio: float | None = Field(description="traced / untraced")
-    decision: str = Field(description="kernlab.stats.Decision")
+    decision: str = Field(description="kernlab.results.stats.Decision")
     p: float | None
 
 
@@ -31,7 +31,7 @@ class ObserverEffect(Record):
     kernel: str | None
     repeat: int
     folder: str
-    method: str = Field(description="kernlab.stats.METHOD")
+    method: str = Field(description="kernlab.results.stats.METHOD")
     tracing_overhead_x: float | None = Field(description="mean traced workload seconds / mean untraced")
     rows: list[EffectRow]
 
@@ -54,7 +54,7 @@ class SweepVariant(Record):
 
 
 class AggregateFile(Record):
-    """aggregate.json: a variant's repeated runs, figure by figure (kernlab.aggregate)."""
+    """aggregate.json: a variant's repeated runs, figure by figure (kernlab.results.aggregate)."""
 
     format: int = FORMAT
     lab_name: str | None = None
@@ -67,7 +67,7 @@ class AggregateFile(Record):
     runs: list[str] = Field(default_factory=list, description="every run's folder, relative to this file's folder")
     complete: list[str] = Field(default_factory=list, description="the runs the figures are over")
     confidence: float
-    method: str = Field("", description="how intervals and differences are computed (kernlab.stats.METHOD)")
+    method: str = Field("", description="how intervals and differences are computed (kernlab.results.stats.METHOD)")
     figures: dict[str, Spread] = Field(default_factory=dict, description="summary.json figures, flattened, and derived")
     chain_hits: dict[str, Spread] = Field(default_factory=dict)
     chain_holds: dict[str, int] = Field(

@@ -90,7 +90,7 @@ def kernel_names(results: Path) -> KernelNames:
 
 def build_names(build_dir: Path, version: str, arch: str) -> KernelNames:
     """A built kernel that never booted: its System.map, what its mcount table lets ftrace hook
-    (kernlab.ftracesites, as available_filter_functions would say) and its vmlinux's inline trees."""
+    (kernlab.vmlinux.ftracesites, as available_filter_functions would say) and its vmlinux's inline trees."""
     system_map = build_dir / "System.map"
     if not system_map.is_file() or not (build_dir / "vmlinux").is_file():
         raise KernlabError(f"{build_dir}: no System.map and vmlinux: this kernel is not built (inv kernel.build "

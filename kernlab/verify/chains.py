@@ -1,6 +1,6 @@
 """The verifier: for each documented chain or tree, does the traced kernel take it, line by line?
 
-Evidence is a stack histogram per probed function (kernlab.trace), the set of functions ftrace can
+Evidence is a stack histogram per probed function (kernlab.probes.kprobes), the set of functions ftrace can
 trace (available_filter_functions), vmlinux's symbols, the inline records at each frame's return site,
 the inline trees of function bodies and the initialised ops structures (kernlab.vmlinux, recorded in
 the results folder). No I/O here.
@@ -277,7 +277,7 @@ def _absent_prefix(functions: list[str], evidence: Evidence) -> int:
 
 def _probed_ancestor(functions: list[str], evidence: Evidence) -> int | None:
     """For a leaf ftrace cannot hook: the position of its nearest ancestor that it can, when that ancestor has
-    stacks of its own (kernlab.specs.ResolvedChain.probe_leaves put them there); else None (zram_get_handle's
+    stacks of its own (kernlab.config.specs.ResolvedChain.probe_leaves put them there); else None (zram_get_handle's
     nearest, __zram_bvec_read, is proved by its other leaves' stacks)."""
     if functions[-1] in evidence.traceable:
         return None

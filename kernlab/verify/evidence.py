@@ -1,5 +1,5 @@
 """A run's evidence and its verification, no VM: hist stacks, System.map and vmlinux facts from a results folder,
-the lab's chains verified against them (kernlab.chains) and written to chains.json.
+the lab's chains verified against them (kernlab.verify.chains) and written to chains.json.
 
 What needs vmlinux (inline records at return sites, inline trees, ops structures) is read from it once,
 while it is at hand, and kept in the folder's trace/ so later verifications run offline.

@@ -68,7 +68,7 @@ def align(documented: list[str], entries: list[PathEntry], chain: ResolvedChain,
           tail_calls: Set[str], sites: dict[str, set[str]],
           inlined: Set[str] = frozenset()) -> tuple[AlignedStepRecord, ...]:
     """The documented path (this kernel's names) against one recorded path, outermost first.
-    sites: function -> the return sites its calls return to (kernlab.stacks.return_sites); inlined: the functions
+    sites: function -> the return sites its calls return to (kernlab.verify.stacks.return_sites); inlined: the functions
     seen inlined on any recorded path."""
     recorded = [entry.name for entry in entries]
     steps: list[AlignedStepRecord] = []

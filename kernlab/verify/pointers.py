@@ -12,7 +12,7 @@ from kernlab.config import articletree, specs
 from kernlab.verify.stacks import Evidence, frames_below
 
 CANDIDATES = 3  # the most-hit frames below the caller that are tried against the image
-# (member, target) -> the initialised variables that set it, as kernlab.vmlinux.OpsMember dicts
+# (member, target) -> the initialised variables that set it, as kernlab.vmlinux.facts.OpsMember dicts
 SettersFacts = Callable[[list[tuple[str, str]]], dict[str, list[dict]]]
 
 

@@ -1,6 +1,7 @@
 """The recorded stacks as the verifier reads them: what it knows about the traced kernel (Evidence), a stack
 expanded with the functions inlined at each return site, the return sites of each probed function, and the
-frames that stand below a function. Pure; kernlab.chains, kernlab.instead and kernlab.pointers build on it."""
+frames that stand below a function. Pure; kernlab.verify.chains, kernlab.verify.instead and kernlab.verify.pointers
+build on it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from kernlab.verify.hist import Histogram
 
 
 class InlineTree(Protocol):
-    """What the verifier needs of a function's DWARF inline tree (kernlab.vmlinux.InlineNode)."""
+    """What the verifier needs of a function's DWARF inline tree (kernlab.vmlinux.facts.InlineNode)."""
 
     def find_path(self, names: list[str]) -> list[str] | None: ...
 
@@ -31,9 +32,9 @@ class Evidence:
     lost_events: int = 0
     # base name of an out-of-line function -> what gcc inlined into its body (static DWARF facts)
     inline_trees: Mapping[str, InlineTree] = field(default_factory=dict)
-    # "variable.member" of an initialised ops structure -> kernlab.vmlinux.OpsMember as a dict
+    # "variable.member" of an initialised ops structure -> kernlab.vmlinux.facts.OpsMember as a dict
     ops: Mapping[str, dict] = field(default_factory=dict)
-    windowed: bool = False  # the stacks were recorded in probe windows only (kernlab.probewindows)
+    windowed: bool = False  # the stacks were recorded in probe windows only (kernlab.probes.probewindows)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ KVM_PROBE_SECONDS = 8.0
 def qemu_command(spec: VmSpec, *, kernel: Path, initrd: Path | None, ssh_port: int, accel: str,
                  qmp_socket: Path, clock_args: str = "") -> list[str]:
     """Everything QEMU is told; the guest network is user-mode, restricted, forwarded from 127.0.0.1 only.
-    clock_args: the guest clock's kernel parameters (kernlab.hostclock.guest_clock_args)."""
+    clock_args: the guest clock's kernel parameters (kernlab.vm.hostclock.guest_clock_args)."""
     arch = by_name(spec.arch)
     base = f"console={arch.console} panic=-1 oops=panic"
     append = " ".join(part for part in (base, arch.kernel_args, clock_args, spec.append) if part)
@@ -139,7 +139,7 @@ class GuestFailed(KernlabError):
 class AccelChoice:
     accel: str
     reason: str
-    cached: bool = False  # auto's verdict came from an earlier probe on this host (kernlab.accelcache)
+    cached: bool = False  # auto's verdict came from an earlier probe on this host (kernlab.vm.accel)
 
 
 def _kvm_usable() -> str | None:
@@ -170,7 +170,7 @@ def _probe(spec: VmSpec, kernel: Path, workdir: Path) -> AccelChoice:
 def choose_accel(spec: VmSpec, kernel: Path, workdir: Path, verdicts: Path | None = None) -> AccelChoice:
     """kvm or tcg. `kvm` must work or the run fails at once, saying why (never a silent fallback); `auto` uses
     KVM only if a short probe boot prints kernel output in time. The probe's verdict is kept in `verdicts`
-    (per host: kernlab.accelcache) and reused, so it is paid once."""
+    (per host: kernlab.vm.accel) and reused, so it is paid once."""
     if spec.accel == "tcg":
         return AccelChoice("tcg", "asked for tcg")
     arch = by_name(spec.arch)

@@ -51,7 +51,7 @@ def guest_session(spec: VmSpec, kernel: Path, image: GuestImage, console_log: Pa
                   watch: tuple[str, ...] = ("panic", "oops", "bug"),
                   accel_verdicts: Path | None = None) -> Iterator[GuestSession]:
     """Boot, wait until the init said KERNLAB-READY and SSH answers, yield; QEMU is reaped on every exit path.
-    accel_verdicts: where `auto`'s KVM probe verdict is kept per host (kernlab.accelcache)."""
+    accel_verdicts: where `auto`'s KVM probe verdict is kept per host (kernlab.vm.accel)."""
     with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="kernlab-vm-") as scratch:
         workdir = Path(scratch)
         accel = choose_accel(spec, kernel, workdir, accel_verdicts)
