@@ -1,9 +1,9 @@
-"""Shared fixtures: the real 6.1 kernel the project builds (cached under KERNLAB_CACHE)."""
+"""Fixtures for every tier (tests/unit, tests/recorded, tests/vm): the real kernels the project builds, cached under
+KERNLAB_CACHE (the vm tier's). Plain helpers shared by test files are in tests/common.py."""
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -11,25 +11,8 @@ from kernlab.arch import ARM64
 from kernlab.cache import Cache
 from kernlab.config.lab import load_lab
 from kernlab.kernel import build, source
-from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR, LABS_DIR, REPO
-
-
-def fake_kernel_makefile(sublevel: int, config: str, bzimage_recipe: list[str]) -> str:
-    """A stand-in kernel tree's Makefile: a version, tinyconfig writing `config`, and a bzImage target."""
-    recipe = "".join(f"\t{line}\n" for line in bzimage_recipe)
-    return (f"VERSION = 5\nPATCHLEVEL = 15\nSUBLEVEL = {sublevel}\nEXTRAVERSION =\n"
-            f"tinyconfig:\n\tprintf '{config}\\n' > $(O)/.config\nolddefconfig:\n\t@true\nbzImage:\n{recipe}")
-
-
-def fake_kernel_tree(root: Path, makefile: str) -> tuple[Path, Path]:
-    """(tree, kconfigs) under root: a stand-in kernel tree with this Makefile, and one fragment `one`
-    (CONFIG_SWAP=y)."""
-    tree, kconfigs = root / "tree", root / "kconfigs"
-    tree.mkdir()
-    (tree / "Makefile").write_text(makefile)
-    kconfigs.mkdir()
-    (kconfigs / "one.config").write_text("CONFIG_SWAP=y\n")
-    return tree, kconfigs
+from kernlab.paths import DEFAULT_LAB, KCONFIG_DIR
+from tests.common import LAB_515, LAB_ARM64, SHARED_TARBALL_515
 
 
 @pytest.fixture(scope="session")
@@ -65,13 +48,6 @@ def kernel_build_612(real_cache: Cache) -> build.KernelBuild:
     return build.build_kernel(used, lab.kernel, real_cache, KCONFIG_DIR)
 
 
-SHARED_TARBALL_515 = REPO.parent / "shared" / "kernels" / "linux-5.15.135.tar.xz"
-LAB_515 = LABS_DIR / "zram-swap-5.15.yaml"
-
-
-LAB_ARM64 = LABS_DIR / "zram-swap-arm64.yaml"
-
-
 @pytest.fixture(scope="session")
 def kernel_build_arm64(real_cache: Cache) -> build.KernelBuild:
     """The article's kernel on the article's architecture: 5.15.135 cross-built for arm64 (cached)."""
@@ -91,24 +67,3 @@ def kernel_build_515(real_cache: Cache) -> build.KernelBuild:
         pytest.skip(f"no 5.15 tarball at {SHARED_TARBALL_515} (../shared sits beside the repository in CI)")
     lab = load_lab(LAB_515)
     return build.build_kernel(source.fetch_source(lab.kernel, real_cache), lab.kernel, real_cache, KCONFIG_DIR)
-
-
-def default_lab_that_fits_612():
-    """The default lab with its shared-hog at 128 MiB instead of 160, for runs that include Debian's 6.12.
-
-    Measured on 2026-12-03 with the realistic kernel (kconfigs/mm.config: SMP, SLUB, memcg): on 6.12.118 the
-    160 MiB shared-hog (a fork whose child reads every page back) was OOM-killed in 192, 200 and 208 MiB guests
-    (free swap 226 of 393 MiB, 12,941 pages in the swap cache, all_unreclaimable), with or without its memcg,
-    while 6.1.192 completed it in 192 MiB; a 224 MiB guest did not swap at all. At 128 MiB 6.12 swaps
-    (pswpout 136,859) and every chain meets its expectation. The article's labs keep 160 MiB: on 6.1 and 5.15
-    the swap-cache path needs it (128 MiB gave 6.1 only 54 swap-cache hits)."""
-    from kernlab.config.lab import lab_as_dict, parse_lab
-
-    document = lab_as_dict(load_lab(DEFAULT_LAB))
-    for workload in document["workloads"]:
-        if workload["name"] == "shared-hog":
-            workload["memhog"]["size_mib"] = 128
-    # At 128 MiB the swap-cache path is rare (6.1: 54 hits a run): probe windows missed it on 6.1 (2026-12-03,
-    # pagein-swapcache did not hold), so these runs count every call (docs/evidence.md: what is sampled).
-    document["tracing"]["sample"] = None
-    return parse_lab(document, str(DEFAULT_LAB))

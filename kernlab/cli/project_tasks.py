@@ -33,13 +33,17 @@ def bench(ctx: Context, output: Path, kernel: str | None = None, cold: bool = Tr
     return figures
 
 
-# The tiers: --fast, no kernel build and no QEMU; the default, the fast tier and the end-to-end run of the kernel
-# the README's first command (`inv lab`) built; --all, everything (CI).
+# The tiers, chosen by the tests' marks: --fast, no kernel build and no QEMU (tests/unit and tests/recorded); the
+# default, the fast tier and the end-to-end run of the kernel the README's first command (`inv lab`) built; --all,
+# everything (CI), tests/vm's slow and vm tests too.
 FAST_TIER = "not slow and not vm"
 TIERS = {"fast": FAST_TIER, "default": f"({FAST_TIER}) or first_run", "all": None}
+
+
 def run_tests(fast: bool = False, expression: str | None = None, junit: str | None = None,
               everything: bool = False) -> int:
-    """pytest over tests/; real kernels come from the normal cache, and nothing reaches kernel.org."""
+    """pytest over tests/ (unit, recorded and vm); real kernels come from the normal cache, and nothing reaches
+    kernel.org."""
     if fast and everything:
         raise UsageError("--fast and --all: choose one tier")
     cmd = [sys.executable, "-m", "pytest", str(REPO / "tests")] + ([f"--junitxml={junit}"] if junit else [])

@@ -14,8 +14,9 @@ from kernlab.paths import REPO, TESTS_DIR
 
 # Faults injected: kills, hangs, panics and broken caches (test_faults), damaged evidence (test_histfile, test_seal,
 # test_reverify), and what must fail before a run starts (test_preflight).
-FAULT_SUITE = tuple(TESTS_DIR / name for name in ("test_faults.py", "test_histfile.py", "test_seal.py",
-                                                   "test_reverify.py", "test_preflight.py"))
+# Each in whichever tier directory holds it (tests/unit, tests/recorded, tests/vm).
+FAULT_SUITE = tuple(sorted(path for name in ("test_faults.py", "test_histfile.py", "test_seal.py", "test_reverify.py",
+                                             "test_preflight.py") for path in TESTS_DIR.glob(f"*/{name}")))
 
 
 def cache_entries(cache: Cache) -> set[str]:
@@ -52,7 +53,8 @@ def junit_counts(xml_text: str) -> dict[str, int]:
 
 
 def fault_suite_figures(cache: Cache) -> dict:
-    """Run tests/test_faults.py (slow tier included, on the given cache's kernels) and count what survived."""
+    """Run the fault suite (FAULT_SUITE: tests/*/test_faults.py and the others, slow tier included, on the given
+    cache's kernels) and count what survived."""
     entries_before, orphans_before = cache_entries(cache), qemu_orphans()
     with tempfile.TemporaryDirectory(prefix="kernlab-faults-") as scratch:
         report = Path(scratch) / "faults.xml"

@@ -187,7 +187,7 @@ def _check_totals(where: str, entries: _Entries, totals: dict[str, int]) -> None
     the hitcount, and only for an event that found or got an entry (one that did not is Dropped, not a hit).
     collect_tracing reads the file while the probes are still armed, and hist_trigger_show reads Hits after
     printing the entries: Hits is never less than their sum, and more only by the few events that came while
-    the file was printed (none in any recorded file: tests/test_histfile.py)."""
+    the file was printed (none in any recorded file: tests/recorded/test_histfile.py)."""
     if entries.count != totals["Entries"]:
         raise KernlabError(f"{where}: {entries.count:,} entries but Totals says Entries: {totals['Entries']:,}")
     if not entries.hits <= totals["Hits"] <= entries.hits + hits_while_printing(totals["Hits"]):
