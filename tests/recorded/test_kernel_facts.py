@@ -1,14 +1,5 @@
-"""What a chain is expected to do on a kernel follows from the chain specs' version facts, each written once with
-its mainline commit and release (labs/chains/*.yaml), not from version ranges in each lab:
-
-- 3222d8c2a7f8 "block: remove ->rw_page" (Christoph Hellwig; in "MM updates for 6.3-rc1", merged after v6.2)
-  took bdev_read_page(), bdev_write_page() and zram_rw_page() away: the article's chains hold up to 6.2 and
-  cannot from 6.3 on;
-- 49fd9b6df54e "mm/vmscan: fix a lot of comments" and a0d3374b0707 "mm/swap: convert __read_swap_cache_async()
-  to use a folio" (both 6.1): shrink_folio_list and filemap_get_folio > __filemap_get_folio, not on 6.0;
-- 82ca875d2549, ffb0a9e66562 and 6aa4b839e7a4 (zram, 6.4): zram_bvec_rw gone, __zram_bvec_{read,write} renamed;
-- c9bdf768dd93 "mm: convert swap_readpage() to swap_read_folio()" (6.8).
-"""
+"""The kernel facts of tests/unit/test_kernel_facts.py (each chain spec's version guards, with their mainline
+commits) held against recorded runs of 5.15.135, 6.1 and 6.12: each meets the default lab's expectations."""
 
 from __future__ import annotations
 
@@ -21,9 +12,7 @@ from kernlab.paths import DEFAULT_LAB
 from kernlab.results.folder import ResultsFolder
 from kernlab.verify.evidence import verify_results
 from tests.common import recorded_run
-
-RW_PAGE = "3222d8c2a7f8"
-RW_PAGE_CHAINS = ("pageout", "pagein-swapcache", "pagein-skip-swapcache", "article-pageout", "article-pagein")
+from tests.unit.test_kernel_facts import RW_PAGE, RW_PAGE_CHAINS
 
 
 @pytest.mark.parametrize("fixture", ["results-5.15.135-trees", "results-6.1-trees", "results-6.12-trees"])
