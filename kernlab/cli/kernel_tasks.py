@@ -17,7 +17,7 @@ from kernlab.guest.image import GuestImage, build_guest_image
 from kernlab.kernel import build, source
 from kernlab.paths import KCONFIG_DIR
 from kernlab.units import MIB
-from kernlab.vm import qemu as vm
+from kernlab.vm import qemu
 from kernlab.vm.hostclock import guest_clock_args
 from kernlab.vm.ssh import GuestSSH
 
@@ -121,18 +121,18 @@ def vm_boot(ctx: Context, kernel: str | None = None) -> int:
     """Interactive boot on this terminal; `inv vm.ssh` reaches it while it runs."""
     kernel_build = build_kernel(ctx, kernel=kernel)
     image = guest_image(ctx)
-    accel = vm.choose_accel(ctx.lab.vm, kernel_build.image, ctx.cache.dir("run"), ctx.cache.dir("accel"))
-    port = vm.free_port()
-    command = vm.qemu_command(ctx.lab.vm, kernel=kernel_build.image, initrd=image.path, ssh_port=port,
-                              accel=accel.accel, qmp_socket=ctx.cache.dir("run") / f"{ctx.lab.name}.qmp",
-                              clock_args=guest_clock_args(ctx.lab.vm.arch, accel.accel))
+    accel = qemu.choose_accel(ctx.lab.vm, kernel_build.image, ctx.cache.dir("run"), ctx.cache.dir("accel"))
+    port = qemu.free_port()
+    command = qemu.qemu_command(ctx.lab.vm, kernel=kernel_build.image, initrd=image.path, ssh_port=port,
+                                accel=accel.accel, qmp_socket=ctx.cache.dir("run") / f"{ctx.lab.name}.qmp",
+                                clock_args=guest_clock_args(ctx.lab.vm.arch, accel.accel))
     state = _vm_state_file(ctx)
     write_json_atomic(state, {"port": port, "client_key": str(image.keys.client_private),
                               "host_public": image.keys.host_public})
     ctx.console.print(f"booting ({accel.accel}: {accel.reason}); Ctrl-A X leaves; "
                       f"`inv vm.ssh --lab {ctx.lab_path} -- CMD` runs a command in it")
     try:
-        return vm.boot_interactive(command)
+        return qemu.boot_interactive(command)
     finally:
         state.unlink(missing_ok=True)
 
