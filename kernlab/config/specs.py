@@ -63,7 +63,7 @@ def _guard_from_release(guard: str, commit: KernelCommit) -> str | None:
             f"write '>= {commit.release}' (or '< {commit.release}' for the kernels before it)")
 
 
-class Variant(BaseModel):
+class ChainVariant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     kernel: str | None = None  # version guard, e.g. ">= 6.1"
     # Where a version guard comes from: required with `kernel`, whose bound is the commit's release.
@@ -84,7 +84,7 @@ class Variant(BaseModel):
         return guard
 
     @model_validator(mode="after")
-    def _cited(self) -> Variant:
+    def _cited(self) -> ChainVariant:
         if self.gone and self.kernel is None:
             raise ValueError("gone needs `kernel`: the releases that no longer have it")
         if self.kernel is not None and self.commit is None:
@@ -112,7 +112,7 @@ class ChainSpec(BaseModel):
     tree: str | None = None
     indirect: list[IndirectClaim] = Field(default_factory=list)
     absent: list[str] = Field(default_factory=list)
-    variants: list[Variant] = Field(default_factory=list)
+    variants: list[ChainVariant] = Field(default_factory=list)
     # Where a function graph of this chain starts (set_graph_function): a documented function called once per
     # page, so the graph shows the path and not every page fault or reclaim pass. Default: the first function.
     graph_root: str | None = None
@@ -160,7 +160,7 @@ class ChainSpec(BaseModel):
             rename.update(variant.rename)
             cited = f" ({variant.commit.cite()})" if variant.commit else ""
             notes += [f"{old} is {new} on {variant.applies_to()}{cited}" for old, new in variant.rename.items()]
-            if variant.commit is not None:  # a variant with `gone` has one (Variant._cited)
+            if variant.commit is not None:  # a variant with `gone` has one (ChainVariant._cited)
                 gone.update({name: GoneFunction(why, variant.commit.cite()) for name, why in variant.gone.items()})
         parsed = self.parsed(where or self.name, pointers)
         notes = parsed.notes() + notes

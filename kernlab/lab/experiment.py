@@ -14,7 +14,7 @@ from kernlab.results.schema import Manifest
 
 
 @dataclass(frozen=True)
-class Variant:
+class LabVariant:
     """One point of a sweep: its place in the cross product, the values it sets, and the lab it runs."""
 
     index: int
@@ -64,14 +64,14 @@ def _set_path(document: dict, path: str, value: Any, source: str) -> None:
     walk(document, 0, "")
 
 
-def expand_sweep(lab: Lab, source: str) -> list[Variant]:
+def expand_sweep(lab: Lab, source: str) -> list[LabVariant]:
     """The cross product of the lab's sweep, in declaration order (the last key varies fastest).
 
     Every variant is validated like a lab file, so a bad value names the sweep key and the value.
     A lab without a sweep is one variant: itself.
     """
     if not lab.sweep:
-        return [Variant(0, {}, lab.model_copy(update={"repeat": 1}))]
+        return [LabVariant(0, {}, lab.model_copy(update={"repeat": 1}))]
     base = lab_as_dict(lab)
     base["sweep"], base["repeat"] = {}, 1  # a variant's lab is one run of it
     paths = list(lab.sweep)
@@ -81,12 +81,12 @@ def expand_sweep(lab: Lab, source: str) -> list[Variant]:
         params = dict(zip(paths, values, strict=True))
         for path, value in params.items():
             _set_path(document, path, value, source)
-        variant = Variant(index, params, lab)
-        variants.append(Variant(index, params, parse_lab(document, f"{source}: sweep {variant.label}")))
+        variant = LabVariant(index, params, lab)
+        variants.append(LabVariant(index, params, parse_lab(document, f"{source}: sweep {variant.label}")))
     return variants
 
 
-def kernel_variants(lab: Lab, kernels: list[str], source: str) -> list[Variant]:
+def kernel_variants(lab: Lab, kernels: list[str], source: str) -> list[LabVariant]:
     """The same lab on each kernel ref: no fallback (each column is the kernel it names), and the lab's sha256
     only where the ref is the lab's own kernel (a tarball's comes from its SHA256SUMS, a release's from kernlab)."""
     if not kernels:
@@ -99,7 +99,7 @@ def kernel_variants(lab: Lab, kernels: list[str], source: str) -> list[Variant]:
                                                "sha256": lab.kernel.sha256 if ref == lab.kernel.version else None})
         document = lab_as_dict(lab) | {"kernel": kernel.model_dump(mode="json"), "sweep": {}, "matrix": [],
                                                "repeat": 1}
-        variants.append(Variant(index, {"kernel": ref}, parse_lab(document, f"{source}: matrix kernel {ref}")))
+        variants.append(LabVariant(index, {"kernel": ref}, parse_lab(document, f"{source}: matrix kernel {ref}")))
     return variants
 
 
@@ -123,7 +123,7 @@ def parse_shard(text: str) -> Shard:
     return Shard(int(match[1]), int(match[2]))
 
 
-def select_shard(variants: list[Variant], shard: Shard | None) -> list[Variant]:
+def select_shard(variants: list[LabVariant], shard: Shard | None) -> list[LabVariant]:
     return [v for v in variants if shard is None or shard.holds(v.index)]
 
 

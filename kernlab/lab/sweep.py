@@ -11,7 +11,7 @@ from kernlab.cache import Cache
 from kernlab.config.lab import Lab
 from kernlab.errors import KernlabError
 from kernlab.lab import experiment, preflight
-from kernlab.lab.experiment import Shard, Variant
+from kernlab.lab.experiment import LabVariant, Shard
 from kernlab.lab.run import run_lab
 from kernlab.probes.live import LiveFeed
 from kernlab.report import render
@@ -50,7 +50,7 @@ def run_repeats(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, k
     in repeat-1..N, their aggregate, and a comparison of them."""
     if lab.repeat < 2:
         raise KernlabError(f"{lab_path}: repeat: {lab.repeat}: a repeat set needs 2 or more runs (`inv lab` runs one)")
-    variant = Variant(0, {}, lab.model_copy(update={"repeat": 1, "sweep": {}}))
+    variant = LabVariant(0, {}, lab.model_copy(update={"repeat": 1, "sweep": {}}))
     command = f"inv lab --lab {lab_path}" + (f" --kernel {kernel}" if kernel else "") + _repeat_flag(lab)
     return _run_variants(lab, lab_path, [variant], cache, results_root, "repeats", command, shard=None, kernel=kernel,
                          notify=notify, live=live)
@@ -60,7 +60,7 @@ def _repeat_flag(lab: Lab) -> str:
     return f" --repeat {lab.repeat}" if lab.repeat > 1 else ""
 
 
-def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cache, results_root: Path, kind: str,
+def _run_variants(lab: Lab, lab_path: Path, variants: list[LabVariant], cache: Cache, results_root: Path, kind: str,
                   command: str, *, shard: Shard | None, notify: Callable[[str], None],
                   kernel: str | None = None, live: LiveFeed | None = None) -> tuple[Path, list[SweepVariant]]:
     for variant in variants:  # every variant's chain specs, before the first one builds anything
@@ -95,7 +95,7 @@ def _run_variants(lab: Lab, lab_path: Path, variants: list[Variant], cache: Cach
     return folder, outcomes
 
 
-def _run_variant(variant: Variant, entry: SweepVariant, count: int, lab: Lab, lab_path: Path, cache: Cache,
+def _run_variant(variant: LabVariant, entry: SweepVariant, count: int, lab: Lab, lab_path: Path, cache: Cache,
                  folder: Path, command: str, kernel: str | None, notify: Callable[[str], None],
                  live: LiveFeed | None) -> None:
     """A variant's runs (one, or lab.repeat into repeat-1..N beside their aggregate.json), recorded in entry."""
