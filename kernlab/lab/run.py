@@ -4,7 +4,6 @@ collection, verification), each recorded in the results folder as it ends."""
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,9 +49,6 @@ from kernlab.verify.evidence import verify_results
 from kernlab.vm.qemu import qemu_version
 from kernlab.vm.session import GuestSession, guest_session
 
-log = logging.getLogger(__name__)
-
-
 
 def record_boot(session: GuestSession, lab: Lab, kernel_version: str, folder: ResultsFolder, manifest: Manifest,
                 notify: Callable[[str], None]) -> None:
@@ -81,7 +77,6 @@ class LabRun:
 
     lab: Lab
     cache: Cache
-    folder: ResultsFolder
     recorder: RunRecorder
     outcome: LabOutcome
     notify: Callable[[str], None]
@@ -89,6 +84,10 @@ class LabRun:
     source: KernelSource | None = None
     kernel_build: build.KernelBuild | None = None
     image: GuestImage | None = None
+
+    @property
+    def folder(self) -> ResultsFolder:
+        return self.recorder.folder
 
     @property
     def manifest(self) -> Manifest:
@@ -233,8 +232,7 @@ def run_lab(lab: Lab, lab_path: Path, cache: Cache, results_root: Path, *, kerne
     (Ctrl-C, SIGTERM), each with the folder.
     """
     recorder = _start(lab, lab_path, results_root, results_dir, kernel, command, extra, notify)
-    run = LabRun(lab, cache, recorder.folder, recorder, LabOutcome(recorder.folder.path, recorder.manifest),
-                 notify, live)
+    run = LabRun(lab, cache, recorder, LabOutcome(recorder.folder.path, recorder.manifest), notify, live)
     try:
         with recorder.step("kernel"):
             kernel_step(run, kernel, pins)
