@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kernlab.arch import by_name
 from kernlab.config.lab import Lab
+from kernlab.config.specs import ResolvedChain
 from kernlab.frames import base_name, traceable_symbols
 from kernlab.probes import graphwindow, probewindows
 from kernlab.probes.kprobes import (
@@ -26,12 +27,11 @@ from kernlab.verify.evidence import lab_chains
 from kernlab.vm.session import GuestSession
 
 
-def probe_set(lab: Lab, kernel_version: str, traceable: dict[str, str]) -> ProbeSet:
+def probe_set(lab: Lab, resolved_chains: list[ResolvedChain], traceable: dict[str, str]) -> ProbeSet:
     """Full stacks at each chain's leaves, and only the return address at the chain's other traceable
     functions (the cheap evidence that proves a tail call)."""
     leaves: list[str] = []
     others: list[str] = []
-    resolved_chains = [resolved for resolved, _ in lab_chains(lab, kernel_version)]
     for resolved in resolved_chains:
         leaves += resolved.probe_leaves(lambda name: name in traceable)
         others += resolved.functions()
@@ -59,7 +59,8 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str, config: 
     available = session.run(f"cat {TRACEFS}/available_filter_functions", timeout=60).stdout
     folder.write_file("trace/available_filter_functions", available)
     traceable = traceable_symbols(available)
-    probes = probe_set(lab, kernel_version, traceable)
+    chains = [resolved for resolved, _ in lab_chains(lab, kernel_version)]  # the specs read once
+    probes = probe_set(lab, chains, traceable)
     if lab.tracing.sample:
         probes.armed_why = probewindows.windows_missing(config.read_text())
         if probes.armed_why is None:
@@ -79,7 +80,6 @@ def setup_tracing(session: GuestSession, lab: Lab, kernel_version: str, config: 
     if not lab.tracing.graph.enabled:
         return probes, EvidenceWindows(session, lab, probes, None, folder) if probes.armed == "windows" else None
     spec = lab.tracing.graph
-    chains = [resolved for resolved, _ in lab_chains(lab, kernel_version)]
     roots = spec.roots or graphwindow.chain_roots(chains)
     symbols, not_traced = graphwindow.graph_symbols(roots, traceable)
     recorded = (graphwindow.recorded_symbols(chains, symbols, spec.functions, traceable)
