@@ -41,9 +41,9 @@ def _line(line: TreeLine, verdict: Verdict, evidence: str, *, function: str | No
           indirect: dict | None = None) -> LineRecord:
     """One documented line with its verdict: hits are stacks that prove the path from the root down to it (None:
     nothing on a stack can show this line: an annotation, a static proof, a missing function)."""
-    label = "not a function: annotation" if verdict == "annotation" else verdict_label(verdict, into)
     return LineRecord(number=line.number, depth=line.depth, text=line.text, function=function, verdict=verdict,
-                      label=label, evidence=evidence, hits=hits, by_task=by_task or {}, into=into, indirect=indirect)
+                      label=verdict_label(verdict, into), evidence=evidence, hits=hits, by_task=by_task or {},
+                      into=into, indirect=indirect)
 
 
 def shown_text(text: str, function: str | None) -> str:
