@@ -91,10 +91,6 @@ class LabOutcome:
 
     @property
     def expectations_met(self) -> bool:
-        return self.ok
-
-    @property
-    def ok(self) -> bool:
         """Every chain as the lab expects, and branch counts taken when the lab asked for them."""
         return all(chain.expectation_met() for chain in self.chains) and (
             self.branches is None or self.branches.available)
